@@ -1,0 +1,205 @@
+"""CrossFormer configurations: the config dataclass, the named variants, and the official-kwargs bridge.
+
+Pure Python (no torch): the app, the NumPy reference and the tests can read configs without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
+
+#: ImageNet normalisation used by every official config (timm IMAGENET_DEFAULT_*).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class CrossFormerConfig:
+    """Everything that shapes a CrossFormer. Defaults are CrossFormer-T (ICLR 2022).
+
+    Lists are per stage (4 stages). ``interval=None`` is the v1 code's LDA rule (the stride between
+    members is ``⌈H_i/G⌉``, so one group spans the whole map); a tuple is the v2 code's explicit ``I``
+    with padding and key mask (SPEC §4.2–§4.3).
+    """
+
+    embed_dim: int = 64                                   # D; stage i has C_i = D·2^i channels
+    depths: tuple[int, ...] = (1, 1, 8, 6)                # blocks per stage
+    num_heads: tuple[int, ...] = (2, 4, 8, 16)            # heads per stage
+    group_size: tuple[int, ...] = (7, 7, 7, 7)            # G per stage
+    interval: tuple[int, ...] | None = None               # I per stage (v2) or None (v1: I = ⌈H_i/G⌉)
+    mlp_ratio: tuple[float, ...] = (4.0, 4.0, 4.0, 4.0)   # MLP hidden = C · ratio
+    patch_kernels: tuple[int, ...] = (4, 8, 16, 32)       # CEL kernels; stride = patch_kernels[0]
+    merge_kernels: tuple[tuple[int, ...], ...] = ((2, 4), (2, 4), (2, 4))  # cross-scale merges
+    use_acl: bool = False                                 # CrossFormer++ activation cooling layers
+    in_chans: int = 3
+    num_classes: int = 1000
+    qkv_bias: bool = True
+    qk_scale: float | None = None                         # None → head_dim ** -0.5
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    img_size: int = 224                                   # nominal size (FLOP counts, docs); any size runs
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    class_names: tuple[str, ...] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.depths)
+        for name in ("num_heads", "group_size", "mlp_ratio"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} needs {n} entries (one per stage), got {getattr(self, name)}")
+        if self.interval is not None and len(self.interval) != n:
+            raise ValueError(f"interval needs {n} entries, got {self.interval}")
+        if len(self.merge_kernels) != n - 1:
+            raise ValueError(f"merge_kernels needs {n - 1} entries, got {self.merge_kernels}")
+        for i, h in enumerate(self.num_heads):
+            if self.stage_dim(i) % h:
+                raise ValueError(f"stage {i}: {self.stage_dim(i)} channels do not split into {h} heads")
+        if any(k % 2 != self.stride % 2 for k in self.patch_kernels):
+            raise ValueError("CEL kernels must share the stride's parity so every scale has the same size")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+    @property
+    def stride(self) -> int:
+        """CEL stride (official ``patch_size[0]``)."""
+        return self.patch_kernels[0]
+
+    @property
+    def code_version(self) -> str:
+        """``"v1"`` (implicit LDA interval) or ``"v2"`` (explicit interval, padding and mask)."""
+        return "v1" if self.interval is None else "v2"
+
+    def stage_dim(self, i: int) -> int:
+        return self.embed_dim * 2 ** i
+
+    def stage_interval(self, i: int) -> int | None:
+        return None if self.interval is None else self.interval[i]
+
+    def acl_blocks(self, stage: int) -> tuple[int, ...]:
+        """Blocks of a stage that end in an activation cooling layer: ``(j+1) % 3 == 0 and j < L−1``."""
+        L = self.depths[stage]
+        return tuple(j for j in range(L) if self.use_acl and (j + 1) % 3 == 0 and j < L - 1)
+
+    def replace(self, **changes: Any) -> "CrossFormerConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("class_names")
+        return d
+
+
+def split_channels(total: int, n: int) -> list[int]:
+    """Channel share of each kernel of a cross-scale layer (SPEC §2–§3).
+
+    Kernel ``i < n−1`` gets ``total / 2^(i+1)``, the last gets ``total / 2^(n−1)``: 64 → [32, 16, 8, 8].
+    """
+    return [total // 2 ** (i + 1) for i in range(n - 1)] + [total // 2 ** (n - 1)]
+
+
+# ---- named variants -----------------------------------------------------------------------------
+_PP = dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1), use_acl=True)
+
+VARIANTS: dict[str, CrossFormerConfig] = {
+    # CrossFormer (ICLR 2022), v1 code: G = 7, LDA interval implicit (= H_i / G).
+    "crossformer_t": CrossFormerConfig(64, (1, 1, 8, 6), (2, 4, 8, 16), drop_path_rate=0.1),
+    "crossformer_s": CrossFormerConfig(96, (2, 2, 6, 2), (3, 6, 12, 24), drop_path_rate=0.2),
+    "crossformer_b": CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3),
+    "crossformer_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5),
+    # CrossFormer++ (TPAMI 2023), v2 code: progressive group size, explicit interval, ACL.
+    "crossformer_pp_s": CrossFormerConfig(64, (2, 2, 18, 2), (2, 4, 8, 16), drop_path_rate=0.2, **_PP),
+    "crossformer_pp_b": CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3, **_PP),
+    "crossformer_pp_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
+    "crossformer_pp_h": CrossFormerConfig(128, (6, 6, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
+    # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md).
+    "crossformer_demo": CrossFormerConfig(32, (2, 2, 2, 2), (1, 2, 4, 8), group_size=(7, 7, 7, 7),
+                                          interval=(8, 4, 2, 1), num_classes=25),
+}
+
+#: Human names and the paper each variant comes from.
+VARIANT_INFO: dict[str, str] = {
+    "crossformer_t": "CrossFormer-T (ICLR 2022)",
+    "crossformer_s": "CrossFormer-S (ICLR 2022)",
+    "crossformer_b": "CrossFormer-B (ICLR 2022)",
+    "crossformer_l": "CrossFormer-L (ICLR 2022)",
+    "crossformer_pp_s": "CrossFormer++-S (TPAMI 2023)",
+    "crossformer_pp_b": "CrossFormer++-B (TPAMI 2023)",
+    "crossformer_pp_l": "CrossFormer++-L (TPAMI 2023)",
+    "crossformer_pp_h": "CrossFormer++-H (TPAMI 2023)",
+    "crossformer_demo": "CrossFormer demo (this project, Navon figures)",
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`crossformer.create_model`."""
+    return list(VARIANTS)
+
+
+def get_config(name: str, **overrides: Any) -> CrossFormerConfig:
+    """The config of a named variant, with field overrides (``num_classes=10``, ``interval=(…)``)."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
+    return replace(VARIANTS[name], **_normalise(overrides))
+
+
+def _normalise(kw: Mapping[str, Any]) -> dict[str, Any]:
+    """Lists → tuples so configs stay hashable and comparable."""
+    out: dict[str, Any] = {}
+    for k, v in kw.items():
+        if isinstance(v, list):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        out[k] = v
+    return out
+
+
+# ---- official constructor kwargs ------------------------------------------------------------------
+_UNSUPPORTED = {  # official kwarg: the only value every released config uses
+    "ape": False, "patch_norm": True, "use_cpe": False, "group_type": "constant", "pad_type": 0,
+    "no_mask": False, "adaptive_interval": False,
+}
+
+
+def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> CrossFormerConfig:
+    """Translate the official ``CrossFormer(**kwargs)`` arguments (as in the vector sidecars).
+
+    ``code_version="v1"``: LDA interval implicit (= H_i/G), scalar ``mlp_ratio``, no ACL.
+    ``code_version="v2"``: explicit ``crs_interval`` with padding + mask, per-stage ``mlp_ratio``, ACL.
+    """
+    if code_version not in ("v1", "v2"):
+        raise ValueError(f"code_version must be 'v1' or 'v2', got {code_version!r}")
+    for key, only in _UNSUPPORTED.items():
+        if key in kwargs and kwargs[key] != only:
+            raise NotImplementedError(f"official option {key}={kwargs[key]!r} is not supported "
+                                      f"(every released config uses {only!r})")
+    depths = tuple(kwargs.get("depths", (2, 2, 6, 2)))
+    n = len(depths)
+    ratio = kwargs.get("mlp_ratio", 4.0)
+    ratios = tuple(float(r) for r in ratio) if isinstance(ratio, (list, tuple)) else (float(ratio),) * n
+    interval = None
+    if code_version == "v2":
+        interval = tuple(int(i) for i in kwargs.get("crs_interval", (8, 4, 2, 1)))
+    patch = tuple(kwargs.get("patch_size", (4, 8, 16, 32)))
+    merges = tuple(tuple(m) for m in kwargs.get("merge_size", ((2, 4),) * (n - 1)))
+    img = kwargs.get("img_size", 224)
+    return CrossFormerConfig(
+        embed_dim=int(kwargs.get("embed_dim", 96)),
+        depths=depths,
+        num_heads=tuple(kwargs.get("num_heads", (3, 6, 12, 24))),
+        group_size=tuple(kwargs.get("group_size", (7, 7, 7, 7))),
+        interval=interval,
+        mlp_ratio=ratios,
+        patch_kernels=patch,
+        merge_kernels=merges,
+        use_acl=bool(kwargs.get("use_acl", False)) and code_version == "v2",
+        in_chans=int(kwargs.get("in_chans", 3)),
+        num_classes=int(kwargs.get("num_classes", 1000)),
+        qkv_bias=bool(kwargs.get("qkv_bias", True)),
+        qk_scale=kwargs.get("qk_scale"),
+        drop_rate=float(kwargs.get("drop_rate", 0.0)),
+        attn_drop_rate=float(kwargs.get("attn_drop_rate", 0.0)),
+        drop_path_rate=float(kwargs.get("drop_path_rate", 0.0)),
+        img_size=int(img[0] if isinstance(img, (list, tuple)) else img),
+    )

@@ -1,0 +1,461 @@
+"""CrossFormer and CrossFormer++ in one readable file (Wang et al., ICLR 2022 / TPAMI 2023).
+
+Top-down: cross-scale embedding → dynamic position bias → group attention → block → stage → model.
+Parameter names are the official ones, so official checkpoints load strictly. Group geometry (SDA
+windows, LDA strided groups, padding, masks) comes from :mod:`crossformer.geometry` and is derived at
+forward time for whatever input size arrives; the numbers the forward pass used can be handed back as a
+:class:`~crossformer.trace.Trace` (opt-in, passed down the call, nothing stored on modules).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CrossFormerConfig, split_channels
+from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, relative_position_index
+from .trace import BlockTrace, EmbeddingTrace, Trace, readonly
+
+log = logging.getLogger(__name__)
+
+HW = tuple[int, int]
+
+MIN_INPUT_SIDE = 32   # four stages of stride 4·2·2·2 need at least one token at the end
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """Detached float32 CPU numpy copy, read-only."""
+    return readonly(t.detach().to("cpu", torch.float32).numpy().copy())
+
+
+def tokens_to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
+    """``(B, H·W, C)`` tokens → ``(B, C, H, W)`` map."""
+    B, L, C = x.shape
+    return x.transpose(1, 2).reshape(B, C, *hw)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` map → ``(B, H·W, C)`` tokens (row-major ``t = h·W + w``)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class _Recorder:
+    """Collects trace pieces during one ``forward_trace`` call. Lives only for that call."""
+
+    def __init__(self) -> None:
+        self.embeddings: list[EmbeddingTrace] = []
+        self.blocks: list[list[BlockTrace]] = []
+        self.attn: dict[str, np.ndarray] = {}
+        self.stage_hw: list[HW] = []
+        self.stage_outputs: list[np.ndarray] = []
+
+    def embedding(self, layer: "CrossScaleEmbedding | PatchMerging", in_hw: HW, out_hw: HW,
+                  per_kernel: Sequence[torch.Tensor], output: torch.Tensor) -> None:
+        self.embeddings.append(EmbeddingTrace(
+            kernels=tuple(layer.kernels), channels=tuple(layer.channels), stride=layer.stride,
+            paddings=tuple((k - layer.stride) // 2 for k in layer.kernels), input_hw=in_hw,
+            output_hw=out_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output)))
+
+
+# ---- cross-scale embedding ----------------------------------------------------------------------
+class CrossScaleEmbedding(nn.Module):
+    """CEL (SPEC §2): convs with kernels 4/8/16/32, all stride 4, concatenated, then LayerNorm.
+
+    Padding ``(k − 4)/2`` gives every kernel the same ``⌊H/4⌋ × ⌊W/4⌋`` output, so each token sees
+    the same location at four scales; channels ``D/2, D/4, D/8, D/8`` favour the fine kernels.
+    """
+
+    def __init__(self, in_chans: int, dim: int, kernels: Sequence[int], norm: bool = True) -> None:
+        super().__init__()
+        self.kernels = list(kernels)
+        self.stride = kernels[0]
+        self.channels = split_channels(dim, len(kernels))
+        self.projs = nn.ModuleList(
+            nn.Conv2d(in_chans, c, k, stride=self.stride, padding=(k - self.stride) // 2)
+            for k, c in zip(self.kernels, self.channels))
+        self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
+        """``(B, 3, H, W)`` → tokens ``(B, H/4·W/4, D)`` and their grid ``(H/4, W/4)``."""
+        outs = [proj(x) for proj in self.projs]                # each (B, c_k, H/4, W/4)
+        hw = tuple(outs[0].shape[-2:])
+        y = self.norm(map_to_tokens(torch.cat(outs, dim=1)))    # (B, L, D)
+        if rec is not None:
+            rec.embedding(self, tuple(x.shape[-2:]), hw, outs, y)
+        return y, hw
+
+
+class PatchMerging(nn.Module):
+    """Cross-scale merge between stages (SPEC §3): LayerNorm, then convs 2×2 and 4×4 (stride 2), concat.
+
+    ``C`` channels in, ``2C`` out (``C`` from each kernel); the map halves (floor, as the convs give).
+    """
+
+    def __init__(self, dim: int, out_dim: int, kernels: Sequence[int] = (2, 4)) -> None:
+        super().__init__()
+        self.kernels = list(kernels)
+        self.stride = 2
+        self.channels = split_channels(out_dim, len(kernels))
+        # registration order matches the official state_dict: reductions.*, then norm.*
+        self.reductions = nn.ModuleList(
+            nn.Conv2d(dim, c, k, stride=self.stride, padding=(k - self.stride) // 2)
+            for k, c in zip(self.kernels, self.channels))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
+        """``(B, H·W, C)`` → ``(B, ⌊H/2⌋·⌊W/2⌋, 2C)``."""
+        m = tokens_to_map(self.norm(x), hw)                    # (B, C, H, W)
+        outs = [red(m) for red in self.reductions]              # each (B, c_k, H/2, W/2)
+        y = map_to_tokens(torch.cat(outs, dim=1))               # (B, L/4, 2C)
+        out_hw = tuple(outs[0].shape[-2:])
+        if rec is not None:
+            rec.embedding(self, hw, out_hw, outs, y)
+        return y, out_hw
+
+
+# ---- dynamic position bias ----------------------------------------------------------------------
+class DynamicPositionBias(nn.Module):
+    """DPB (SPEC §4.4): an MLP from a relative offset ``(Δh, Δw)`` to one bias per head.
+
+    ``Linear(2, P) → [LN, ReLU, Linear(P, P)] × 2 → [LN, ReLU, Linear(P, heads)]`` with ``P = C/16``.
+    Its parameters do not depend on G, so the same weights give a bias table for any group size.
+    """
+
+    def __init__(self, pos_dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.pos_dim, self.num_heads = pos_dim, num_heads
+        self.pos_proj = nn.Linear(2, pos_dim)
+        # ReLU not in place: attribution methods (captum) re-run modules and need intact inputs.
+        self.pos1 = nn.Sequential(nn.LayerNorm(pos_dim), nn.ReLU(), nn.Linear(pos_dim, pos_dim))
+        self.pos2 = nn.Sequential(nn.LayerNorm(pos_dim), nn.ReLU(), nn.Linear(pos_dim, pos_dim))
+        self.pos3 = nn.Sequential(nn.LayerNorm(pos_dim), nn.ReLU(), nn.Linear(pos_dim, num_heads))
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        """``(M, 2)`` offsets → ``(M, heads)`` biases."""
+        return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
+
+    def table(self, group_size: int, device: torch.device | None = None,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Bias over the mother set of offsets of a ``G × G`` group: ``((2G−1)², heads)``, Δh-major."""
+        device = device or self.pos_proj.weight.device
+        return self(torch.from_numpy(dpb_offsets(group_size).copy()).to(device, dtype))
+
+
+# ---- attention over groups ------------------------------------------------------------------------
+class GroupAttention(nn.Module):
+    """Multi-head self-attention inside each SDA/LDA group, with DPB and padding mask (SPEC §4.1).
+
+    ``logits = scale·q·kᵀ + DPB + mask``, softmax over keys, then ``proj``. Two paths compute it: the
+    fused :func:`torch.nn.functional.scaled_dot_product_attention` (default) and an explicit softmax that
+    the trace reads. The DPB table is cached per group size in eval mode without grad and recomputed
+    whenever the DPB weights change.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, qk_scale: float | None = None,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        self.dim, self.num_heads = dim, num_heads
+        self.head_dim = dim // num_heads
+        self.scale = qk_scale or self.head_dim ** -0.5
+        self.pos = DynamicPositionBias((dim // 4) // 4, num_heads)   # official: DPB(dim // 4) with P = dim // 4
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.fused = True                        # use SDPA when not tracing
+        self._cache: dict[tuple, object] = {}   # derived tensors only (DPB table/bias, index maps)
+
+    # -- cached derived tensors --
+    def position_bias(self, G: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """DPB table ``((2G−1)², heads)`` and expanded bias ``(heads, G², G²)``.
+
+        Cached per (G, device, dtype) in eval mode without grad; the key carries the DPB parameters'
+        version counters, so loading new weights (an in-place copy) invalidates it.
+        """
+        cacheable = not self.training and not torch.is_grad_enabled()
+        key = ("dpb", G, device, dtype)
+        version = tuple((p.data_ptr(), p._version) for p in self.pos.parameters())
+        hit = self._cache.get(key) if cacheable else None
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2]
+        table = self.pos.table(G, device, dtype)                                     # ((2G−1)², heads)
+        index = self._index(("rel", G), lambda: relative_position_index(G), device)  # (N, N)
+        bias = table[index.reshape(-1)].reshape(G * G, G * G, -1).permute(2, 0, 1).contiguous()  # (heads, N, N)
+        if cacheable:
+            self._cache[key] = (version, table, bias)
+        return table, bias
+
+    def _index(self, key: tuple, make, device: torch.device) -> torch.Tensor:
+        full = key + (device,)
+        t = self._cache.get(full)
+        if t is None:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            t = torch.from_numpy(np.asarray(make()).copy()).to(device)
+            self._cache[full] = t
+        return t
+
+    def forward(self, x: torch.Tensor, layout: GroupLayout, rec: _Recorder | None = None,
+                block: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """``(B, H·W, C)`` normalised tokens → ``(B, H·W, C)`` attention output."""
+        B, L, C = x.shape
+        nG, N, G = layout.num_groups, layout.group_tokens, layout.group_size
+        h, d = self.num_heads, self.head_dim
+        lk = (layout.kind, layout.feature_hw, G, layout.interval)
+        gather = self._index(("gather",) + lk, lambda: layout.gather_index, x.device)    # (nG·N,)
+        scatter = self._index(("scatter",) + lk, lambda: layout.slot_of_token, x.device)  # (L,)
+
+        # group: pad with a zero row, read members in group order
+        xg = torch.cat([x, x.new_zeros(B, 1, C)], dim=1).index_select(1, gather)  # (B, nG·N, C)
+        qkv = self.qkv(xg).reshape(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5)    # (3, B, nG, h, N, d)
+        q, k, v = qkv.unbind(0)                                                     # (B, nG, h, N, d)
+
+        table, bias = self.position_bias(G, x.device, x.dtype)                     # (h, N, N)
+        mask = None
+        if layout.is_padded:
+            pad = self._index(("pad",) + lk, lambda: layout.key_padding, x.device)  # (nG, N) bool
+            mask = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, NEG_INF)
+            mask = mask[:, None, None, :]                                            # (nG, 1, 1, N)
+
+        if rec is None and self.fused:
+            attn_mask = bias if mask is None else bias + mask                        # (h|nG, h, N, N)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask.to(q.dtype),
+                dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale)
+        else:
+            content = (q * self.scale) @ k.transpose(-2, -1)                         # (B, nG, h, N, N)
+            logits = content + bias
+            if mask is not None:
+                logits = logits + mask
+            attn = logits.softmax(dim=-1)
+            if rec is not None:
+                rec.attn.update(content=_np(content), attention=_np(attn), table=_np(table), bias=_np(bias))
+            out = self.attn_drop(attn) @ v                                           # (B, nG, h, N, d)
+
+        out = out.permute(0, 1, 3, 2, 4).reshape(B, nG * N, C)   # heads back to channels h·d + e
+        out = out.index_select(1, scatter)                        # ungroup, drop padding: (B, L, C)
+        return self.proj_drop(self.proj(out))
+
+
+# ---- block ------------------------------------------------------------------------------------------
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity in eval)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Mlp(nn.Module):
+    """``Linear(C, rC) → GELU → Linear(rC, C)``."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class CrossFormerBlock(nn.Module):
+    """``x += Attn(group(LN(x)))``; ``x += MLP(LN(x))``; [CrossFormer++ ACL: ``x = LN(DWConv3×3(x))``].
+
+    ``kind`` is the configured attention (``"sda"`` for even, ``"lda"`` for odd blocks); the layout it
+    really uses is planned per input size (a map that fits in one group becomes global SDA).
+    """
+
+    def __init__(self, dim: int, num_heads: int, group_size: int, interval: int | None, kind: str,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, acl: bool = False) -> None:
+        super().__init__()
+        self.dim, self.num_heads = dim, num_heads
+        self.group_size, self.interval, self.kind = group_size, interval, kind
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = GroupAttention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.has_acl = acl
+        if acl:  # registered here so their keys sit between attn.* and norm2.* as in the official file
+            self.ex_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+            self.ex_ln = nn.LayerNorm(dim)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def layout(self, hw: HW) -> GroupLayout:
+        """The grouping this block uses on an ``H × W`` map (cached per size in geometry)."""
+        return plan_layout(self.kind, hw, self.group_size, self.interval)
+
+    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None,
+                where: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """``(B, H·W, C)`` → ``(B, H·W, C)``."""
+        layout = self.layout(hw)
+        x = x + self.drop_path(self.attn(self.norm1(x), layout, rec))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        if self.has_acl:
+            x = self.ex_ln(map_to_tokens(self.ex_conv(tokens_to_map(x, hw))))     # replaces x, no skip
+        if rec is not None:
+            a = rec.attn
+            rec.blocks[-1].append(BlockTrace(
+                stage=where[0], index=where[1], dim=self.dim, heads=self.num_heads,
+                scale=float(self.attn.scale), layout=layout, content=a["content"],
+                attention=a["attention"], dpb_table=a["table"], dpb_bias=a["bias"],
+                output=_np(x), has_acl=self.has_acl))
+        return x
+
+
+class CrossFormerStage(nn.Module):
+    """Blocks of one stage, an identity tap on its output map, then (stages 0–2) a cross-scale merge.
+
+    ``feature_map`` is an ``nn.Identity`` that sees the stage output as ``(B, C, H, W)``: a ready target
+    layer for Grad-CAM and captum (no reshapes to guess). It holds no parameters.
+    """
+
+    def __init__(self, stage: int, cfg: CrossFormerConfig, drop_paths: Sequence[float]) -> None:
+        super().__init__()
+        dim = cfg.stage_dim(stage)
+        acl = set(cfg.acl_blocks(stage))
+        self.stage = stage
+        self.blocks = nn.ModuleList(
+            CrossFormerBlock(dim, cfg.num_heads[stage], cfg.group_size[stage], cfg.stage_interval(stage),
+                             block_kind(j), cfg.mlp_ratio[stage], cfg.qkv_bias, cfg.qk_scale,
+                             cfg.drop_rate, cfg.attn_drop_rate, drop_paths[j], acl=j in acl)
+            for j in range(cfg.depths[stage]))
+        self.downsample = (PatchMerging(dim, 2 * dim, cfg.merge_kernels[stage])
+                           if stage < cfg.num_stages - 1 else None)
+        self.feature_map = nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None
+                ) -> tuple[torch.Tensor, HW, torch.Tensor]:
+        """``(B, H·W, C)`` → (next stage tokens, their grid, this stage's output map ``(B, C, H, W)``)."""
+        if rec is not None:
+            rec.blocks.append([])
+        for j, blk in enumerate(self.blocks):
+            x = blk(x, hw, rec, (self.stage, j))
+        fmap = self.feature_map(tokens_to_map(x, hw))      # (B, C, H, W)
+        x = map_to_tokens(fmap)
+        if rec is not None:
+            rec.stage_hw.append(hw)
+            rec.stage_outputs.append(_np(x))
+        if self.downsample is not None:
+            x, hw = self.downsample(x, hw, rec)
+        return x, hw, fmap
+
+
+# ---- the model ---------------------------------------------------------------------------------------
+class CrossFormer(nn.Module):
+    """CrossFormer / CrossFormer++ classifier for any input size ``H, W ≥ 32``.
+
+    ``forward = forward_head(forward_features(x))``; ``forward_intermediates`` gives the four stage maps
+    (NCHW); ``forward_trace`` gives a :class:`~crossformer.trace.Trace` of everything computed.
+    """
+
+    def __init__(self, cfg: CrossFormerConfig | None = None, **overrides) -> None:
+        super().__init__()
+        cfg = (cfg or CrossFormerConfig()).replace(**overrides) if overrides else (cfg or CrossFormerConfig())
+        self.cfg = cfg
+        self.num_classes = cfg.num_classes
+        self.patch_embed = CrossScaleEmbedding(cfg.in_chans, cfg.embed_dim, cfg.patch_kernels)
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        total = sum(cfg.depths)
+        dpr = np.linspace(0, cfg.drop_path_rate, total).tolist()            # stochastic depth per block
+        starts = np.cumsum([0, *cfg.depths])
+        self.layers = nn.ModuleList(
+            CrossFormerStage(i, cfg, dpr[starts[i]:starts[i + 1]]) for i in range(cfg.num_stages))
+        self.num_features = cfg.stage_dim(cfg.num_stages - 1)
+        self.norm = nn.LayerNorm(self.num_features)
+        self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+
+    # -- switches --
+    def set_fused_attention(self, enabled: bool) -> "CrossFormer":
+        """Choose SDPA (``True``, default) or the explicit softmax path for plain forwards."""
+        for m in self.modules():
+            if isinstance(m, GroupAttention):
+                m.fused = enabled
+        return self
+
+    # -- forward pieces --
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.cfg.in_chans:
+            raise ValueError(f"expected input (B, {self.cfg.in_chans}, H, W), got {tuple(x.shape)}")
+        if min(x.shape[-2:]) < MIN_INPUT_SIDE:
+            raise ValueError(f"input sides must be ≥ {MIN_INPUT_SIDE} pixels, got {tuple(x.shape[-2:])}")
+
+    def _run(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Input → final-norm tokens ``(B, L_3, C_3)`` and the four stage maps."""
+        self._check_input(x)
+        x, hw = self.patch_embed(x, rec)
+        x = self.pos_drop(x)
+        maps = []
+        for layer in self.layers:
+            x, hw, fmap = layer(x, hw, rec)
+            maps.append(fmap)
+        return self.norm(x), maps
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` → ``(B, C_3, H_3, W_3)`` after the final LayerNorm."""
+        tokens, maps = self._run(x)
+        return tokens_to_map(tokens, tuple(maps[-1].shape[-2:]))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``(B, C_3, H_3, W_3)`` → logits ``(B, classes)`` (mean-pooled features if ``pre_logits``)."""
+        x = x.mean(dim=(2, 3))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every stage (after its blocks, before merging) as ``(B, C_i, H_i, W_i)``."""
+        return self._run(x)[1]
+
+    @torch.no_grad()
+    def forward_trace(self, x: torch.Tensor) -> Trace:
+        """One forward pass on the explicit-softmax path that returns everything it computed.
+
+        ``forward_trace(x).logits`` equals ``model(x)`` (to float rounding of the fused path).
+        """
+        rec = _Recorder()
+        tokens, _ = self._run(x, rec)
+        pooled = tokens.mean(dim=1)
+        logits = self.head(pooled)
+        return Trace(input_hw=tuple(x.shape[-2:]), embedding=rec.embeddings[0],
+                     merges=tuple(rec.embeddings[1:]), blocks=tuple(tuple(b) for b in rec.blocks),
+                     stage_hw=tuple(rec.stage_hw), stage_outputs=tuple(rec.stage_outputs),
+                     pooled=_np(pooled), logits=_np(logits))
+
+    # -- geometry without running the model --
+    def plan(self, input_hw: HW) -> list[list[GroupLayout]]:
+        """The layout of every block for an input of ``input_hw`` pixels (no forward needed)."""
+        from .geometry import stage_hw
+        sizes = stage_hw(input_hw, self.cfg.num_stages, self.cfg.stride)
+        return [[blk.layout(hw) for blk in layer.blocks] for layer, hw in zip(self.layers, sizes)]
+
+    def dpb_table(self, stage: int, block: int, group_size: int) -> torch.Tensor:
+        """Evaluate a block's DPB MLP at any group size: ``((2G−1)², heads)``."""
+        with torch.no_grad():
+            return self.layers[stage].blocks[block].attn.pos.table(group_size)
+
+
+def _init_weights(m: nn.Module) -> None:
+    """Official init: trunc-normal(0.02) Linear weights, zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,170 @@
+"""The ``Trace``: plain, read-only data of one CrossFormer forward pass, geometry spelled out.
+
+``CrossFormer.forward_trace(x)`` fills it; figures, the app and the NumPy reference read it. Every array is
+a read-only CPU ``numpy`` array; the group geometry is the very :class:`~crossformer.geometry.GroupLayout`
+the forward pass gathered its groups with. NumPy only (no torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .geometry import GroupLayout
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingTrace:
+    """A cross-scale embedding: the CEL (kernels 4/8/16/32, stride 4) or a merge (kernels 2/4, stride 2).
+
+    Attributes:
+        kernels: kernel sizes, in concatenation order.
+        channels: output channels of each kernel (their slices of the concatenation, in order).
+        stride: the common stride.
+        paddings: zero padding of each conv, ``(k − stride) / 2``.
+        input_hw: ``(H, W)`` the convs read (pixels for the CEL, tokens of the previous stage for a merge).
+        output_hw: ``(Ho, Wo)``.
+        per_kernel: one ``(B, c_k, Ho, Wo)`` array per kernel, the raw conv outputs (before the CEL's norm).
+        output: ``(B, Ho·Wo, Σc_k)`` tokens leaving the layer (CEL: after LayerNorm; merge: the concat).
+    """
+
+    kernels: tuple[int, ...]
+    channels: tuple[int, ...]
+    stride: int
+    paddings: tuple[int, ...]
+    input_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+    per_kernel: tuple[np.ndarray, ...]
+    output: np.ndarray
+
+    def channel_slice(self, i: int) -> slice:
+        """Channels of kernel ``i`` inside :attr:`output`."""
+        start = sum(self.channels[:i])
+        return slice(start, start + self.channels[i])
+
+    def output_map(self) -> np.ndarray:
+        """:attr:`output` as ``(B, C, Ho, Wo)``."""
+        B, _, C = self.output.shape
+        return self.output.reshape(B, *self.output_hw, C).transpose(0, 3, 1, 2)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockTrace:
+    """One CrossFormer block: its grouping and everything its attention computed.
+
+    Attributes:
+        stage, index: position (0-based; ``index`` restarts in each stage).
+        dim, heads: channels ``C`` and heads of the block (head dim ``d = C / heads``).
+        scale: the ``d^-0.5`` applied to ``q``.
+        layout: the grouping used (kind, G, I, padding, token ↔ (group, member) maps).
+        content: ``(B, nG, heads, N, N)`` ``scale · q·kᵀ``, the content term of the logits.
+        attention: ``(B, nG, heads, N, N)`` softmax(content + DPB bias + mask); row = query, col = key.
+        dpb_table: ``((2G−1)², heads)`` DPB MLP output over the mother set of offsets (Δh-major).
+        dpb_bias: ``(heads, N, N)`` the table expanded with ``layout.relative_index``.
+        output: ``(B, H·W, C)`` block output (after the MLP residual, and the ACL if any).
+        has_acl: the block ends with a CrossFormer++ activation cooling layer.
+    """
+
+    stage: int
+    index: int
+    dim: int
+    heads: int
+    scale: float
+    layout: GroupLayout
+    content: np.ndarray
+    attention: np.ndarray
+    dpb_table: np.ndarray
+    dpb_bias: np.ndarray
+    output: np.ndarray
+    has_acl: bool
+
+    @property
+    def kind(self) -> str:
+        """Effective kind, ``"sda"`` or ``"lda"``."""
+        return self.layout.kind
+
+    @property
+    def group_size(self) -> int:
+        return self.layout.group_size
+
+    @property
+    def interval(self) -> tuple[int, int]:
+        return self.layout.interval
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(nG, N, N)`` additive padding mask (``NEG_INF`` on padded keys)."""
+        return self.layout.attn_mask
+
+    @property
+    def logits(self) -> np.ndarray:
+        """``(B, nG, heads, N, N)`` pre-softmax logits: content + bias + mask."""
+        return self.content + self.dpb_bias[None, None] + self.mask[None, :, None]
+
+    @property
+    def name(self) -> str:
+        return f"s{self.stage}_b{self.index}"
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Everything one forward pass computed that the app draws.
+
+    Attributes:
+        input_hw: ``(H, W)`` of the input image tensor.
+        embedding: the CEL.
+        merges: the three PatchMerging layers (after stages 0, 1, 2).
+        blocks: ``blocks[i][j]`` is block ``j`` of stage ``i``.
+        stage_hw: token grid ``(H_i, W_i)`` of each stage.
+        stage_outputs: ``(B, H_i·W_i, C_i)`` output of each stage's last block (before merging).
+        pooled: ``(B, C_3)`` final LayerNorm then mean over tokens.
+        logits: ``(B, num_classes)``.
+    """
+
+    input_hw: tuple[int, int]
+    embedding: EmbeddingTrace
+    merges: tuple[EmbeddingTrace, ...]
+    blocks: tuple[tuple[BlockTrace, ...], ...]
+    stage_hw: tuple[tuple[int, int], ...]
+    stage_outputs: tuple[np.ndarray, ...]
+    pooled: np.ndarray
+    logits: np.ndarray
+
+    def block(self, stage: int, index: int) -> BlockTrace:
+        return self.blocks[stage][index]
+
+    def all_blocks(self) -> Iterator[BlockTrace]:
+        for stage in self.blocks:
+            yield from stage
+
+    @property
+    def batch(self) -> int:
+        return int(self.logits.shape[0])
+
+    def flat(self) -> dict[str, np.ndarray]:
+        """Every array under a stable dotted name (``blocks.s0_b1.attention`` …): for ``np.savez`` and
+        for field-by-field comparison with the NumPy reference."""
+        out: dict[str, np.ndarray] = {"embedding.output": self.embedding.output}
+        for k, a in zip(self.embedding.kernels, self.embedding.per_kernel):
+            out[f"embedding.k{k}"] = a
+        for i, m in enumerate(self.merges):
+            out[f"merges.{i}.output"] = m.output
+            for k, a in zip(m.kernels, m.per_kernel):
+                out[f"merges.{i}.k{k}"] = a
+        for b in self.all_blocks():
+            for field in ("content", "attention", "dpb_table", "dpb_bias", "output"):
+                out[f"blocks.{b.name}.{field}"] = getattr(b, field)
+            out[f"blocks.{b.name}.members"] = b.layout.members
+        for i, s in enumerate(self.stage_outputs):
+            out[f"stages.{i}"] = s
+        out["pooled"] = self.pooled
+        out["logits"] = self.logits
+        return out
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Mark an array read-only and return it (traces are shared between app sessions)."""
+    a.setflags(write=False)
+    return a

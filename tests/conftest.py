@@ -1,0 +1,78 @@
+"""Shared fixtures: the official test vectors from ../shared/reference/vectors (fail loudly if missing)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REFERENCE = ROOT.parent / "shared" / "reference"
+VECTOR_DIR = REFERENCE / "vectors"
+VECTOR_NAMES = ("v1_tiny_224", "v2pp_tiny_256", "v2pp_lda_224")
+
+
+class Vector:
+    """One official test vector: sidecar JSON + arrays."""
+
+    def __init__(self, name: str) -> None:
+        npz, meta = VECTOR_DIR / f"{name}.npz", VECTOR_DIR / f"{name}.json"
+        if not npz.exists() or not meta.exists():
+            raise FileNotFoundError(
+                f"official test vector {name} missing: expected {npz} and {meta} "
+                "(the shared/ folder must sit beside the repository)")
+        self.name = name
+        self.meta = json.loads(meta.read_text())
+        with np.load(npz) as z:
+            self.arrays = {k: z[k] for k in z.files}
+        self.kwargs = self.meta["constructor_kwargs"]
+        self.code_version = self.meta["code_version"]
+
+    @property
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k[3:]: v for k, v in self.arrays.items() if k.startswith("sd/")}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+    def attention_keys(self) -> list[tuple[str, int, int]]:
+        out = []
+        for k in self.arrays:
+            if k.startswith("attn_s"):
+                s, b = k[len("attn_s"):].split("_b")
+                out.append((k, int(s), int(b)))
+        return out
+
+
+_cache: dict[str, Vector] = {}
+
+
+def load_vector(name: str) -> Vector:
+    if name not in _cache:
+        _cache[name] = Vector(name)
+    return _cache[name]
+
+
+@pytest.fixture(params=VECTOR_NAMES)
+def vector(request) -> Vector:
+    return load_vector(request.param)
+
+
+@pytest.fixture(scope="session")
+def official_state_dicts() -> dict:
+    path = REFERENCE / "official_state_dicts.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing (the shared/ folder must sit beside the repository)")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    import torch
+    torch.set_num_threads(2)
+    yield
