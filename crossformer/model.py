@@ -223,10 +223,14 @@ class GroupAttention(nn.Module):
             mask = mask[:, None, None, :]                                            # (nG, 1, 1, N)
 
         if rec is None and self.fused:
+            # CPU SDPA kernels are fast only with a dense 4-D mask (a broadcast one falls back to a slow path),
+            # so materialise bias + mask per group: (B·nG, h, N, N), the size of the attention itself.
             attn_mask = bias if mask is None else bias + mask                        # (h|nG, h, N, N)
+            attn_mask = attn_mask.to(q.dtype).expand(B, nG, h, N, N).reshape(B * nG, h, N, N)
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask.to(q.dtype),
-                dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale)
+                q.reshape(B * nG, h, N, d), k.reshape(B * nG, h, N, d), v.reshape(B * nG, h, N, d),
+                attn_mask=attn_mask, dropout_p=self.attn_drop.p if self.training else 0.0,
+                scale=self.scale).view(B, nG, h, N, d)
         else:
             content = (q * self.scale) @ k.transpose(-2, -1)                         # (B, nG, h, N, N)
             logits = content + bias

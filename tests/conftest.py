@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-REFERENCE = ROOT.parent / "shared" / "reference"
+# ../shared/reference beside the clone (CI and developers); CROSSFORMER_REFERENCE overrides (device runs)
+REFERENCE = Path(os.environ.get("CROSSFORMER_REFERENCE", ROOT.parent / "shared" / "reference"))
 VECTOR_DIR = REFERENCE / "vectors"
 VECTOR_NAMES = ("v1_tiny_224", "v2pp_tiny_256", "v2pp_lda_224")
 
@@ -69,6 +71,22 @@ def official_state_dicts() -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} missing (the shared/ folder must sit beside the repository)")
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def device():
+    """Where conformance tests run: ``CROSSFORMER_TEST_DEVICE`` (e.g. ``cuda``), default CPU.
+
+    On CUDA, TF32 is switched off so float32 really is float32 (cuDNN convolutions default to TF32).
+    """
+    import os
+
+    import torch
+    dev = torch.device(os.environ.get("CROSSFORMER_TEST_DEVICE", "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return dev
 
 
 @pytest.fixture(autouse=True)

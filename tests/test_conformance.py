@@ -10,19 +10,19 @@ import crossformer
 from conftest import load_vector, VECTOR_NAMES
 
 
-def _model(vec):
+def _model(vec, device="cpu"):
     model = crossformer.from_official_config(vec.kwargs, vec.code_version).eval()
     crossformer.load_official_state_dict(model, vec.state_dict)
-    return model
+    return model.to(device)
 
 
 @pytest.mark.parametrize("name", VECTOR_NAMES)
-def test_vector_reproduced(name):
+def test_vector_reproduced(name, device):
     vec = load_vector(name)
-    model = _model(vec)
-    x = torch.from_numpy(vec["input"])
+    model = _model(vec, device)
+    x = torch.from_numpy(vec["input"]).to(device)
     with torch.no_grad():
-        logits = model(x).numpy()
+        logits = model(x).cpu().numpy()
     trace = model.forward_trace(x)
     np.testing.assert_allclose(logits, vec["logits"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(trace.logits, vec["logits"], atol=1e-4, rtol=0)
@@ -61,10 +61,10 @@ def test_block_plan_matches_official(name):
 
 
 @pytest.mark.parametrize("name", VECTOR_NAMES)
-def test_fast_and_explicit_paths_agree(name):
+def test_fast_and_explicit_paths_agree(name, device):
     vec = load_vector(name)
-    model = _model(vec)
-    x = torch.from_numpy(vec["input"])
+    model = _model(vec, device)
+    x = torch.from_numpy(vec["input"]).to(device)
     with torch.no_grad():
         fast = model(x)
         slow = model.set_fused_attention(False)(x)
