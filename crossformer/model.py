@@ -210,8 +210,10 @@ class GroupAttention(nn.Module):
         gather = self._index(("gather",) + lk, lambda: layout.gather_index, x.device)    # (nG·N,)
         scatter = self._index(("scatter",) + lk, lambda: layout.slot_of_token, x.device)  # (L,)
 
-        # group: pad with a zero row, read members in group order
-        xg = torch.cat([x, x.new_zeros(B, 1, C)], dim=1).index_select(1, gather)  # (B, nG·N, C)
+        # group: read members in group order (padding reads an appended zero row)
+        if layout.is_padded:
+            x = torch.cat([x, x.new_zeros(B, 1, C)], dim=1)                        # (B, L+1, C)
+        xg = x.index_select(1, gather)                                              # (B, nG·N, C)
         qkv = self.qkv(xg).reshape(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5)    # (3, B, nG, h, N, d)
         q, k, v = qkv.unbind(0)                                                     # (B, nG, h, N, d)
 
@@ -223,14 +225,17 @@ class GroupAttention(nn.Module):
             mask = mask[:, None, None, :]                                            # (nG, 1, 1, N)
 
         if rec is None and self.fused:
-            # CPU SDPA kernels are fast only with a dense 4-D mask (a broadcast one falls back to a slow path),
-            # so materialise bias + mask per group: (B·nG, h, N, N), the size of the attention itself.
-            attn_mask = bias if mask is None else bias + mask                        # (h|nG, h, N, N)
-            attn_mask = attn_mask.to(q.dtype).expand(B, nG, h, N, N).reshape(B * nG, h, N, N)
+            # SDPA's CPU kernels want 4-D inputs and a 4-D mask that is dense except for a size-1 batch dim
+            # (other broadcasts fall back to a slow path). No padding: one (1, h, N, N) bias for every group.
+            # Padding: fold groups into the head dim so the per-group mask (1, nG·h, N, N) broadcasts over B.
+            p = self.attn_drop.p if self.training else 0.0
+            if mask is None:
+                shape, attn_mask = (B * nG, h, N, d), bias[None]                      # (1, h, N, N)
+            else:
+                shape, attn_mask = (B, nG * h, N, d), (bias + mask).reshape(1, nG * h, N, N)
             out = F.scaled_dot_product_attention(
-                q.reshape(B * nG, h, N, d), k.reshape(B * nG, h, N, d), v.reshape(B * nG, h, N, d),
-                attn_mask=attn_mask, dropout_p=self.attn_drop.p if self.training else 0.0,
-                scale=self.scale).view(B, nG, h, N, d)
+                q.reshape(shape), k.reshape(shape), v.reshape(shape), attn_mask=attn_mask.to(q.dtype),
+                dropout_p=p, scale=self.scale).view(B, nG, h, N, d)
         else:
             content = (q * self.scale) @ k.transpose(-2, -1)                         # (B, nG, h, N, N)
             logits = content + bias
