@@ -145,7 +145,7 @@ def test_gradients_reach_every_parameter(tiny_models):
     # features outputs ±1: its input gradient is ~0, a real property of such small CrossFormers.)
     torch.manual_seed(0)
     model = crossformer.create_model("crossformer_pp_s", **{**TINY_PP, "embed_dim": 64,
-                                                            "num_heads": (2, 4, 8, 16)}).train()
+                                                            "num_heads": (2, 4, 8, 16), "drop_path_rate": 0.0}).train()
     x = torch.randn(2, 3, 64, 96)
     model(x).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
