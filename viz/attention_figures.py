@@ -1,0 +1,323 @@
+"""Attention inside SDA windows / LDA groups, painted back at the members' true image positions.
+
+Inputs are :class:`crossformer.trace.BlockTrace` objects: ``attention`` ``(B, nG, heads, N, N)`` (row =
+query member, column = key member), ``content``, ``dpb_bias``, ``mask`` and the block's ``layout`` whose
+``positions`` ``(nG, N, 2)`` say where every member sits on the (padded) token grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from crossformer.trace import BlockTrace, Trace
+
+from . import canvas, style
+from .diagnostics import bias_only_attention, content_only_attention, total_variation
+from .geometry_figures import global_note, query_group_member
+
+__all__ = ["query_group_member", "query_weights", "attention_grid", "query_attention_figure",
+           "head_grid_figure", "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
+           "rollout_figure"]
+
+
+def query_weights(block: BlockTrace, query: Sequence[int], head: int | None = None, batch: int = 0
+                  ) -> np.ndarray:
+    """``(N,)`` attention of token ``query = (h, w)`` over its group's members (head-mean if ``head`` is None)."""
+    g, n = query_group_member(block.layout, query)
+    a = np.asarray(block.attention[batch, g, :, n, :], dtype=np.float64)      # (heads, N)
+    return a.mean(axis=0) if head is None else a[head]
+
+
+def attention_grid(block: BlockTrace, group: int, weights: np.ndarray) -> np.ndarray:
+    """``(Hp, Wp)`` padded token grid with ``weights[n]`` at real member ``n``'s position, NaN elsewhere."""
+    lay = block.layout
+    pos = lay.positions[group]
+    real = ~lay.key_padding[group]
+    z = np.full(lay.padded_hw, np.nan)
+    z[pos[real, 0], pos[real, 1]] = np.asarray(weights)[real]
+    return z
+
+
+def _head_label(block: BlockTrace, head: int | None) -> str:
+    return f"mean of {block.heads} heads" if head is None else f"head {head} of {block.heads}"
+
+
+def _block_label(block: BlockTrace) -> str:
+    lay = block.layout
+    return (f"stage {block.stage} · block {block.index} · {lay.kind.upper()} · G={lay.group_size} · "
+            f"I={style.fmt_interval(lay.interval)}")
+
+
+def _padded_member_marks(block: BlockTrace, group: int, stride: float) -> go.Scatter | None:
+    lay = block.layout
+    pad = lay.key_padding[group]
+    if not pad.any():
+        return None
+    pm = np.zeros(lay.padded_hw, dtype=bool)
+    pos = lay.positions[group][pad]
+    pm[pos[:, 0], pos[:, 1]] = True
+    tr = canvas.padding_marks(pm, stride)
+    tr.update(name="padded members (weight 0)")
+    return tr
+
+
+def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], head: int | None = None,
+                           batch: int = 0, *, zoom: bool = False, panel: int = 620,
+                           title: str | None = None) -> go.Figure:
+    """Where one query token looks: its attention weights painted on its group members' image positions.
+
+    SDA shows a compact window, LDA a strided lattice. ``head=None`` averages the heads.
+
+    Args:
+        image: ``(H, W, 3)`` the model's input image.
+        block: a ``BlockTrace``.
+        query: token ``(h, w)`` on the block's stage grid.
+        head: head index, or None for the mean over heads.
+        zoom: restrict the view to the group's members (plus one token).
+
+    Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight of the member at
+    ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
+    """
+    lay = block.layout
+    s = style.stage_stride(block.stage)
+    g, n = query_group_member(lay, query)
+    w = query_weights(block, query, head, batch)
+    z = attention_grid(block, g, w)
+    canvas_hw = (lay.padded_hw[0] * s, lay.padded_hw[1] * s)
+    view = canvas.view_around(lay.positions[g], s, canvas_hw, 1.0) if zoom else None
+    fig = go.Figure()
+    fig.add_trace(style.image_trace(image, dim=0.35, crop=view))
+    fig.add_trace(canvas.token_heatmap(
+        z, s, name="attention", colorscale=style.MAGNITUDE, zmin=0.0, zmax=float(np.nanmax(z)) or 1.0,
+        opacity=0.85, colorbar=style.colorbar("attention weight"), customdata=lay.member_map,
+        hovertemplate="member %{customdata}: weight %{z:.4f}<extra></extra>"))
+    H, W = lay.feature_hw
+    fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, name=f"real tokens {H}×{W}", hoverinfo="skip",
+                                   line=dict(color="#111", width=1.5, dash="dash")))
+    shown_hw = canvas_hw if view is None else (view[1] - view[0], view[3] - view[2])
+    if style.cell_px(s, shown_hw, panel) < 10:    # tiny cells: repeat each member as a visible marker
+        real = ~lay.key_padding[g]
+        x, y = canvas.token_centres(lay.positions[g][real], s)
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="markers", name="members (enlarged marks)", showlegend=False,
+            marker=dict(symbol="square", size=10, color=w[real], colorscale=style.MAGNITUDE, cmin=0.0,
+                        cmax=float(np.nanmax(z)) or 1.0, line=dict(color="white", width=1)),
+            customdata=np.nonzero(real)[0], hovertemplate="member %{customdata}: weight %{marker.color:.4f}"
+                                                          "<extra></extra>"))
+    pm = _padded_member_marks(block, g, s)
+    if pm is not None:
+        fig.add_trace(pm)
+    fig.add_trace(canvas.query_marker(query, s))
+    style.image_axes(fig, canvas_hw, view=view)
+    pw, ph = style.panel_size(canvas_hw if view is None else (view[1] - view[0], view[3] - view[2]), panel)
+    n_real = int((~lay.key_padding[g]).sum())
+    style.apply_layout(
+        fig, title or f"Attention of token (h={query[0]}, w={query[1]}) · {_head_label(block, head)}",
+        f"{_block_label(block)} · group {g}, member {n} · weights over its {n_real} real members sum to 1"
+        f"{global_note(lay)} · {s} px per token", width=pw + 200, height=ph + 230)
+    return style.bottom_legend(fig)
+
+
+def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], batch: int = 0, *,
+                     max_cols: int = 4, zoom: bool = True, include_mean: bool = False,
+                     title: str | None = None) -> go.Figure:
+    """One panel per head (plus the mean if asked): the query's attention at its members, one colour scale.
+
+    Traces: per panel an image and a heat map named ``"head h"`` (or ``"mean"``) with ``z`` as in
+    :func:`attention_grid`.
+    """
+    lay = block.layout
+    s = style.stage_stride(block.stage)
+    g, n = query_group_member(lay, query)
+    heads: list[int | None] = ([None] if include_mean else []) + list(range(block.heads))
+    cols = min(max_cols, len(heads))
+    rows = math.ceil(len(heads) / cols)
+    canvas_hw = (lay.padded_hw[0] * s, lay.padded_hw[1] * s)
+    view = canvas.view_around(lay.positions[g], s, canvas_hw, 1.0) if zoom else (0, canvas_hw[0], 0,
+                                                                                  canvas_hw[1])
+    names = ["mean" if h is None else f"head {h}" for h in heads]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03,
+                        vertical_spacing=min(0.1, 0.25 / rows))
+    grids = [attention_grid(block, g, query_weights(block, query, h, batch)) for h in heads]
+    vmax = float(np.nanmax(np.stack(grids))) or 1.0
+    pm = _padded_member_marks(block, g, s)
+    for i, (h, z) in enumerate(zip(heads, grids)):
+        r, c = divmod(i, cols)
+        fig.add_trace(style.image_trace(image, dim=0.35, crop=view), row=r + 1, col=c + 1)
+        fig.add_trace(canvas.token_heatmap(z, s, name=names[i], coloraxis="coloraxis", opacity=0.85,
+                                           customdata=lay.member_map,
+                                           hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i]
+                                                         + "</extra>"), row=r + 1, col=c + 1)
+        if pm is not None:
+            tr = go.Scatter(pm)
+            tr.update(showlegend=i == 0)
+            fig.add_trace(tr, row=r + 1, col=c + 1)
+        q = canvas.query_marker(query, s, size=11)
+        q.update(showlegend=i == 0)
+        fig.add_trace(q, row=r + 1, col=c + 1)
+        style.image_axes(fig, canvas_hw, row=r + 1, col=c + 1, view=view, x_title="", y_title="")
+        fig.update_xaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
+        fig.update_yaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
+    fig.update_layout(coloraxis=dict(colorscale=style.MAGNITUDE, cmin=0, cmax=vmax,
+                                     colorbar=style.colorbar("attention weight")))
+    pw, ph = style.panel_size((view[1] - view[0], view[3] - view[2]), 230)
+    style.apply_layout(fig, title or f"Every head of {block.name} for token (h={query[0]}, w={query[1]})",
+                       f"{_block_label(block)} · group {g}, member {n} · one colour scale for all heads"
+                       f"{global_note(lay)}", width=cols * (pw + 14) + 180, height=rows * (ph + 36) + 190)
+    return style.bottom_legend(fig)
+
+
+def group_matrix_figure(block: BlockTrace, group: int, head: int | None, batch: int = 0, *,
+                        title: str | None = None) -> go.Figure:
+    """The ``N × N`` attention matrix of one group (row = query member, column = key member).
+
+    Padded keys (columns) receive exactly 0; padded query rows are computed but discarded by the model —
+    both are shaded. Trace 0: heat map with ``z = attention[batch, group, head]`` (head-mean if None).
+    """
+    lay = block.layout
+    if not 0 <= group < lay.num_groups:
+        raise ValueError(f"group {group} out of range (0…{lay.num_groups - 1})")
+    a = np.asarray(block.attention[batch, group], dtype=np.float64)           # (heads, N, N)
+    z = a.mean(axis=0) if head is None else a[head]
+    N, G = lay.group_tokens, lay.group_size
+    fig = go.Figure(go.Heatmap(z=z, colorscale=style.MAGNITUDE, zmin=0, zmax=float(z.max()) or 1.0,
+                               name="attention",
+                               colorbar=style.colorbar("attention weight"),
+                               hovertemplate="query %{y} → key %{x}: %{z:.4f}<extra></extra>"))
+    pad = np.nonzero(lay.key_padding[group])[0]
+    for k in pad:   # shade padded key columns and query rows
+        fig.add_shape(type="rect", x0=k - 0.5, x1=k + 0.5, y0=-0.5, y1=N - 0.5, line_width=0,
+                      fillcolor="rgba(158,158,158,0.45)")
+        fig.add_shape(type="rect", y0=k - 0.5, y1=k + 0.5, x0=-0.5, x1=N - 0.5, line_width=0,
+                      fillcolor="rgba(158,158,158,0.25)")
+    ticks = list(range(0, N, G))
+    fig.update_xaxes(title_text="key member n = r·G + c", tickvals=ticks, constrain="domain", showgrid=False,
+                     zeroline=False)
+    fig.update_yaxes(title_text="query member n", tickvals=ticks, autorange="reversed", scaleanchor="x",
+                     constrain="domain", showgrid=False, zeroline=False)
+    n_pad = len(pad)
+    note = (f"<br>{n_pad} padded members shaded: their key columns are exactly 0, their query rows are "
+            f"discarded" if n_pad else "")
+    style.apply_layout(fig, title or f"Attention matrix of group {group} · {_head_label(block, head)}",
+                       f"{_block_label(block)} · {N}×{N}, each row sums to 1{note}", width=720, height=700,
+                       legend=False)
+    return fig
+
+
+def bias_content_split_figure(block: BlockTrace, query: Sequence[int], head: int | None, batch: int = 0, *,
+                              title: str | None = None) -> go.Figure:
+    """What position contributes: softmax(q·k + mask) vs softmax(DPB + mask) vs the real attention.
+
+    Drawn on the group's ``G × G`` member grid (``r, c`` with ``n = r·G + c``) whose tick labels are the
+    members' true token rows/columns, so LDA's strided lattice reads as such. Padded members are blank
+    (all three give them 0). ``head=None`` averages each distribution over the heads.
+
+    Traces ``"content only"``, ``"position only"``, ``"actual"``: heat maps ``(G, G)`` with
+    ``z[r, c]`` = the weight of member ``r·G + c``.
+    """
+    lay = block.layout
+    g, n = query_group_member(lay, query)
+    G = lay.group_size
+    parts = {
+        "content only": content_only_attention(block, batch)[g, :, n],          # (heads, N)
+        "position only": bias_only_attention(block)[g, :, n],
+        "actual": np.asarray(block.attention[batch, g, :, n], dtype=np.float64),
+    }
+    dists = {k: (v.mean(axis=0) if head is None else v[head]) for k, v in parts.items()}
+    pad = lay.key_padding[g]
+    grids = {k: np.where(pad, np.nan, v).reshape(G, G) for k, v in dists.items()}
+    tv_dpb = float(total_variation(dists["actual"], dists["content only"]))
+    tv_content = float(total_variation(dists["actual"], dists["position only"]))
+    titles = ["content only: softmax(q·kᵀ/√d + mask)", "position only: softmax(DPB + mask)",
+              "actual: softmax(q·kᵀ/√d + DPB + mask)"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
+    pos = lay.positions[g].reshape(G, G, 2)
+    rows_lbl = [str(int(v)) for v in pos[:, 0, 0]]
+    cols_lbl = [str(int(v)) for v in pos[0, :, 1]]
+    vmax = float(max(np.nanmax(v) for v in grids.values())) or 1.0
+    qr, qc = divmod(n, G)
+    for i, (name, z) in enumerate(grids.items()):
+        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", name=name, customdata=np.arange(G * G).reshape(G, G),
+                                 hovertemplate=("member %{customdata}: %{z:.4f}<extra>" + name + "</extra>")),
+                      row=1, col=i + 1)
+        fig.add_trace(go.Scatter(x=[qc], y=[qr], mode="markers", name="query", showlegend=i == 0,
+                                 marker=dict(symbol="star", size=14, color=style.QUERY_COLOR,
+                                             line=dict(color="white", width=1.5)), hoverinfo="skip"),
+                      row=1, col=i + 1)
+        step = max(1, G // 7)
+        fig.update_xaxes(tickvals=list(range(0, G, step)), ticktext=cols_lbl[::step], title_text="token column w",
+                         row=1, col=i + 1, constrain="domain", showgrid=False, zeroline=False)
+        fig.update_yaxes(tickvals=list(range(0, G, step)), ticktext=rows_lbl[::step],
+                         title_text="token row h" if i == 0 else "", autorange="reversed", row=1, col=i + 1,
+                         scaleanchor=style.subplot_anchor(fig, 1, i + 1), constrain="domain", showgrid=False,
+                         zeroline=False)
+    fig.update_layout(coloraxis=dict(colorscale=style.MAGNITUDE, cmin=0, cmax=vmax,
+                                     colorbar=style.colorbar("attention weight")))
+    style.apply_layout(
+        fig, title or f"Content vs position for token (h={query[0]}, w={query[1]}) · {_head_label(block, head)}",
+        f"{_block_label(block)} · the DPB moves {100 * tv_dpb:.1f}% of the attention mass; content moves "
+        f"{100 * tv_content:.1f}% (total-variation distances to the actual attention)", width=1250, height=520)
+    for a in fig.layout.annotations:
+        a.font = dict(size=13)
+    fig.update_layout(meta=dict(tv_dpb=tv_dpb, tv_content=tv_content))
+    return style.bottom_legend(fig)
+
+
+# ---- rollout (heuristic) ----------------------------------------------------------------------------
+def _attend_back(block: BlockTrace, v: np.ndarray, batch: int) -> np.ndarray:
+    """``v @ A`` for the block's token-to-token head-mean attention ``A`` (L×L, block-sparse by group)."""
+    lay = block.layout
+    A = np.asarray(block.attention[batch], dtype=np.float64).mean(axis=1)       # (nG, N, N)
+    real = ~lay.key_padding
+    vq = np.where(real, v[np.where(real, lay.members, 0)], 0.0)                 # (nG, N)
+    contrib = np.einsum("gq,gqk->gk", vq, A)                                    # (nG, N)
+    out = np.zeros_like(v)
+    np.add.at(out, lay.members[real], contrib[real])
+    return out
+
+
+def attention_rollout(trace: Trace, batch: int = 0, *, residual: float = 0.5) -> np.ndarray:
+    """HEURISTIC group-aware attention rollout → ``(H_0, W_0)`` map over stage-0 tokens (sums to 1).
+
+    Starts from the uniform weight the mean-pooled head gives the last stage's tokens and walks back
+    through every block, ``v ← residual·v + (1 − residual)·v·A`` with ``A`` the head-mean attention
+    scattered through the block's real groups (so SDA windows and LDA lattices route mass where the
+    model really attended), and through each merge by splitting a token's mass evenly over the ``2×2``
+    tokens its stride-2 conv is centred on. It ignores MLPs, value vectors, the merge's 4×4 kernel and the
+    CrossFormer++ cooling layers: a picture of attention flow, not an attribution.
+    """
+    blocks = trace.blocks
+    hw_last = trace.stage_hw[-1]
+    v = np.full(hw_last[0] * hw_last[1], 1.0 / (hw_last[0] * hw_last[1]))
+    for stage in range(len(blocks) - 1, -1, -1):
+        for block in reversed(blocks[stage]):
+            v = residual * v + (1.0 - residual) * _attend_back(block, v, batch)
+        if stage > 0:
+            (h1, w1), (h0, w0) = trace.stage_hw[stage], trace.stage_hw[stage - 1]
+            up = np.zeros((h0, w0))
+            up[: 2 * h1, : 2 * w1] = np.repeat(np.repeat(v.reshape(h1, w1), 2, axis=0), 2, axis=1) / 4.0
+            v = up.reshape(-1)
+    return v.reshape(trace.stage_hw[0])
+
+
+def rollout_figure(image: np.ndarray, rollout: np.ndarray, *, stride: int = 4, title: str | None = None
+                   ) -> go.Figure:
+    """The (heuristic) rollout map over the image, clearly labelled as such.
+
+    Trace ``"rollout"``: heat map ``z = rollout`` ``(H_0, W_0)`` drawn with ``stride`` pixels per token.
+    """
+    from .attribution_figures import attribution_overlay_figure
+
+    fig = attribution_overlay_figure(
+        image, rollout, title or "Attention rollout (heuristic)", signed=False, colorbar_title="share of flow",
+        stride=stride, name="rollout",
+        subtitle="HEURISTIC — not an attribution: head-mean attention of every block, routed through its real "
+                 "SDA/LDA groups,<br>mixed with the residual path, split evenly over 2×2 tokens at each merge; "
+                 "MLPs and value vectors are ignored")
+    fig.update_traces(colorbar_tickformat=".2%", selector=dict(name="rollout"))
+    return fig

@@ -1,0 +1,171 @@
+"""The dynamic position bias (DPB): an MLP from an offset (Δy, Δx) to one bias per head.
+
+Offsets are query − key (SPEC §4.4: ``r_q − r_k``, ``c_q − c_k``).
+
+Inputs: a DPB table ``((2G−1)², heads)`` over the mother set of offsets, Δy-major (row ``(Δy+G−1)·(2G−1)
++ (Δx+G−1)``), as in ``BlockTrace.dpb_table`` or ``model.dpb_table(stage, block, G)``; the expanded bias
+``(heads, G², G²)`` as in ``BlockTrace.dpb_bias``. Signed values: diverging colours centred at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import style
+
+
+def table_grid(table: np.ndarray, group_size: int, head: int) -> np.ndarray:
+    """One head of a DPB table as a ``(2G−1, 2G−1)`` grid: ``[Δy + G−1, Δx + G−1]``."""
+    t = np.asarray(table)
+    side = 2 * group_size - 1
+    if t.shape[0] != side * side:
+        raise ValueError(f"table has {t.shape[0]} rows, expected (2G-1)^2 = {side * side} for G={group_size}")
+    return np.asarray(t[:, head], dtype=np.float64).reshape(side, side)
+
+
+def offsets(group_size: int) -> np.ndarray:
+    """``(2G−1,)`` offsets ``−(G−1) … G−1``."""
+    return np.arange(1 - group_size, group_size)
+
+
+def _sym(values: np.ndarray) -> float:
+    v = float(np.nanmax(np.abs(values))) if np.size(values) else 1.0
+    return v if v > 0 else 1.0
+
+
+def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: str | None = None
+                       ) -> go.Figure:
+    """Interactive 3-D surface of one head's bias over (Δy, Δx) ∈ [−(G−1), G−1]².
+
+    Trace 0: ``go.Surface`` with ``x = Δx``, ``y = Δy``, ``z = table_grid(table, G, head)``.
+    """
+    z = table_grid(table, group_size, head)
+    d = offsets(group_size)
+    vmax = _sym(z)
+    fig = go.Figure(go.Surface(
+        x=d, y=d, z=z, colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, name=f"head {head}",
+        colorbar=style.colorbar("bias"), contours=dict(z=dict(show=True, usecolormap=True, project_z=True,
+                                                            width=1)),
+        hovertemplate="Δy=%{y}, Δx=%{x}: bias %{z:.3f}<extra></extra>"))
+    axis = dict(title_font=dict(size=13), tickfont=dict(size=11))
+    fig.update_layout(scene=dict(
+        xaxis=dict(title="Δx = query col − key col", **axis), yaxis=dict(title="Δy = query row − key row", **axis),
+        zaxis=dict(title="bias", **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual",
+        aspectratio=dict(x=1, y=1, z=0.6)))
+    style.apply_layout(fig, title or f"Dynamic position bias · head {head} · G={group_size}",
+                       f"the DPB MLP's output over all {(2 * group_size - 1) ** 2} offsets "
+                       f"(Δy, Δx) ∈ [−{group_size - 1}, {group_size - 1}]²", width=760, height=640,
+                       legend=False)
+    return fig
+
+
+def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
+    cols = min(max_cols, n)
+    return math.ceil(n / cols), cols
+
+
+def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
+                       title: str | None = None, max_cols: int = 4) -> go.Figure:
+    """One (Δy, Δx) heat map per head, on one symmetric colour scale (so heads compare).
+
+    Traces: one ``go.Heatmap`` per head named ``"head h"`` with ``x = y = −(G−1)…G−1`` and
+    ``z = table_grid(table, G, h)``.
+    """
+    t = np.asarray(table)
+    heads = list(range(t.shape[1])) if heads is None else [int(h) for h in heads]
+    rows, cols = _grid_shape(len(heads), max_cols)
+    d = offsets(group_size)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in heads],
+                        horizontal_spacing=0.06, vertical_spacing=min(0.12, 0.3 / rows))
+    grids = [table_grid(t, group_size, h) for h in heads]
+    vmax = _sym(np.stack(grids))
+    for i, (h, z) in enumerate(zip(heads, grids)):
+        r, c = divmod(i, cols)
+        fig.add_trace(go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=f"head {h}",
+                                 hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>head " + str(h) + "</extra>"),
+                      row=r + 1, col=c + 1)
+        fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
+                         showgrid=False, zeroline=False)
+        fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
+                         scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
+                         zeroline=False)
+    fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
+                                     colorbar=style.colorbar("bias")))
+    style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
+                       "bias added to the logit of a (query, key) pair at offset (Δy, Δx) = query − key "
+                       "(centre: a token and itself) · one colour scale for all heads", width=cols * 250 + 190,
+                       height=rows * 250 + 140, legend=False)
+    return fig
+
+
+def bias_matrix_figure(bias: np.ndarray, head: int, group_size: int, *, title: str | None = None
+                       ) -> go.Figure:
+    """The expanded ``G² × G²`` bias of one head: row = query member, column = key member.
+
+    Trace 0: ``go.Heatmap`` with ``z = bias[head]`` ``(N, N)``; lines every ``G`` members mark the rows of
+    the group.
+    """
+    b = np.asarray(bias[head], dtype=np.float64)
+    N = b.shape[0]
+    G = group_size
+    if N != G * G:
+        raise ValueError(f"bias is {N}×{N}, expected G²={G * G}")
+    vmax = _sym(b)
+    fig = go.Figure(go.Heatmap(z=b, colorscale=style.SIGNED, zmin=-vmax, zmax=vmax, zmid=0, name=f"head {head}",
+                               colorbar=style.colorbar("bias"),
+                               hovertemplate="query member %{y}, key member %{x}: %{z:.3f}<extra></extra>"))
+    for k in range(G, N, G):
+        for kw in (dict(x0=k - 0.5, x1=k - 0.5, y0=-0.5, y1=N - 0.5), dict(y0=k - 0.5, y1=k - 0.5, x0=-0.5,
+                                                                           x1=N - 0.5)):
+            fig.add_shape(type="line", line=dict(color="rgba(0,0,0,0.25)", width=0.7), **kw)
+    ticks = list(range(0, N, G))
+    fig.update_xaxes(title_text="key member n = r·G + c", tickvals=ticks, constrain="domain", showgrid=False,
+                     zeroline=False)
+    fig.update_yaxes(title_text="query member n", tickvals=ticks, autorange="reversed", scaleanchor="x",
+                     constrain="domain", showgrid=False, zeroline=False)
+    style.apply_layout(fig, title or f"Position bias matrix of a group · head {head} · G={G}",
+                       f"the DPB table indexed by each pair's offset; every group of the block adds this "
+                       f"{N}×{N} matrix (lines every G={G} members)", width=700, height=680, legend=False)
+    return fig
+
+
+def dpb_sizes_figure(tables: Mapping[int, np.ndarray], head: int, *, trained_group_size: int | None = None,
+                     title: str | None = None, max_cols: int = 4) -> go.Figure:
+    """The same DPB MLP evaluated at several group sizes (what makes it *dynamic*), one colour scale.
+
+    Args:
+        tables: ``{G: table ((2G−1)², heads)}`` e.g. from ``model.dpb_table(stage, block, G)``.
+        head: which head to draw.
+        trained_group_size: the G the block runs at (marked in its panel title).
+
+    Traces: one heat map per G named ``"G=…"`` with ``x = y = −(G−1)…G−1`` and ``z = table_grid``.
+    """
+    sizes = sorted(int(g) for g in tables)
+    rows, cols = _grid_shape(len(sizes), max_cols)
+    grids = {G: table_grid(np.asarray(tables[G]), G, head) for G in sizes}
+    titles = [f"G={G}" + (" (used by this block)" if G == trained_group_size else "") for G in sizes]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=min(0.14, 0.3 / rows))
+    vmax = _sym(np.concatenate([g.ravel() for g in grids.values()]))
+    for i, G in enumerate(sizes):
+        r, c = divmod(i, cols)
+        d = offsets(G)
+        fig.add_trace(go.Heatmap(x=d, y=d, z=grids[G], coloraxis="coloraxis", name=f"G={G}",
+                                 hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>G=" + str(G) + "</extra>"),
+                      row=r + 1, col=c + 1)
+        fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
+                         showgrid=False, zeroline=False)
+        fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
+                         scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
+                         zeroline=False)
+    fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
+                                     colorbar=style.colorbar("bias")))
+    style.apply_layout(fig, title or f"One DPB MLP, any group size · head {head}",
+                       "the same weights evaluated on the offsets of G×G groups, including sizes never seen in "
+                       "training", width=cols * 250 + 190, height=rows * 260 + 140, legend=False)
+    return fig

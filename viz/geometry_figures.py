@@ -1,0 +1,220 @@
+"""SDA windows and LDA strided groups drawn on the image, straight from a block's ``GroupLayout``.
+
+Everything here reads the layout's index maps (``group_map``, ``member_map``, ``padding_map``,
+``positions``, ``members``, ``slot_of_token``); nothing regroups tokens on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from crossformer.geometry import GroupLayout
+
+from . import canvas, style
+
+
+def query_group_member(layout: GroupLayout, query: Sequence[int]) -> tuple[int, int]:
+    """``(group, member)`` of the real token ``query = (h, w)`` in ``layout`` (read from ``slot_of_token``)."""
+    h, w = int(query[0]), int(query[1])
+    H, W = layout.feature_hw
+    if not (0 <= h < H and 0 <= w < W):
+        raise ValueError(f"query token {(h, w)} is outside the {H}×{W} token grid")
+    slot = int(layout.slot_of_token[h * W + w])
+    g, n = divmod(slot, layout.group_tokens)
+    return g, n
+
+
+def layout_subtitle(layout: GroupLayout, stage: int) -> str:
+    """``G=7 · I=8 · 50×66 tokens → padded 56×112 · 128 groups of 49 · 4 px/token`` (+ global note)."""
+    s = style.stage_stride(stage)
+    txt = (f"G={layout.group_size} · I={style.fmt_interval(layout.interval)} · "
+           f"{style.fmt_hw(layout.feature_hw)} tokens → padded {style.fmt_hw(layout.padded_hw)} · "
+           f"{layout.num_groups} groups of {layout.group_tokens} · {s} px per token")
+    return txt + global_note(layout)
+
+
+def global_note(layout: GroupLayout) -> str:
+    """A note when the whole map fits one group (an LDA block then attends globally, as SDA)."""
+    if not layout.is_global:
+        return ""
+    if layout.configured_kind == "lda":
+        return " · map ≤ G: this LDA block is one global group"
+    return " · map ≤ G: one global group"
+
+
+def _boundary_segments(group_map: np.ndarray, stride: float) -> tuple[list, list]:
+    """Line segments (pixel coords, ``None``-separated) between cells of different groups."""
+    gm = np.asarray(group_map)
+    xs: list = []
+    ys: list = []
+    for h, w in np.argwhere(gm[:, 1:] != gm[:, :-1]):          # vertical edge right of (h, w)
+        x = (w + 1) * stride
+        xs += [x, x, None]
+        ys += [h * stride, (h + 1) * stride, None]
+    for h, w in np.argwhere(gm[1:, :] != gm[:-1, :]):          # horizontal edge below (h, w)
+        y = (h + 1) * stride
+        xs += [w * stride, (w + 1) * stride, None]
+        ys += [y, y, None]
+    return xs, ys
+
+
+def _members_trace(layout: GroupLayout, g: int, stride: float, cell: float, name: str) -> go.Scatter:
+    """White tiles with the member index ``n`` on every member of group ``g`` (padded ones in grey)."""
+    pos = layout.positions[g]                                    # (N, 2) on the padded grid
+    x, y = canvas.token_centres(pos, stride)
+    n = np.arange(layout.group_tokens)
+    pad = layout.key_padding[g]
+    font = float(np.clip(cell * 0.5, 6, 14))
+    return go.Scatter(
+        x=x, y=y, mode="markers+text", name=name, text=[str(i) for i in n],
+        textfont=dict(size=font, color=np.where(pad, "#777", "#111").tolist()),
+        marker=dict(symbol="square", size=max(cell * 0.92, 4),
+                    color=np.where(pad, "rgba(230,230,230,0.7)", "rgba(255,255,255,0.82)").tolist(),
+                    line=dict(color="#111", width=0.6)),
+        customdata=np.stack([n, pos[:, 0], pos[:, 1], layout.members[g]], axis=1),
+        hovertemplate=("member %{customdata[0]} · token (h=%{customdata[1]}, w=%{customdata[2]})"
+                       " · index %{customdata[3]}<extra></extra>"))
+
+
+def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
+                           selected_group: int | None = None, title: str | None = None, *,
+                           query: Sequence[int] | None = None, panel: int | None = None) -> go.Figure:
+    """The image with the stage's token grid, each SDA window / LDA group in its own colour.
+
+    Args:
+        image: ``(H, W, 3)`` the model's input image (uint8, or float in [0, 1]).
+        layout: the block's ``GroupLayout`` (from ``trace.block(stage, j).layout`` or ``model.plan``).
+        stage: stage index ``i`` (a token covers ``4·2^i`` pixels per side).
+        selected_group: group whose members are shown as tiles labelled with their member index ``n``.
+        title: overrides the default title.
+        query: optional token ``(h, w)``; marked with a star, and selects its group if ``selected_group``
+            is None.
+        panel: long side of the image panel in layout pixels (default: large enough for ~10 px tokens).
+
+    Traces (inspect ``fig.data``): ``"groups"`` heat map with ``z = layout.group_map`` (group id per padded
+    position), ``"padding"`` ``×`` marks on ``layout.padding_map``, ``"group g"`` member tiles,
+    ``"query token"``.
+    """
+    s = style.stage_stride(stage)
+    Hp, Wp = layout.padded_hw
+    H, W = layout.feature_hw
+    canvas_hw = (Hp * s, Wp * s)
+    if query is not None and selected_group is None:
+        selected_group = query_group_member(layout, query)[0]
+    if selected_group is not None and not 0 <= selected_group < layout.num_groups:
+        raise ValueError(f"group {selected_group} out of range (0…{layout.num_groups - 1})")
+
+    panel = panel or style.auto_panel(s, canvas_hw)
+    colors = style.group_colors(layout.group_map, layout.num_groups)
+    scale = style.discrete_colorscale([style.GROUP_PALETTE[c] for c in colors])
+    member = layout.member_map
+    fig = go.Figure()
+    fig.add_trace(style.image_trace(image))
+    fig.add_trace(canvas.token_heatmap(
+        layout.group_map, s, name="groups", colorscale=scale, zmin=-0.5, zmax=layout.num_groups - 0.5,
+        showscale=False, opacity=0.5 if layout.kind == "sda" else 0.38, customdata=member,
+        hovertemplate="group %{z} · member %{customdata}<extra></extra>"))
+    if layout.kind == "sda":   # window outlines (for LDA every cell borders another group: grid only)
+        xs, ys = _boundary_segments(layout.group_map, s)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="white", width=1.6),
+                                 hoverinfo="skip", name="window borders", showlegend=False))
+    elif s * panel / max(canvas_hw) >= 5:
+        fig.add_trace(canvas.grid_lines(layout.padded_hw, s, color="rgba(255,255,255,0.35)", width=0.5))
+    fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, name=f"real tokens {H}×{W}",
+                                   line=dict(color="#111", width=2, dash="dash"), hoverinfo="skip"))
+    if layout.is_padded:
+        fig.add_trace(canvas.padding_marks(layout.padding_map, s))
+    cell = style.cell_px(s, canvas_hw, panel)
+    if selected_group is not None:
+        fig.add_trace(_members_trace(layout, selected_group, s, cell, f"group {selected_group}"))
+    if query is not None:
+        fig.add_trace(canvas.query_marker(query, s))
+
+    style.image_axes(fig, canvas_hw)
+    pw, ph = style.panel_size(canvas_hw, panel)
+    kind = layout.kind.upper() + (" windows" if layout.kind == "sda" else " groups")
+    default = f"Stage {stage} · {kind}"
+    if layout.kind != layout.configured_kind:
+        default += f" (configured {layout.configured_kind.upper()})"
+    if selected_group is not None:
+        default += f" · group {selected_group} with member indices"
+    style.apply_layout(fig, title or default, layout_subtitle(layout, stage), width=pw + 110,
+                       height=ph + 230)
+    return style.bottom_legend(fig)
+
+
+def _query_panel(fig: go.Figure, col: int, image: np.ndarray, layout: GroupLayout, stage: int,
+                 query: Sequence[int], color: str, cell: float) -> tuple[int, int]:
+    """One panel of :func:`sda_lda_figure`: the query's group painted on the image."""
+    s = style.stage_stride(stage)
+    g, n = query_group_member(layout, query)
+    pos = layout.positions[g]
+    real = ~layout.key_padding[g]
+    z = np.full(layout.padded_hw, np.nan)
+    z[pos[real, 0], pos[real, 1]] = 1.0
+    fig.add_trace(style.image_trace(image, dim=0.25), row=1, col=col)
+    fig.add_trace(canvas.token_heatmap(
+        z, s, name=f"{layout.kind.upper()} group {g}", colorscale=[[0, color], [1, color]], zmin=0, zmax=1,
+        showscale=False, opacity=0.72, customdata=layout.member_map,
+        hovertemplate="member %{customdata}<extra>group " + str(g) + "</extra>"), row=1, col=col)
+    H, W = layout.feature_hw
+    fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, line=dict(color="#111", width=1.5, dash="dash"),
+                                   hoverinfo="skip", showlegend=False, name="real tokens"), row=1, col=col)
+    if (~real).any():
+        pm = np.zeros(layout.padded_hw, dtype=bool)
+        pm[pos[~real, 0], pos[~real, 1]] = True
+        tr = canvas.padding_marks(pm, s)
+        tr.update(name="padded members", showlegend=col == 1)
+        fig.add_trace(tr, row=1, col=col)
+    # lattice outline: member tiles with their index when they are big enough to read
+    if cell >= 9:
+        tr = _members_trace(layout, g, s, cell, f"members of group {g}")
+        tr.update(marker=dict(color="rgba(0,0,0,0)", line=dict(color="white", width=0.8)), showlegend=False,
+                  textfont=dict(color="#111"))
+        fig.add_trace(tr, row=1, col=col)
+    qm = canvas.query_marker(query, s)
+    qm.update(showlegend=col == 1)
+    fig.add_trace(qm, row=1, col=col)
+    return g, n
+
+
+def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: GroupLayout, stage: int,
+                   query: Sequence[int], *, panel: int = 520) -> go.Figure:
+    """Side by side: the query token's SDA window (compact) and its LDA group (a strided lattice).
+
+    Args:
+        image: ``(H, W, 3)`` the model's input image.
+        sda_layout, lda_layout: layouts of an SDA and an LDA block of the same stage.
+        stage: stage index (``4·2^i`` pixels per token).
+        query: token ``(h, w)`` on the stage grid.
+
+    Traces: per panel a heat map named ``"SDA group g"`` / ``"LDA group g"`` with ``z = 1`` on the group's
+    real members (padded grid, NaN elsewhere), padded members as ``×`` marks, the query star.
+    """
+    s = style.stage_stride(stage)
+    canvases = [(l.padded_hw[0] * s, l.padded_hw[1] * s) for l in (sda_layout, lda_layout)]
+    big = (max(c[0] for c in canvases), max(c[1] for c in canvases))
+    cell = style.cell_px(s, big, panel)
+    gs = [query_group_member(l, query) for l in (sda_layout, lda_layout)]
+    titles = []
+    for l, (g, n) in zip((sda_layout, lda_layout), gs):
+        titles.append(f"{l.kind.upper()}: G={l.group_size}, I={style.fmt_interval(l.interval)} · "
+                      f"group {g} of {l.num_groups} · member {n}{global_note(l)}")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
+    for col, (l, color) in enumerate(((sda_layout, style.KERNEL_COLORS[0]),
+                                      (lda_layout, style.KERNEL_COLORS[1])), start=1):
+        _query_panel(fig, col, image, l, stage, query, color, cell)
+        style.image_axes(fig, canvases[col - 1], row=1, col=col)
+    pw, ph = style.panel_size(big, panel)
+    style.apply_layout(
+        fig, f"Stage {stage}: where token (h={query[0]}, w={query[1]}) looks",
+        f"short-distance attention (SDA) sees a compact G×G window; long-distance attention (LDA) sees "
+        f"members I tokens apart · {s} px per token", width=2 * pw + 170, height=ph + 240)
+    style.bottom_legend(fig)
+    for a in fig.layout.annotations:
+        a.font = dict(size=13)
+    return fig

@@ -1,0 +1,300 @@
+"""Shared look of every figure: colours, colour maps, fonts, layout helpers, image encoding.
+
+One place for the palette so every page, the gallery and exported slides agree:
+
+* magnitudes (attention, energy, attributions ≥ 0): perceptually uniform ``Viridis``;
+* signed values (position bias, raw activations, signed attributions): diverging ``RdBu_r`` centred at 0
+  (blue negative, red positive);
+* group ids: a qualitative cycle (:data:`GROUP_PALETTE`), assigned so that touching groups differ;
+* padding: neutral grey with ``×`` marks.
+
+Pure helpers, no global plotly/matplotlib state is changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+# ---- colours -------------------------------------------------------------------------------------
+MAGNITUDE = "Viridis"          # plotly name; matplotlib: MAGNITUDE_MPL
+MAGNITUDE_MPL = "viridis"
+SIGNED = "RdBu_r"              # diverging, use with zmid=0
+SIGNED_MPL = "RdBu_r"
+
+#: Qualitative colours for group ids (colour-blind friendly "Safe" set without its grey, plus extras).
+GROUP_PALETTE: tuple[str, ...] = (
+    "#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499",
+    "#44AA99", "#999933", "#882255", "#E69F00", "#6699CC", "#F0E442",
+)
+PADDING_COLOR = "#9E9E9E"
+QUERY_COLOR = "#FF3B30"        # the selected query token
+HIGHLIGHT_COLOR = "#FFFFFF"    # outlines of selected members
+GRID_COLOR = "rgba(255,255,255,0.55)"
+TOLERANCE_COLOR = "#D62728"
+
+#: Colour of each kernel of a cross-scale layer, by position (CEL 4/8/16/32, merges 2/4).
+KERNEL_COLORS: tuple[str, ...] = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#D55E00", "#0072B2")
+
+#: One colour per parity field / diagnostics series.
+SERIES_COLORS: tuple[str, ...] = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+)
+#: Marker symbols cycled with :data:`SERIES_COLORS` when there are more series than colours.
+SERIES_SYMBOLS: tuple[str, ...] = ("circle", "square", "diamond", "triangle-up", "pentagon")
+
+# ---- fonts and sizes -----------------------------------------------------------------------------
+FONT_FAMILY = "Inter, Helvetica Neue, Helvetica, Arial, DejaVu Sans, sans-serif"
+FONT_SIZE = 14
+TITLE_SIZE = 18
+SUBTITLE_SIZE = 13
+PANEL_PX = 420                 # default side of one image panel in layout pixels
+OVERLAY_OPACITY = 0.6          # heat maps drawn over the image
+
+
+_AXIS = dict(gridcolor="#EBF0F8", linecolor="#C8D4E3", zerolinecolor="#EBF0F8", automargin=True,
+             title=dict(standoff=12))
+_SCENE_AXIS = dict(backgroundcolor="white", gridcolor="#DFE8F3", linecolor="#C8D4E3", showbackground=True,
+                   zerolinecolor="#C8D4E3", gridwidth=2)
+#: A small layout-only template in the spirit of ``plotly_white`` (the full one costs ~25 ms per figure).
+HOUSE_TEMPLATE = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", colorway=list(SERIES_COLORS),
+    font=dict(family=FONT_FAMILY, size=FONT_SIZE, color="#222"),
+    xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(align="left"), hovermode="closest",
+    scene=dict(xaxis=_SCENE_AXIS, yaxis=_SCENE_AXIS, zaxis=_SCENE_AXIS),
+    coloraxis=dict(colorbar=dict(outlinewidth=0, ticks="")),
+))
+
+
+def stage_stride(stage: int, cel_stride: int = 4) -> int:
+    """Input pixels per token side at ``stage`` (``4·2^i``)."""
+    return cel_stride * 2 ** stage
+
+
+def apply_layout(fig: go.Figure, title: str, subtitle: str | None = None, *, width: int | None = None,
+                 height: int | None = None, legend: bool = True) -> go.Figure:
+    """House layout: white template, readable fonts, title (with an optional smaller second line).
+
+    Returns the same figure (mutated) for chaining.
+    """
+    title_spec: dict = dict(text=f"<b>{title}</b>", x=0.01, xanchor="left", yref="container", y=0.985,
+                            yanchor="top", font=dict(size=TITLE_SIZE, family=FONT_FAMILY, color="#111"))
+    if subtitle:
+        title_spec["subtitle"] = dict(text=subtitle, font=dict(size=SUBTITLE_SIZE, color="#555"))
+    size = {k: int(v) for k, v in (("width", width), ("height", height)) if v is not None}
+    fig.update_layout(   # one call: every update_layout costs several ms
+        template=HOUSE_TEMPLATE,
+        title=title_spec,
+        font=dict(family=FONT_FAMILY, size=FONT_SIZE, color="#222"),
+        margin=dict(l=70, r=30, t=(95 + 17 * subtitle.count("<br>")) if subtitle else 70, b=60),
+        showlegend=legend,
+        legend=dict(bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1),
+        hoverlabel=dict(font=dict(family=FONT_FAMILY)),
+        **size,
+    )
+    return fig
+
+
+def image_axes(fig: go.Figure, extent_hw: tuple[float, float], row: int | None = None, col: int | None = None,
+               *, x_title: str = "x (pixels)", y_title: str = "y (pixels)",
+               view: tuple[float, float, float, float] | None = None) -> None:
+    """Axes of an image panel in pixel coordinates: y downwards, equal aspect, no grid.
+
+    ``extent_hw`` is the drawn canvas ``(H, W)`` in pixels; ``view`` an optional ``(y0, y1, x0, x1)`` zoom.
+    """
+    H, W = extent_hw
+    y0, y1, x0, x1 = view if view is not None else (0.0, float(H), 0.0, float(W))
+    kw = {} if row is None else dict(row=row, col=col)
+    fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, title_text=x_title,
+                     constrain="domain", ticks="outside", **kw)
+    fig.update_yaxes(range=[y1, y0], showgrid=False, zeroline=False, title_text=y_title,
+                     scaleanchor=subplot_anchor(fig, row, col), scaleratio=1, constrain="domain",
+                     ticks="outside", **kw)
+
+
+def subplot_anchor(fig: go.Figure, row: int | None, col: int | None) -> str:
+    """The x-axis id (``"x"``, ``"x2"``…) of a subplot, for ``scaleanchor``."""
+    if row is None:
+        return "x"
+    try:
+        ref = fig.get_subplot(row, col)
+    except Exception:  # figure not made with make_subplots
+        return "x"
+    name = ref.xaxis.plotly_name  # "xaxis", "xaxis2", …
+    return "x" + name[len("xaxis"):]
+
+
+def colorbar(title: str = "", *, x: float | None = None, y: float | None = None, length: float | None = None,
+             horizontal: bool = False) -> dict:
+    """A colour bar spec; horizontal bars sit under their panel (``x`` = panel centre, ``length`` = width)."""
+    cb: dict = dict(title=dict(text=title, side="right" if not horizontal else "top"),
+                    thickness=14, outlinewidth=0, tickfont=dict(size=12))
+    if horizontal:
+        cb.update(orientation="h", x=0.5 if x is None else x, xanchor="center",
+                  y=-0.12 if y is None else y, yanchor="top", len=0.9 if length is None else length)
+    else:
+        if x is not None:
+            cb["x"] = x
+        if y is not None:
+            cb.update(y=y, yanchor="middle")
+        if length is not None:
+            cb["len"] = length
+    return cb
+
+
+def panel_colorbar(fig: go.Figure, row: int, col: int, title: str = "", offset: float = 0.07) -> dict:
+    """A horizontal colour bar under subplot ``(row, col)`` of a ``make_subplots`` figure, ``offset`` (paper
+    units) below its plot area."""
+    ref = fig.get_subplot(row, col)
+    x0, x1 = ref.xaxis.domain
+    y0, _ = ref.yaxis.domain
+    return colorbar(title, x=(x0 + x1) / 2, y=y0 - offset, length=(x1 - x0) * 0.9, horizontal=True)
+
+
+def discrete_colorscale(color_of_value: Sequence[str]) -> list[list]:
+    """Piecewise-constant colour scale: value ``v`` (integer in ``[0, n)``) gets ``color_of_value[v]``.
+
+    Use with ``zmin=-0.5, zmax=n-0.5``.
+    """
+    n = max(len(color_of_value), 1)
+    scale: list[list] = []
+    for v, c in enumerate(color_of_value):
+        scale.append([v / n, c])
+        scale.append([(v + 1) / n, c])
+    return scale
+
+
+def group_colors(group_map: np.ndarray, num_groups: int, palette: Sequence[str] = GROUP_PALETTE) -> np.ndarray:
+    """``(num_groups,)`` palette index per group, chosen so groups that touch on ``group_map`` differ.
+
+    Greedy colouring of the adjacency graph read off the ``(Hp, Wp)`` group map (8-neighbourhood); when
+    every palette colour is taken by a neighbour, the least-used one among neighbours is picked.
+    """
+    gm = np.asarray(group_map)
+    pairs = []
+    for a, b in ((gm[:, :-1], gm[:, 1:]), (gm[:-1, :], gm[1:, :]),
+                 (gm[:-1, :-1], gm[1:, 1:]), (gm[:-1, 1:], gm[1:, :-1])):
+        diff = a != b
+        pairs.append(np.stack([a[diff], b[diff]], axis=1))
+    edges = np.unique(np.concatenate(pairs, axis=0), axis=0) if pairs else np.zeros((0, 2), int)
+    neighbours: list[set[int]] = [set() for _ in range(num_groups)]
+    for u, v in edges.tolist():
+        neighbours[u].add(v)
+        neighbours[v].add(u)
+    k = len(palette)
+    color = np.full(num_groups, -1, dtype=np.int64)
+    for g in range(num_groups):
+        used = [int(color[n]) for n in neighbours[g] if color[n] >= 0]
+        free = [c for c in range(k) if c not in used]
+        # rotate the start so large maps do not lean on the first colours
+        color[g] = free[g % len(free)] if free else int(np.argmin(np.bincount(used, minlength=k)))
+    return color
+
+
+# ---- images ----------------------------------------------------------------------------------------
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` image (uint8, or float in [0, 1]) → ``(H, W, 3)`` uint8."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) image, got shape {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float64)
+    if np.nanmax(a) > 1.5:      # float already in 0…255
+        a = a / 255.0
+    return (np.clip(np.nan_to_num(a), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def image_data_uri(image: np.ndarray, *, dim: float = 0.0) -> str:
+    """PNG data URI of an image (compact in the figure JSON, unlike ``go.Image(z=…)``).
+
+    ``dim`` ∈ [0, 1) blends the image towards white so overlays stand out. Encodings are cached by content,
+    so redrawing figures of the same image does not re-encode it.
+    """
+    a = np.ascontiguousarray(as_uint8(image))
+    key = (a.shape, round(float(dim), 4), hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest())
+    with _URI_LOCK:
+        hit = _URI_CACHE.get(key)
+    if hit is not None:
+        return hit
+    from PIL import Image  # local: only figures with an image need it
+
+    if dim > 0:
+        a = (a.astype(np.float32) * (1 - dim) + 255.0 * dim).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", optimize=False)
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    with _URI_LOCK:
+        _URI_CACHE[key] = uri
+        while len(_URI_CACHE) > _URI_CACHE_SIZE:
+            _URI_CACHE.pop(next(iter(_URI_CACHE)))
+    return uri
+
+
+_URI_CACHE: dict = {}
+_URI_CACHE_SIZE = 64
+_URI_LOCK = threading.Lock()
+
+
+def image_trace(image: np.ndarray, *, dim: float = 0.0, name: str = "image",
+                crop: Sequence[float] | None = None) -> go.Image:
+    """The image as a trace whose pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)`` in axis units.
+
+    ``crop = (y0, y1, x0, x1)`` in pixels embeds only that part (smaller figures for zoomed panels).
+    """
+    a = as_uint8(image)
+    oy = ox = 0
+    if crop is not None:
+        H, W = a.shape[:2]
+        y0, y1 = int(max(0, np.floor(crop[0]))), int(min(H, np.ceil(crop[1])))
+        x0, x1 = int(max(0, np.floor(crop[2]))), int(min(W, np.ceil(crop[3])))
+        if y1 > y0 and x1 > x0:
+            a, oy, ox = a[y0:y1, x0:x1], y0, x0
+    return go.Image(source=image_data_uri(a, dim=dim), x0=ox + 0.5, y0=oy + 0.5, dx=1, dy=1, name=name,
+                    hoverinfo="skip")
+
+
+def fmt_hw(hw: Sequence[int]) -> str:
+    return f"{hw[0]}×{hw[1]}"
+
+
+def fmt_interval(interval: Sequence[int]) -> str:
+    ih, iw = interval
+    return f"{ih}" if ih == iw else f"{ih}×{iw}"
+
+
+def panel_size(canvas_hw: Sequence[float], panel: int = PANEL_PX) -> tuple[int, int]:
+    """Plot-area ``(width, height)`` in layout pixels of one image panel whose long side is ``panel``."""
+    H, W = float(canvas_hw[0]), float(canvas_hw[1])
+    if W >= H:
+        return int(panel), int(round(panel * H / W))
+    return int(round(panel * W / H)), int(panel)
+
+
+def cell_px(stride: float, canvas_hw: Sequence[float], panel: int = PANEL_PX) -> float:
+    """Screen size (layout pixels) of one ``stride``-pixel token cell in a panel of long side ``panel``."""
+    return float(stride) * panel / max(float(canvas_hw[0]), float(canvas_hw[1]))
+
+
+def auto_panel(stride: float, canvas_hw: Sequence[float], min_cell: float = 10.0, lo: int = 520,
+               hi: int = 820) -> int:
+    """Panel long side (layout px) so one token cell is at least ``min_cell`` px, within ``[lo, hi]``."""
+    need = min_cell * max(float(canvas_hw[0]), float(canvas_hw[1])) / float(stride)
+    return int(np.clip(need, lo, hi))
+
+
+def bottom_legend(fig: go.Figure, rows: int = 1) -> go.Figure:
+    """A horizontal legend pinned to the bottom of the figure, below the x-axis title."""
+    fig.update_layout(legend=dict(orientation="h", yref="container", y=0.005, yanchor="bottom", x=0.01,
+                                  xanchor="left", font=dict(size=12)),
+                      margin=dict(b=80 + 22 * rows))
+    return fig
