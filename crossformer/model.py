@@ -196,7 +196,8 @@ class GroupAttention(nn.Module):
         if t is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            t = torch.from_numpy(np.asarray(make()).copy()).to(device)
+            with torch.inference_mode(False):   # plain tensors: usable later by autograd (captum)
+                t = torch.from_numpy(np.asarray(make()).copy()).to(device)
             self._cache[full] = t
         return t
 

@@ -193,3 +193,14 @@ def test_pick_device():
     assert dev.type in ("cuda", "mps", "cpu")
     if not torch.cuda.is_available():
         assert dev.type in ("mps", "cpu")
+
+
+def test_inference_mode_first_call_does_not_poison_autograd():
+    """Index maps cached during an inference_mode forward must still work in a later backward (captum)."""
+    model = crossformer.create_model("crossformer_t", **TINY).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        model(x)
+    inp = x.clone().requires_grad_(True)
+    model(inp).sum().backward()
+    assert inp.grad is not None and torch.isfinite(inp.grad).all()
