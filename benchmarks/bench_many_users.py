@@ -1,0 +1,224 @@
+"""Many users on one server: 8 concurrent browser sessions with different images and pages.
+
+One ``streamlit run app.py`` server, one headless chromium (Debian's, driven by playwright), 8 browser
+contexts (separate sessions) working at the same time. Each user brings a different image — four upload
+photos of different sizes, four draw different Navon figures — opens a different page, interacts, and comes
+back to the Overview. The script checks that no session shows an exception, that every session still sees
+its own image (its file name and model-input size, or its Navon class, in the sidebar/overview) and never
+another user's, and reports the server's peak memory (RSS of the server process tree, sampled every
+0.1 s) and how long the sessions took.
+
+    .venv/bin/python benchmarks/bench_many_users.py [--users 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from test_browser import CHROMIUM, FLAGS, free_port, start_server  # noqa: E402
+
+PAGES = ["Cross-scale embedding", "SDA & LDA groups", "Dynamic position bias", "Attention", "Attributions",
+         "NumPy reference", "About", "Overview"]
+TIMEOUT_MS = 150_000
+SHAPES = [("triangle", "square"), ("circle", "cross"), ("square", "ring"), ("cross", "triangle")]
+
+
+# ---- memory of the server process tree (Linux /proc) ----------------------------------------------------
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree_rss_mb(pid: int) -> float:
+    kids, todo, total = _children(), [pid], 0
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads, plus its reaped children), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int, exclude: int | None = None) -> float:
+    """CPU seconds of a process tree (live processes), leaving out the subtree of ``exclude``."""
+    kids, todo, total = _children(), [pid], 0.0
+    while todo:
+        p = todo.pop()
+        if p == exclude:
+            continue
+        todo.extend(kids.get(p, []))
+        try:
+            total += cpu_seconds(p)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+class PeakMemory(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.samples, self._stop_flag = pid, 0.0, [], threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_flag.is_set():
+            rss = tree_rss_mb(self.pid)
+            self.peak = max(self.peak, rss)
+            self.samples.append(rss)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+        self.join()
+
+
+# ---- one user -----------------------------------------------------------------------------------------
+async def settle(page) -> None:
+    await page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=TIMEOUT_MS)
+    await page.wait_for_timeout(250)
+    await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
+
+
+async def user(browser, url: str, i: int, tmp: Path) -> dict:
+    """One session: its own image, one page visited with an interaction, back to the Overview; returns what
+    it saw."""
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = await ctx.new_page()
+    t0 = time.perf_counter()
+    await page.goto(url)
+    await settle(page)
+    if i % 2 == 0:                                            # photo upload, each of another size
+        import app_samples as S
+        h, w = 200 + 8 * i, 300 + 16 * i
+        path = tmp / f"user_{i}.png"
+        path.write_bytes(S.png(S.gradient(h, w)))
+        await page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(path))
+        expect = f"upload: user_{i}.png"
+        await page.get_by_text(expect, exact=False).first.wait_for(timeout=TIMEOUT_MS)
+    else:                                                     # a Navon figure with its own shapes
+        g, l = SHAPES[(i // 2) % len(SHAPES)]
+        await page.get_by_text("Navon generator", exact=True).click()
+        await settle(page)
+        for label, value in (("Global shape", g), ("Local shape", l)):
+            await page.get_by_label(label).first.click()
+            await page.get_by_role("option", name=value, exact=True).click()
+            await settle(page)
+        from crossformer.navon import CLASS_NAMES, label_of
+        expect = f"Navon figure: {CLASS_NAMES[label_of(g, l)]}"
+        await page.get_by_text(expect, exact=False).first.wait_for(timeout=TIMEOUT_MS)
+    await settle(page)
+    ready = time.perf_counter() - t0
+    target = PAGES[i % len(PAGES)]
+    await page.locator("[data-testid='stSidebarNavLink']", has_text=target).first.click()
+    await page.get_by_role("heading", name=target, exact=True).first.wait_for(timeout=TIMEOUT_MS)
+    await settle(page)
+    sliders = page.locator("input[type='range'][aria-label='Query row (token)']")
+    if await sliders.count():
+        await sliders.first.focus()
+        await page.keyboard.press("End")
+        await settle(page)
+    elif target == "NumPy reference":
+        await page.get_by_role("button", name="Run the NumPy reference on this image").click()
+        await page.get_by_text("PASS", exact=False).first.wait_for(timeout=TIMEOUT_MS)
+    await settle(page)
+    errors = await page.locator("[data-testid='stException']").count()
+    await page.locator("[data-testid='stSidebarNavLink']", has_text="Overview").first.click()
+    await page.get_by_role("heading", name="Overview", exact=True).first.wait_for(timeout=TIMEOUT_MS)
+    await settle(page)
+    errors += await page.locator("[data-testid='stException']").count()
+    sidebar = await page.locator("[data-testid='stSidebar']").inner_text()
+    caption = next((line for line in sidebar.splitlines() if "model input" in line), "")
+    main = await page.locator("[data-testid='stMain']").inner_text()
+    shot = ROOT / "out" / "screenshots" / f"user_{i}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(shot))
+    await ctx.close()
+    return {"user": i, "page": target, "expect": expect, "caption": caption, "sidebar": sidebar, "main": main,
+            "errors": errors, "ready_s": ready, "total_s": time.perf_counter() - t0}
+
+
+async def run_users(url: str, n: int, tmp: Path, server_pid: int, browser_cpu: list[float]) -> list[dict]:
+    from playwright.async_api import async_playwright
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            return await asyncio.gather(*(user(browser, url, i, tmp) for i in range(n)))
+        finally:   # CPU used by the browser side (playwright driver + chromium), measured before it exits
+            browser_cpu.append(tree_cpu_seconds(os.getpid(), exclude=server_pid) - cpu_seconds(os.getpid()))
+            await browser.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=8)
+    args = ap.parse_args()
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"needs {CHROMIUM} (apt-get install chromium)")
+    import tempfile
+    load0 = os.getloadavg()
+    port = free_port()
+    proc = start_server(port)
+    idle = tree_rss_mb(proc.pid)
+    mem = PeakMemory(proc.pid)
+    mem.start()
+    cpu0 = cpu_seconds(proc.pid)
+    t0 = time.perf_counter()
+    browser_cpu: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = asyncio.run(run_users(f"http://127.0.0.1:{port}", args.users, Path(tmp), proc.pid,
+                                            browser_cpu))
+    finally:
+        wall = time.perf_counter() - t0
+        mem.stop()
+        after = tree_rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        load1 = os.getloadavg()
+        proc.terminate()
+        proc.wait(timeout=20)
+    ok = True
+    print(f"{args.users} concurrent sessions on one server · {os.cpu_count()} CPU cores · load average before "
+          f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}")
+    for r in results:
+        own = r["expect"] in r["sidebar"] or r["expect"] in r["main"]
+        others = [o["expect"] for o in results if o["user"] != r["user"] and o["expect"] in r["sidebar"]]
+        good = own and not others and r["errors"] == 0
+        ok &= good
+        print(f"  user {r['user']}: {'OK ' if good else 'BAD'} page {r['page']:22s} image ready {r['ready_s']:5.1f} s · "
+              f"session {r['total_s']:5.1f} s · exceptions {r['errors']} · sees: {r['caption'][:70]}"
+              + (f" · LEAK: {others}" if others else "") + ("" if own else " · OWN IMAGE MISSING"))
+    print(f"server RSS: idle {idle:.0f} MB · peak {mem.peak:.0f} MB · after {after:.0f} MB")
+    bcpu = browser_cpu[0] if browser_cpu else float("nan")
+    print(f"wall {wall:.1f} s on {os.cpu_count()} cores · CPU used: server {cpu:.1f} s, browser side "
+          f"(chromium + playwright, same machine) {bcpu:.1f} s · load average after {load1[0]:.2f}")
+    print("no errors, no cross-session leakage" if ok else "FAILURES above")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Attention: where a query token looks inside its SDA window or LDA group, per head and per block."""
+
+import streamlit as st
+
+from pages.common import analysis, context, texts, widgets
+from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
+                                   head_grid_figure, query_attention_figure, rollout_figure)
+
+ctx = context.get()
+trace = ctx.trace
+intro = widgets.page_header("attn")
+block = widgets.block_picker(trace, "attn", default_block=1)
+head = widgets.head_picker(block, "attn")
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    token = widgets.query_picker(ctx, stage=block.stage, prefix="attn")
+group, member = analysis.query_member(block.layout, token)
+intro.markdown(texts.attention_intro(block, token, group, member))
+with right:
+    fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head),
+                                lambda: query_attention_figure(ctx.pixels, block, token, head))
+    widgets.show_figure(fig, key="attn_query",
+                        filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
+
+VIEWS = {
+    "heads": "All heads",
+    "matrix": "Group matrix",
+    "split": "Content vs position",
+    "diagnostics": "All blocks",
+    "rollout": "Rollout (heuristic)",
+}
+st.session_state.setdefault("attn_view", "heads")
+view = st.radio("More views", list(VIEWS), format_func=VIEWS.get, key="attn_view", horizontal=True)
+if view == "heads":
+    params, build = (block.name, token), lambda: head_grid_figure(ctx.pixels, block, token)
+    caption = f"Each of the {block.heads} heads of {block.name} for the same query, on one colour scale."
+elif view == "matrix":
+    params, build = (block.name, group, head), lambda: group_matrix_figure(block, group, head)
+    caption = (f"All {block.layout.group_tokens}×{block.layout.group_tokens} weights of group {group}: row = query "
+               f"member (the query is row {member}), column = key member; padded keys get exactly 0.")
+elif view == "split":
+    params, build = (block.name, token, head), lambda: bias_content_split_figure(block, token, head)
+    caption = ("Softmax of the content term alone, of the DPB bias alone, and the real attention: how much of "
+               "where the query looks is decided by *what* the keys are versus *where* they are.")
+elif view == "diagnostics":
+    from viz.diagnostics import block_head_stats
+    from viz.diagnostics_figures import diagnostics_figure
+    params, build = (), lambda: diagnostics_figure(block_head_stats(trace))
+    caption = "Every block × head of this forward pass: attention entropy, mean attended distance, bias share."
+else:
+    params, build = (), lambda: rollout_figure(ctx.pixels, attention_rollout(trace), stride=ctx.stride(0))
+    caption = ("A heuristic picture of attention flow through all blocks (ignores MLPs and values); "
+               "use the Attributions page for what the prediction rests on.")
+fig = widgets.cached_figure(ctx, f"attn_{view}", params, build)
+widgets.show_figure(fig, key=f"attn_{view}", filename=f"attention_{view}_{block.name}", caption=caption)

@@ -1,0 +1,70 @@
+"""Attributions: which pixels the prediction rests on (integrated gradients, Grad-CAM, occlusion)."""
+
+import logging
+
+import streamlit as st
+
+from pages.common import analysis, context, loaders, texts, widgets
+from viz.attribution_figures import attribution_overlay_figure
+
+log = logging.getLogger(__name__)
+METHODS = {"ig": "Integrated gradients", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
+
+ctx = context.get()
+trace, bundle = ctx.trace, ctx.bundle
+intro = widgets.page_header("attr")
+st.session_state.setdefault("attr_method", "ig")
+method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="attr_method", horizontal=True)
+intro.markdown(texts.attributions_intro(method))
+if not bundle.trained:
+    st.warning("Random weights: attributions explain a meaningless prediction.", icon=":material/warning:")
+
+top = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
+probs = {i: p for i, _, p in top}
+c1, c2 = st.columns(2)
+with c1:
+    options = [i for i, _, _ in top]
+    if st.session_state.get("attr_target") not in options:
+        st.session_state["attr_target"] = options[0]
+    target = st.selectbox("Class to explain", options, key="attr_target",
+                          format_func=lambda i: f"{bundle.class_names[i]} ({probs[i]:.1%})")
+with c2:
+    if method == "ig":
+        param = st.slider("Steps along the path", 8, 64, 32, step=8, key="attr_steps")
+    elif method == "gradcam":
+        n_stages = len(trace.stage_hw)
+        if st.session_state.get("attr_stage", n_stages - 1) >= n_stages:
+            st.session_state["attr_stage"] = n_stages - 1
+        st.session_state.setdefault("attr_stage", n_stages - 1)
+        param = st.selectbox("Stage", list(range(n_stages)), key="attr_stage",
+                             format_func=lambda i: f"Stage {i} ({trace.stage_hw[i][0]}×{trace.stage_hw[i][1]} "
+                                                   "tokens)")
+    else:
+        param = st.select_slider("Occluding square (px)", [16, 32, 56], value=32, key="attr_window",
+                                 help="Squares tile the image without overlap: one forward pass per square.")
+
+request = (method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
+done: set = st.session_state.setdefault("attr_done", set())
+if st.button(f"Compute {METHODS[method].lower()}", key="attr_run", type="primary", icon=":material/play_arrow:"):
+    done.add(request)
+
+if request in done:
+    try:
+        with st.spinner(f"Computing {METHODS[method].lower()}…"):
+            res = loaders.attribution(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
+                                      _bundle=bundle, _pixels=ctx.pixels)
+    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
+        log.exception("attribution failed")
+        done.discard(request)
+        st.error(f"{METHODS[method]} failed: {type(err).__name__}: {err}")
+    else:
+        name = bundle.class_names[int(target)]
+        fig = widgets.cached_figure(ctx, "attr", request[:1] + request[4:], lambda: attribution_overlay_figure(
+            ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”", signed=res.signed,
+            colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
+            clip_percentile=99.5 if method == "ig" else None))
+        widgets.show_figure(fig, key=f"attr_fig_{method}", filename=f"{method}_{ctx.image_key[:8]}_class{target}",
+                            caption=f"Computed in {res.seconds:.2f} s. {res.note}")
+else:
+    st.info("Press the button to compute (a few seconds on a CPU for the demo model); results are cached, so "
+            "coming back to this class and method is instant.", icon=":material/hourglass_empty:")

@@ -1,0 +1,253 @@
+"""Numbers the pages show, derived from a :class:`~crossformer.trace.Trace` (NumPy only, no Streamlit).
+
+Top-k predictions, the per-stage pipeline table, the cost of group attention against full attention,
+the parity of the PyTorch and NumPy traces, and the step-by-step recomputation of one attention weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from crossformer.geometry import NEG_INF, GroupLayout
+from crossformer.trace import BlockTrace, Trace
+
+
+# ---- predictions ----------------------------------------------------------------------------------
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """``(C,)`` logits → probabilities (float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def top_k(logits: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[tuple[int, str, float]]:
+    """``(C,)`` logits → ``[(class index, name, probability)]``, most likely first."""
+    p = softmax(logits)
+    order = np.argsort(-p, kind="stable")[: min(k, p.size)]
+    return [(int(i), class_names[i] if i < len(class_names) else f"class {i}", float(p[i])) for i in order]
+
+
+# ---- cost of group attention ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttentionCost:
+    """Query–key pairs scored by one block against full self-attention on the same map."""
+
+    tokens: int          # L = H·W real tokens
+    groups: int          # nG
+    group_tokens: int    # N = G²
+    full_pairs: int      # L²
+    group_pairs: int     # nG·N² (padded members included: they are computed, then masked)
+
+    @property
+    def ratio(self) -> float:
+        return self.group_pairs / self.full_pairs if self.full_pairs else math.nan
+
+
+def attention_cost(layout: GroupLayout) -> AttentionCost:
+    L = layout.num_tokens
+    return AttentionCost(tokens=L, groups=layout.num_groups, group_tokens=layout.group_tokens,
+                         full_pairs=L * L, group_pairs=layout.num_groups * layout.group_tokens ** 2)
+
+
+def human(n: float) -> str:
+    """``12345678`` → ``"12.3 M"``."""
+    for div, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:g}"
+
+
+# ---- pipeline table ---------------------------------------------------------------------------------
+def first_of_kind(trace: Trace, stage: int, kind: str) -> BlockTrace | None:
+    """The first block of ``stage`` configured as ``kind`` (``"sda"``/``"lda"``)."""
+    for b in trace.blocks[stage]:
+        if b.layout.configured_kind == kind:
+            return b
+    return None
+
+
+def layout_text(layout: GroupLayout) -> str:
+    """``"G=7 · I=8 · 64 groups · pad 24×24→56×56"`` (or ``"one global group 6×6"``)."""
+    if layout.is_global:
+        H, W = layout.feature_hw
+        return f"one global group ({H}×{W} fits G)"
+    parts = [f"G={layout.group_size}"]
+    if layout.kind == "lda":
+        ih, iw = layout.interval
+        parts.append(f"I={ih}" if ih == iw else f"I={ih}×{iw}")
+    parts.append(f"{layout.num_groups} groups")
+    if layout.is_padded:
+        (H, W), (Hp, Wp) = layout.feature_hw, layout.padded_hw
+        parts.append(f"pad {H}×{W}→{Hp}×{Wp}")
+    return " · ".join(parts)
+
+
+def _padded(layout: GroupLayout | None) -> str:
+    if layout is None:
+        return "–"
+    return "no padding" if not layout.is_padded else f"{layout.padded_hw[0]}×{layout.padded_hw[1]}"
+
+
+def stage_rows(trace: Trace) -> list[dict[str, Any]]:
+    """One row per stage: token grid, pixels per token, channels, heads, G, I, groups, padding, cost."""
+    rows = []
+    for i, (hw, blocks) in enumerate(zip(trace.stage_hw, trace.blocks)):
+        sda, lda = first_of_kind(trace, i, "sda"), first_of_kind(trace, i, "lda")
+        sl = sda.layout if sda else None
+        ll = lda.layout if lda else None
+        costs = [attention_cost(b.layout) for b in blocks]
+        full = sum(c.full_pairs for c in costs)
+        grouped = sum(c.group_pairs for c in costs)
+        glob = bool(sl is not None and sl.is_global)
+        rows.append({
+            "stage": i,
+            "tokens": f"{hw[0]}×{hw[1]}",
+            "px/token": 4 * 2 ** i,
+            "channels": blocks[0].dim if blocks else 0,
+            "heads": blocks[0].heads if blocks else 0,
+            "blocks": len(blocks),
+            "G": (f"{sl.group_size} (global)" if glob else str(sl.group_size)) if sl else "–",
+            "I (LDA)": ("–" if ll is None or ll.kind != "lda" else
+                        (str(ll.interval[0]) if ll.interval[0] == ll.interval[1] else f"{ll.interval[0]}×{ll.interval[1]}")),
+            "SDA groups": sl.num_groups if sl else 0,
+            "LDA groups": ll.num_groups if ll else 0,
+            "SDA padded to": _padded(sl),
+            "LDA padded to": _padded(ll),
+            "pairs vs full": f"{grouped / full:.1%}" if full else "–",
+        })
+    return rows
+
+
+# ---- NumPy reference parity -----------------------------------------------------------------------------
+def group_errors(errors: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Flat ``{"blocks.s0_b1.attention": e, …}`` → ``{"s0_b1": {"attention": e}, "embedding": {…}, …}``.
+
+    Integer index arrays (``members``) are kept: a non-zero difference there is a geometry mismatch.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for key, err in errors.items():
+        parts = key.split(".")
+        if parts[0] == "blocks" and len(parts) == 3:
+            group, fld = parts[1], parts[2]
+        elif parts[0] == "embedding":
+            group, fld = "embedding", parts[1]
+        elif parts[0] == "merges" and len(parts) == 3:
+            group, fld = f"merge{parts[1]}", parts[2]
+        elif parts[0] == "stages":
+            group, fld = "stages", f"stage {parts[1]}"
+        else:
+            group, fld = "head", key
+        out.setdefault(group, {})[fld] = float(err)
+    return out
+
+
+def worst(errors: Mapping[str, float]) -> tuple[str, float]:
+    """The field with the largest error."""
+    if not errors:
+        return "", math.nan
+    key = max(errors, key=lambda k: errors[k])
+    return key, float(errors[key])
+
+
+# ---- one attention weight, step by step ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """One line of the recomputation: what, the formula, the value from each implementation."""
+
+    what: str
+    formula: str
+    pytorch: float
+    numpy: float
+
+    @property
+    def diff(self) -> float:
+        return abs(self.pytorch - self.numpy)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The recomputed weight plus the geometry it used."""
+
+    steps: tuple[Step, ...]
+    query_pos: tuple[int, int]     # (h, w) on the padded grid
+    key_pos: tuple[int, int]
+    offset: tuple[int, int]        # (Δr, Δc) in member units (what the DPB sees)
+    table_row: int                 # row of the DPB table
+    key_is_padding: bool
+
+
+def explain_attention(block: BlockTrace, ref: Mapping[str, np.ndarray], head: int, group: int,
+                      query: int, key: int, batch: int = 0) -> Explanation:
+    """Recompute ``attention[batch, group, head, query, key]`` of ``block`` from its parts, in float64,
+    once from the PyTorch trace and once from the NumPy reference's arrays (``ref`` = reference flat dict).
+
+    Steps: ``scale·q·k`` (content) → ``+ DPB bias`` at the offset → ``+ mask`` → softmax over the row.
+    Each implementation contributes its own content, expanded bias, padding members and stored weight.
+    """
+    layout = block.layout
+    name = block.name
+    rel = layout.relative_index                                                 # (N, N)
+    sources = {
+        "pytorch": (block.content[batch, group, head, query], block.dpb_bias[head, query],
+                    layout.members[group], block.attention[batch, group, head, query, key]),
+        "numpy": (np.asarray(ref[f"blocks.{name}.content"])[batch, group, head, query],
+                  np.asarray(ref[f"blocks.{name}.dpb_bias"])[head, query],
+                  np.asarray(ref.get(f"blocks.{name}.members", layout.members))[group],
+                  np.asarray(ref[f"blocks.{name}.attention"])[batch, group, head, query, key]),
+    }
+    vals: dict[str, dict[str, float]] = {}
+    for impl, (content_row, bias_row, members, stored) in sources.items():   # rows: (N,)
+        content_row = np.asarray(content_row, np.float64)
+        bias_row = np.asarray(bias_row, np.float64)
+        mask_row = np.where(np.asarray(members) < 0, NEG_INF, 0.0)
+        logits = content_row + bias_row + mask_row
+        m = float(logits.max())
+        denom = float(np.exp(logits - m).sum())
+        vals[impl] = {
+            "content": float(content_row[key]), "bias": float(bias_row[key]), "mask": float(mask_row[key]),
+            "logit": float(logits[key]), "max": m, "denom": denom,
+            "weight": float(np.exp(logits[key] - m) / denom), "stored": float(stored),
+        }
+    G = layout.group_size
+    rq, cq = divmod(query, G)
+    rk, ck = divmod(key, G)
+    labels = [
+        ("content", "q·k", f"scale · q_{query} · k_{key}  (scale = {block.scale:.4g})"),
+        ("bias", "+ DPB bias", f"table[{int(rel[query, key])}, head {head}] at offset ({rq - rk}, {cq - ck})"),
+        ("mask", "+ mask", "−10⁶ if the key is padding, else 0"),
+        ("logit", "= logit", "content + bias + mask"),
+        ("max", "row max", f"max over the {layout.group_tokens} keys of the row"),
+        ("denom", "Σ exp", "Σ_j exp(logit_j − max)"),
+        ("weight", "= weight", "exp(logit − max) / Σ exp"),
+        ("stored", "stored weight", "the attention value the forward pass kept"),
+    ]
+    steps = tuple(Step(what, formula, vals["pytorch"][k], vals["numpy"][k]) for k, what, formula in labels)
+    pos = layout.positions[group]
+    return Explanation(steps=steps, query_pos=(int(pos[query, 0]), int(pos[query, 1])),
+                       key_pos=(int(pos[key, 0]), int(pos[key, 1])), offset=(rq - rk, cq - ck),
+                       table_row=int(rel[query, key]), key_is_padding=bool(layout.members[group, key] < 0))
+
+
+# ---- query selection ------------------------------------------------------------------------------------
+def token_of_pixel(pixel: tuple[int, int], stage_hw: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Pixel ``(y, x)`` of the model input → token ``(h, w)`` of a stage with ``stride`` px per token."""
+    y, x = pixel
+    H, W = stage_hw
+    return min(max(int(y) // stride, 0), H - 1), min(max(int(x) // stride, 0), W - 1)
+
+
+def pixel_of_token(token: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Centre pixel ``(y, x)`` of token ``(h, w)``."""
+    return int(token[0]) * stride + stride // 2, int(token[1]) * stride + stride // 2
+
+
+def query_member(layout: GroupLayout, token: tuple[int, int]) -> tuple[int, int]:
+    """``(group, member)`` of real token ``(h, w)`` in ``layout``."""
+    t = token[0] * layout.feature_hw[1] + token[1]
+    slot = int(layout.slot_of_token[t])
+    return divmod(slot, layout.group_tokens)

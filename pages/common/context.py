@@ -1,0 +1,113 @@
+"""What every page works on: the model, the image, its preprocessing and the cached trace.
+
+``app.py`` builds one :class:`AppContext` per run from the sidebar (see :mod:`pages.common.sidebar`) and
+keeps it in this session's state; pages read it with :func:`get`. The shared query (the token the
+attention and embedding views look at) is stored as a pixel of the model input, so every stage maps it
+to its own token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+
+import crossformer
+
+from .analysis import pixel_of_token, token_of_pixel
+from .images import DecodedImage, PreparedImage, Preprocessing
+from .models import ModelBundle
+
+CONTEXT_KEY = "_ctx"
+QUERY_KEY = "query_px"
+
+
+@dataclass(frozen=True, eq=False)
+class AppContext:
+    """One run's inputs and the trace every page reads.
+
+    Attributes:
+        bundle: the model and what to say about it.
+        image_key: SHA-256 (or generator parameters) identifying the image.
+        image_name: caption, e.g. ``"upload: cat.jpg"``.
+        decoded: the decoded image (original size).
+        prep: the preprocessing chosen.
+        prepared: the pixels the model sees.
+        trace: ``forward_trace`` of the model on them.
+        expected: the true class when known (Navon figures), else ``None``.
+        errors: messages to show above the page (a bad upload, a checkpoint that failed).
+    """
+
+    bundle: ModelBundle
+    image_key: str
+    image_name: str
+    decoded: DecodedImage
+    prep: Preprocessing
+    prepared: PreparedImage
+    trace: crossformer.Trace
+    expected: str | None = None
+    errors: tuple[str, ...] = field(default=())
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8 model input."""
+        return self.prepared.pixels
+
+    @property
+    def prep_key(self) -> str:
+        return self.prep.key
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    def stride(self, stage: int) -> int:
+        """Input pixels per token side at ``stage``."""
+        return self.bundle.cfg.stride * 2 ** stage
+
+    def query_token(self, stage: int) -> tuple[int, int]:
+        """The shared query as a token ``(h, w)`` of ``stage``."""
+        return token_of_pixel(query_pixel(self), self.trace.stage_hw[stage], self.stride(stage))
+
+
+def get() -> AppContext:
+    """The context ``app.py`` built for this run.
+
+    When a page script runs without ``app.py`` — Streamlit's legacy ``pages/``-folder mode, which a fresh
+    server uses for its very first request if that request names a page URL — the page asks for one
+    rerun (which goes through ``app.py`` and ``st.navigation``); should that happen again, it builds the
+    sidebar and the context itself, so it still works.
+    """
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is None and not st.session_state.get("_legacy_rerun"):
+        # Once: declare the app's navigation (which switches Streamlit out of the legacy mode for the
+        # process) and rerun; the rerun goes through app.py like every later one.
+        st.session_state["_legacy_rerun"] = True
+        from .navigation import PAGES
+        st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0))
+                       for i, p in enumerate(PAGES)], position="hidden")
+        st.rerun()
+    if ctx is None:
+        from . import sidebar, widgets
+        st.set_page_config(page_title="CrossFormer Explorer", layout="wide")
+        ctx = sidebar.render()
+        widgets.notices(ctx)
+    return ctx
+
+
+def query_pixel(ctx: AppContext) -> tuple[int, int]:
+    """The shared query pixel ``(y, x)``, clamped to the model input (centre when unset)."""
+    H, W = ctx.prepared.hw
+    q = st.session_state.get(QUERY_KEY)
+    if q is None:
+        return H // 2, W // 2
+    return min(max(int(q[0]), 0), H - 1), min(max(int(q[1]), 0), W - 1)
+
+
+def set_query_pixel(y: float, x: float) -> None:
+    st.session_state[QUERY_KEY] = (int(y), int(x))
+
+
+def set_query_token(token: tuple[int, int], stride: int) -> None:
+    st.session_state[QUERY_KEY] = pixel_of_token(token, stride)

@@ -1,0 +1,239 @@
+"""Every cached computation of the app, in one module that is not a page.
+
+* ``st.cache_resource`` holds models (shared by all sessions, never mutated after creation) and their
+  NumPy weights.
+* ``st.cache_data`` (bounded) holds per-input results: decoded images, model inputs, one ``forward_trace``
+  per (model id, image digest, preprocessing), DPB tables, attributions and NumPy-reference runs. Every
+  page reads these; widgets never re-run the model.
+
+Arguments with a leading underscore are not hashed: the id arguments before them identify the input
+fully (``model_id`` names the weights, ``image_key`` is a SHA-256 of the image, ``prep_key`` the
+preprocessing), so large arrays and models are never hashed on a rerun. A :class:`~crossformer.Trace`
+is a frozen dataclass of NumPy arrays: pickling one (demo model, 224²: 9 MB) takes ~50 ms once, reading
+it back ~2 ms per rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+import crossformer
+
+from . import images, models
+from .images import DecodedImage, ImageError, PreparedImage, Preprocessing
+from .models import ModelBundle, ModelFailure
+from .settings import SAMPLE_SUFFIXES, SAMPLES_DIR
+
+log = logging.getLogger(__name__)
+
+
+def digest(data: bytes) -> str:
+    """Short SHA-256 hex digest used as a cache key for bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+# ---- models (shared resources) ----------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def device() -> torch.device:
+    """The device every model runs on: CUDA, then MPS, then CPU."""
+    return crossformer.pick_device()
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the demo model…")
+def demo_model(model_id: str) -> ModelBundle:
+    """The shipped demo model (random weights with a warning when its file is missing)."""
+    return models.build_demo(model_id, device())
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the checkpoint…")
+def checkpoint_file_model(model_id: str, path: str) -> ModelBundle | ModelFailure:
+    """A checkpoint named at start-up (``model_id`` carries its size and mtime)."""
+    p = Path(path)
+    if not p.is_file():
+        return ModelFailure(p.name, f"checkpoint file not found: {p}")
+    return models.build_from_checkpoint(model_id, p, p.name, device())
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the uploaded checkpoint…")
+def uploaded_model(model_id: str, name: str, _data: bytes) -> ModelBundle | ModelFailure:
+    """An uploaded checkpoint (``model_id`` carries the SHA-256 of the bytes)."""
+    return models.build_from_checkpoint(model_id, _data, name, device())
+
+
+@st.cache_resource(max_entries=2, show_spinner="Building the architecture…")
+def architecture_model(variant: str) -> ModelBundle:
+    """An official variant with random weights (geometry only)."""
+    return models.build_architecture(f"random:{variant}", variant, device())
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def numpy_weights(model_id: str, _bundle: ModelBundle) -> dict[str, np.ndarray]:
+    """The model's weights as float32 NumPy arrays under the official names (for the NumPy reference)."""
+    return {k: v.detach().to("cpu", torch.float32).numpy() for k, v in _bundle.model.state_dict().items()}
+
+
+# ---- images -----------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    """Result of decoding: the image, or the message saying why not (errors are cached too)."""
+
+    image: DecodedImage | None
+    error: str | None = None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def decode(image_key: str, name: str, _data: bytes) -> Decoded:
+    """Bytes of an upload or sample → :class:`Decoded` (keyed by the bytes' digest)."""
+    try:
+        return Decoded(images.decode_image(_data, name))
+    except ImageError as err:
+        return Decoded(None, str(err))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def sample_files() -> dict[str, str]:
+    """Shipped sample images: display name → path (``assets/samples``)."""
+    if not SAMPLES_DIR.is_dir():
+        return {}
+    files = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES and p.is_file())
+    return {p.stem.replace("_", " "): str(p) for p in files}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sample_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def navon_image(global_shape: str, local_shape: str, size: int, element_size: float, seed: int) -> np.ndarray:
+    """A Navon figure from the demo model's generator: ``(size, size, 3)`` uint8."""
+    from crossformer.navon import render_navon
+    return render_navon(global_shape, local_shape, (size, size), element_size=element_size, seed=seed)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def prepared(image_key: str, mode: str, size: int, _rgb: np.ndarray) -> PreparedImage:
+    """Decoded image → the pixels the model sees (see :class:`~pages.common.images.Preprocessing`)."""
+    return images.preprocess(_rgb, Preprocessing(mode, int(size)))
+
+
+# ---- the forward pass (one per model × image × preprocessing) ------------------------------------------------
+def model_input(bundle: ModelBundle, pixels: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → normalised ``(1, 3, H, W)`` float32 tensor on the model's device."""
+    x = images.normalise(pixels, bundle.cfg.mean, bundle.cfg.std)
+    return torch.from_numpy(x)[None].to(bundle.device)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the model…")
+def trace(model_id: str, image_key: str, prep_key: str, _bundle: ModelBundle,
+          _pixels: np.ndarray) -> crossformer.Trace:
+    """``forward_trace`` of the model on the prepared image (everything the pages draw)."""
+    x = model_input(_bundle, _pixels)
+    t0 = time.perf_counter()
+    with _bundle.lock:
+        out = _bundle.model.forward_trace(x)
+    log.info("forward_trace %s %s %s: %.2f s", model_id, image_key[:8], prep_key, time.perf_counter() - t0)
+    return out
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def dpb_tables(model_id: str, stage: int, block: int, sizes: tuple[int, ...],
+               _bundle: ModelBundle) -> dict[int, np.ndarray]:
+    """The block's DPB MLP evaluated at several group sizes: ``{G: ((2G−1)², heads)}``."""
+    with _bundle.lock:
+        return {G: _bundle.model.dpb_table(stage, block, G).detach().cpu().numpy() for G in sizes}
+
+
+# ---- figures ------------------------------------------------------------------------------------------------
+@st.cache_resource(max_entries=128, show_spinner=False)
+def figure(key: tuple, _build: Callable[[], Any]) -> Any:
+    """A built figure, shared read-only by every session that asks for the same ``key``.
+
+    ``key`` must name everything the figure depends on: (model id, image key, preprocessing, figure name,
+    widget values). Building a plotly figure costs 50–150 ms; reusing one costs nothing, so a widget rerun
+    only rebuilds the figures that widget changes. ``cache_resource`` (no pickling) because figures are
+    never mutated after building (``st.plotly_chart`` and the exporters only read them).
+    """
+    return _build()
+
+
+# ---- heavy extras, on demand ------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """An attribution map and what to say about it."""
+
+    values: np.ndarray        # (H, W) or (H_i, W_i) for Grad-CAM
+    signed: bool
+    seconds: float
+    note: str = ""
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def attribution(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int,
+                _bundle: ModelBundle, _pixels: np.ndarray) -> Attribution:
+    """Integrated gradients (``param`` = steps), Grad-CAM (``param`` = stage) or occlusion (``param`` =
+    window in pixels) for class ``target``. Runs under the model's lock (captum attaches hooks)."""
+    from viz import attribution as attr
+
+    x = model_input(_bundle, _pixels)
+    t0 = time.perf_counter()
+    note = ""
+    with _bundle.lock:
+        if method == "ig":
+            values, delta = attr.integrated_gradients(_bundle.model, x, target, steps=param)
+            signed = True
+            note = f"convergence delta {delta:.3g} (how far the attributions' sum is from the logit change)"
+        elif method == "gradcam":
+            values, signed = attr.grad_cam(_bundle.model, x, target, stage=param), False
+        elif method == "occlusion":
+            values = attr.occlusion(_bundle.model, x, target, window=param, stride=param)
+            signed = True
+        else:
+            raise ValueError(f"unknown attribution method {method!r}")
+    return Attribution(np.asarray(values, dtype=np.float32), signed, time.perf_counter() - t0, note)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRun:
+    """The NumPy reference on one input, compared field by field with the PyTorch trace."""
+
+    logits: np.ndarray                  # (1, classes)
+    flat: dict[str, np.ndarray]         # same names as Trace.flat()
+    errors: dict[str, float]            # max |torch − numpy| per field
+    seconds: float
+
+
+@st.cache_data(max_entries=6, show_spinner=False)
+def reference_run(model_id: str, image_key: str, prep_key: str, _bundle: ModelBundle,
+                  _pixels: np.ndarray, _trace: crossformer.Trace) -> ReferenceRun:
+    """Run :func:`crossformer.reference.forward` on the same input and compare with the trace."""
+    from crossformer import reference
+
+    x = images.normalise(_pixels, _bundle.cfg.mean, _bundle.cfg.std)[None]    # (1, 3, H, W)
+    weights = numpy_weights(model_id, _bundle)
+    t0 = time.perf_counter()
+    logits, flat = reference.forward(weights, x, _bundle.cfg)
+    seconds = time.perf_counter() - t0
+    errors = reference.compare(_trace.flat(), flat)
+    return ReferenceRun(np.asarray(logits), {k: np.asarray(v) for k, v in flat.items()}, errors, seconds)
+
+
+# ---- exports -----------------------------------------------------------------------------------------------
+def trace_npz(trace_: crossformer.Trace, extra: dict[str, Any] | None = None) -> bytes:
+    """The whole trace (``Trace.flat()``) as compressed ``.npz`` bytes."""
+    import io
+    buf = io.BytesIO()
+    arrays = dict(trace_.flat())
+    for k, v in (extra or {}).items():
+        arrays[f"meta.{k}"] = np.asarray(v)
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()

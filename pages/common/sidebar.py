@@ -1,0 +1,275 @@
+"""The shared sidebar: image source, preprocessing, model, lesson mode → one :class:`AppContext`.
+
+Rendered by ``app.py`` on every run before the page, so its widgets keep their values across pages.
+Every failure (unreadable upload, bad checkpoint) becomes a message and a fallback (the default image,
+the demo model); the app keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from . import loaders, settings
+from .context import AppContext
+from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, Preprocessing
+from .models import ARCHITECTURES, DEMO, ModelBundle, ModelFailure
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("Sample", "Navon generator", "Uploaded image")
+PREP_LABELS = {"official": "Official eval: resize 256, crop 224", "aspect": "Keep aspect ratio"}
+NAVON_SIZE = 224
+MODEL_LABELS = {
+    "demo": "Demo model (Navon figures)",
+    "startup": "Checkpoint from the command line",
+    "upload": "Upload a checkpoint…",
+    "architecture": "Official architecture, random weights",
+}
+_DIGESTS = "_upload_digests"
+
+
+# ---- image -----------------------------------------------------------------------------------------
+def _on_upload() -> None:
+    """A new upload switches the source to it."""
+    if st.session_state.get("sb_upload") is not None:
+        st.session_state["sb_source"] = "Uploaded image"
+
+
+def _upload_digest(upload) -> str:
+    """SHA-256 of an upload, computed once per file (keyed by Streamlit's file id)."""
+    seen: dict[str, str] = st.session_state.setdefault(_DIGESTS, {})
+    fid = getattr(upload, "file_id", None) or upload.name
+    if fid not in seen:
+        if len(seen) > 8:
+            seen.clear()
+        seen[fid] = loaders.digest(upload.getvalue())
+    return seen[fid]
+
+
+def _navon_expected(global_shape: str, local_shape: str) -> str:
+    from crossformer.navon import CLASS_NAMES, label_of
+    return CLASS_NAMES[label_of(global_shape, local_shape)]
+
+
+def _expected_from_name(name: str) -> str | None:
+    """Navon samples named like ``navon_triangle_of_squares`` carry their class."""
+    try:
+        from crossformer.navon import CLASS_NAMES
+    except ImportError:
+        return None
+    flat = name.lower().replace("_", " ").replace("-", " ")
+    hits = [c for c in CLASS_NAMES if c in flat]
+    return max(hits, key=len) if hits else None
+
+
+def _navon(global_shape: str, local_shape: str, element: float, seed: int) -> tuple[str, str, DecodedImage, str]:
+    rgb = loaders.navon_image(global_shape, local_shape, NAVON_SIZE, float(element), int(seed))
+    key = f"navon:{global_shape}:{local_shape}:{NAVON_SIZE}:{element}:{seed}"
+    name = f"Navon figure: {_navon_expected(global_shape, local_shape)} (element {element} px, seed {seed})"
+    return key, name, DecodedImage(rgb=rgb, format="generated", mode="RGB"), _navon_expected(global_shape,
+                                                                                            local_shape)
+
+
+def _sample(name: str, path: str) -> tuple[str, str, DecodedImage | None, str | None, str | None]:
+    data = loaders.sample_bytes(path)
+    key = loaders.digest(data)
+    dec = loaders.decode(key, Path(path).name, _data=data)
+    return key, f"sample: {name}", dec.image, dec.error, _expected_from_name(name)
+
+
+def default_sample(samples: dict[str, str]) -> str | None:
+    """The sample shown first: a Navon figure if one ships (the demo model's task), else the first."""
+    for name in samples:
+        if "navon" in name.lower():
+            return name
+    return next(iter(samples), None)
+
+
+def _default_image() -> tuple[str, str, DecodedImage, str | None]:
+    """The fallback image: the default sample, else a generated Navon figure."""
+    samples = loaders.sample_files()
+    name = default_sample(samples)
+    if name is not None:
+        key, label, img, err, expected = _sample(name, samples[name])
+        if img is not None:
+            return key, label, img, expected
+        log.warning("default sample unreadable: %s", err)
+    key, label, img, expected = _navon("triangle", "square", 10.0, 0)
+    return key, label, img, expected
+
+
+def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None]:
+    """Widgets for the image → ``(image_key, caption, decoded image, expected class or None)``."""
+    samples = loaders.sample_files()
+    st.session_state.setdefault("sb_source", "Sample" if samples else "Navon generator")
+    source = st.radio("Source", SOURCES, key="sb_source", horizontal=True, label_visibility="collapsed")
+    result: tuple[str, str, DecodedImage, str | None] | None = None
+    if source == "Sample":
+        if samples:
+            st.session_state.setdefault("sb_sample", default_sample(samples))
+            if st.session_state["sb_sample"] not in samples:
+                st.session_state["sb_sample"] = default_sample(samples)
+            name = st.selectbox("Sample image", list(samples), key="sb_sample")
+            key, label, img, err, expected = _sample(name, samples[name])
+            if img is None:
+                errors.append(f"The sample {name} could not be read: {err}")
+            else:
+                result = (key, label, img, expected)
+        else:
+            st.info("No sample images found in assets/samples.")
+    elif source == "Navon generator":
+        from crossformer.navon import SHAPES
+        c1, c2 = st.columns(2)
+        g = c1.selectbox("Global shape", SHAPES, index=SHAPES.index("triangle"), key="sb_navon_global")
+        l = c2.selectbox("Local shape", SHAPES, index=SHAPES.index("square"), key="sb_navon_local")
+        element = st.slider("Element size (px)", 5, 24, 10, key="sb_navon_element",
+                            help="Diameter of each small local shape, in pixels of the 224×224 figure.")
+        seed = st.number_input("Seed (position, colours, texture)", 0, 9999, 0, key="sb_navon_seed")
+        result = _navon(g, l, float(element), int(seed))
+    upload = st.file_uploader("Upload an image", type=list(IMAGE_TYPES), key="sb_upload", on_change=_on_upload,
+                              max_upload_size=MAX_IMAGE_BYTES // 2**20,
+                              help="PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF.")
+    if source == "Uploaded image":
+        if upload is None:
+            st.info("Upload an image above; the default sample is shown meanwhile.")
+        else:
+            data = upload.getvalue()
+            key = _upload_digest(upload)
+            dec = loaders.decode(key, upload.name, _data=data)
+            if dec.image is None:
+                errors.append(f"Could not use the uploaded file — {dec.error} The default image is shown instead.")
+            else:
+                result = (key, f"upload: {upload.name}", dec.image, _expected_from_name(upload.name))
+    return result if result is not None else _default_image()
+
+
+def prep_section(default_mode: str) -> Preprocessing:
+    """Widgets for the preprocessing."""
+    st.session_state.setdefault("sb_prep", default_mode)
+    mode = st.radio("Preprocessing", list(PREP_LABELS), format_func=PREP_LABELS.get, key="sb_prep",
+                    help="The official transform is what the ImageNet models were evaluated with. "
+                         "Keeping the aspect ratio shows the padding of groups on non-square token maps: "
+                         "the model runs at any size ≥ 32 pixels.")
+    if mode == "aspect":
+        size = st.slider("Shorter side (px)", 32, 512, 224, step=16, key="sb_size",
+                         help="The long side follows the image's aspect ratio (cropped to at most 3:1).")
+        return Preprocessing("aspect", int(size))
+    return Preprocessing("official", 224)
+
+
+# ---- model -----------------------------------------------------------------------------------------
+def _demo() -> ModelBundle:
+    from .models import demo_model_id
+    return loaders.demo_model(demo_model_id())
+
+
+def _startup_model(path: Path, errors: list[str]) -> ModelBundle:
+    try:
+        stat = path.stat()
+        model_id = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    except OSError:
+        errors.append(f"The checkpoint {path} does not exist; using the demo model.")
+        return _demo()
+    got = loaders.checkpoint_file_model(model_id, str(path.resolve()))
+    if isinstance(got, ModelFailure):
+        errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
+        return _demo()
+    return got
+
+
+def _uploaded_model(errors: list[str]) -> ModelBundle:
+    up = st.file_uploader("Checkpoint (.pth, .safetensors, .npz)", type=list(settings.CHECKPOINT_TYPES),
+                          key="sb_ckpt", help="An official CrossFormer / CrossFormer++ classification "
+                          "checkpoint. Pickles are opened with a restricted unpickler: no code runs. "
+                          "Files above the upload limit: start the app with -- --checkpoint PATH.")
+    if up is None:
+        st.caption("No checkpoint uploaded yet: the demo model is used.")
+        return _demo()
+    key = _upload_digest(up)
+    got = loaders.uploaded_model(f"upload:{key}", up.name, _data=up.getvalue())
+    if isinstance(got, ModelFailure):
+        errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
+        return _demo()
+    return got
+
+
+def _on_model_change() -> None:
+    """The demo model was trained on raw figures; ImageNet models expect the official transform."""
+    st.session_state["sb_prep"] = "aspect" if st.session_state.get("sb_model") == "demo" else "official"
+
+
+def model_section(errors: list[str]) -> ModelBundle:
+    """Widgets for the model → the bundle to use (the demo model whenever a load fails)."""
+    startup = settings.startup_checkpoint()
+    options = ["demo", "upload", "architecture"]
+    if startup is not None:
+        options.insert(0, "startup")
+    st.session_state.setdefault("sb_model", options[0])
+    if st.session_state["sb_model"] not in options:
+        st.session_state["sb_model"] = options[0]
+    labels = dict(MODEL_LABELS)
+    if startup is not None:
+        labels["startup"] = f"Checkpoint: {startup.name}"
+    choice = st.selectbox("Model", options, format_func=labels.get, key="sb_model", on_change=_on_model_change)
+    if choice == "startup" and startup is not None:
+        bundle = _startup_model(startup, errors)
+    elif choice == "upload":
+        bundle = _uploaded_model(errors)
+    elif choice == "architecture":
+        from crossformer.config import VARIANT_INFO
+        variant = st.selectbox("Variant", ARCHITECTURES, format_func=lambda v: VARIANT_INFO.get(v, v),
+                               key="sb_arch")
+        bundle = loaders.architecture_model(variant)
+    else:
+        bundle = _demo()
+    st.caption(f"**{bundle.label}** · {bundle.family} · {bundle.num_params / 1e6:.2f} M parameters · "
+               f"{bundle.cfg.num_classes} classes · weights: {bundle.weights}")
+    if bundle.notes:
+        st.warning("\n\n".join(bundle.notes), icon=":material/warning:")
+    return bundle
+
+
+def device_caption(bundle: ModelBundle) -> str:
+    import torch
+    dev = bundle.device
+    if dev.startswith("cuda") and torch.cuda.is_available():
+        return f"Device: **GPU** ({torch.cuda.get_device_name(0)})"
+    if dev == "mps":
+        return "Device: **Apple GPU** (MPS)"
+    return f"Device: **CPU** ({torch.get_num_threads()} threads)"
+
+
+# ---- everything ---------------------------------------------------------------------------------------
+def render() -> AppContext:
+    """Draw the sidebar, load what it selects, run (or reuse) the forward pass → the run's context."""
+    errors: list[str] = []
+    with st.sidebar:
+        st.markdown("#### Image")
+        key, name, decoded, expected = image_section(errors)
+        notes_box = st.container()
+        st.markdown("#### Model")
+        bundle = model_section(errors)
+        st.caption(device_caption(bundle))
+        st.markdown("#### Preprocessing")
+        prep = prep_section("aspect" if bundle.is_demo or bundle.variant == DEMO else "official")
+        st.divider()
+        st.toggle("Lesson mode", key="sb_lesson", help="One instruction per page, in order.")
+    prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
+    with notes_box:
+        st.caption(f"{name} · {decoded.size_text} px → model input {prepared.hw[1]}×{prepared.hw[0]}")
+        notes = list(decoded.notes) + list(prepared.notes)
+        if notes:
+            st.warning("\n".join(f"- {n}" for n in notes), icon=":material/info:")
+    try:
+        trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels)
+    except Exception as err:  # noqa: BLE001 — shown, never raised into the page
+        log.exception("forward pass failed")
+        st.error(f"The model could not run on this input ({type(err).__name__}: {err}). "
+                 "Try a smaller size or another image.")
+        st.stop()
+    return AppContext(bundle=bundle, image_key=key, image_name=name, decoded=decoded, prep=prep,
+                      prepared=prepared, trace=trace, expected=expected if bundle.is_demo else None,
+                      errors=tuple(errors))

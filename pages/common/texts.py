@@ -1,0 +1,143 @@
+"""Teaching text of every page, filled with the live numbers of the current trace (no Streamlit).
+
+Each function returns Markdown: 2–5 sentences on the mechanism and what to look for.
+"""
+
+from __future__ import annotations
+
+from crossformer.geometry import GroupLayout
+from crossformer.trace import BlockTrace, EmbeddingTrace, Trace
+
+from .analysis import attention_cost, first_of_kind, human
+
+
+def _hw(hw: tuple[int, int]) -> str:
+    return f"{hw[0]}×{hw[1]}"
+
+
+def _interval(layout: GroupLayout) -> str:
+    ih, iw = layout.interval
+    return str(ih) if ih == iw else f"{ih}×{iw}"
+
+
+def cost_sentence(layouts: list[GroupLayout]) -> str:
+    """'… scores 153.7 k query–key pairs instead of 9.83 M for full attention (1.6 %).'"""
+    costs = [attention_cost(l) for l in layouts]
+    full = sum(c.full_pairs for c in costs)
+    grouped = sum(c.group_pairs for c in costs)
+    return (f"{human(grouped)} query–key pairs instead of {human(full)} for full attention "
+            f"({grouped / full:.1%})" if full else "")
+
+
+def overview_intro(trace: Trace, model_label: str) -> str:
+    grids = ", ".join(_hw(hw) for hw in trace.stage_hw)
+    sda, lda = first_of_kind(trace, 0, "sda"), first_of_kind(trace, 0, "lda")
+    H, W = trace.input_hw
+    s = (f"**{model_label}** reads this {W}×{H}-pixel image as a pyramid of four token maps — {grids} tokens — "
+         "where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks alternate "
+         "**SDA** (short-distance attention among the G×G neighbours of a window) and **LDA** "
+         "(long-distance attention among tokens *I* apart, spread over the whole image).")
+    if sda is not None and lda is not None:
+        s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
+              f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {_interval(lda.layout)}): one "
+              f"SDA + LDA pair scores {cost_sentence([sda.layout, lda.layout])}.")
+    s += (" Every number and picture in this app is read from the model's own forward pass on this image "
+          "(its *trace*).")
+    return s
+
+
+def embedding_intro(emb: EmbeddingTrace, layer: str, px_per_input: int) -> str:
+    kernels = "/".join(str(k) for k in emb.kernels)
+    chans = " + ".join(str(c) for c in emb.channels)
+    Ho, Wo = emb.output_hw
+    big = max(emb.kernels) * px_per_input
+    small = min(emb.kernels) * px_per_input
+    unit = "pixels" if px_per_input == 1 else f"tokens ({px_per_input} px each)"
+    return (f"The **{layer}** samples every location with {len(emb.kernels)} convolutions of "
+            f"{kernels} {unit}, all with stride {emb.stride}, and concatenates their {chans} = "
+            f"{sum(emb.channels)} channels into one token. So each of the {Ho}×{Wo} output tokens sees its "
+            f"spot at several scales at once: from {small}×{small} to {big}×{big} pixels. Fine kernels get "
+            "more channels (they carry detail); large ones add context. Look for kernels whose energy follows "
+            "edges and texture versus those that follow larger layout.")
+
+
+def groups_intro(trace: Trace, stage: int) -> str:
+    hw = trace.stage_hw[stage]
+    px = 4 * 2 ** stage
+    sda, lda = first_of_kind(trace, stage, "sda"), first_of_kind(trace, stage, "lda")
+    parts = [f"Stage {stage} has {_hw(hw)} tokens of {px}×{px} pixels."]
+    if sda is not None:
+        L = sda.layout
+        if L.is_global:
+            parts.append(f"The whole map fits in one {L.group_size}×{L.group_size} group, so SDA and LDA "
+                         "both become global attention here.")
+        else:
+            pad = (f", after padding the map to {_hw(L.padded_hw)} with masked tokens" if L.is_padded else "")
+            parts.append(f"**SDA** cuts it into {L.num_groups} windows of G×G = {L.group_size}×{L.group_size} "
+                         f"neighbouring tokens{pad}: each token attends within {L.group_size * px} pixels.")
+    if lda is not None and not lda.layout.is_global:
+        L = lda.layout
+        I = L.interval[0]
+        pad = f" (map padded to {_hw(L.padded_hw)})" if L.is_padded else ""
+        parts.append(f"**LDA** groups every {_interval(L)}-th token (I = {_interval(L)}): its {L.num_groups} groups "
+                     f"of {L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
+                     f"steps{pad}.")
+    layouts = [b.layout for b in trace.blocks[stage]]
+    if layouts:
+        parts.append(f"The stage's {len(layouts)} blocks score {cost_sentence(layouts)}.")
+    return " ".join(parts)
+
+
+def dpb_intro(block: BlockTrace) -> str:
+    L = block.layout
+    G = L.group_size
+    step = ""
+    if L.kind == "lda":
+        step = (f" In this LDA block neighbouring members are I = {_interval(L)} tokens apart, so an offset of 1 "
+                f"means {L.interval[0] * 4 * 2 ** block.stage} pixels.")
+    return (f"The **dynamic position bias** (DPB) is a small MLP that turns the offset (Δh, Δw) between two "
+            f"members of a group into one bias per head, added to q·k before the softmax. Block {block.name} "
+            f"({L.kind.upper()}, G = {G}) evaluates it on (2G−1)² = {(2 * G - 1) ** 2} offsets for "
+            f"{block.heads} heads.{step} Because it is a function of the offset rather than a table of "
+            "parameters, the same weights give a bias for any group size — move the G slider. Look for heads "
+            "that favour near keys (a peak at the centre) and heads with a direction.")
+
+
+def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, member: int) -> str:
+    L = block.layout
+    px = 4 * 2 ** block.stage
+    real = int((L.members[group] >= 0).sum())
+    pad = f" ({L.group_tokens - real} of them padding, masked out)" if real < L.group_tokens else ""
+    kind = "one global group" if L.is_global else L.kind.upper()
+    spread = (f" LDA members are {L.interval[0] * px} pixels apart, so the query sees the whole image coarsely."
+              if L.kind == "lda" else " SDA members are neighbours, so the query sees its surroundings finely.")
+    return (f"In block **{block.name}** ({kind}, G = {L.group_size}) the query token ({token[0]}, {token[1]}) is "
+            f"member {member} of group {group}, and attends to that group's {L.group_tokens} members only{pad}. "
+            f"Its weights are softmax(scale·q·k + DPB bias + mask) over those members, drawn where the members "
+            f"really are in the image.{spread} Compare the heads, and how much comes from content (q·k) "
+            "versus position (bias).")
+
+
+def attributions_intro(method: str) -> str:
+    text = {
+        "ig": ("**Integrated gradients** add up the gradient of the class score along a straight path from a "
+               "black image to this one; the result is signed and sums (almost) to the score change."),
+        "gradcam": ("**Grad-CAM** weighs a stage's feature maps by the gradient of the class score: coarse "
+                    "(one value per token of that stage) but fast."),
+        "occlusion": ("**Occlusion** greys out one square of the image at a time and records how much the class "
+                      "score drops: slow, model-agnostic, and easy to explain."),
+    }[method]
+    return (text + " Attributions answer *which pixels mattered*, which attention maps alone do not. They are "
+            "heavier than the forward pass, so they run when you press the button and are then cached.")
+
+
+def reference_intro(num_blocks: int, tol: float) -> str:
+    return (f"The NumPy reference is an independent implementation of the same forward pass (plain NumPy, "
+            f"one short function per concept, sharing no code with the PyTorch model). Running it on this "
+            f"image and comparing every field of all {num_blocks} blocks shows the PyTorch model computes "
+            f"exactly the architecture of the paper: every difference should stay below {tol:g}. Then take "
+            "any one attention weight apart, step by step.")
+
+
+def lesson_text(step: int, total: int, instruction: str) -> str:
+    return f"**Lesson step {step} of {total}.** {instruction}"

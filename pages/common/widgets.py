@@ -1,0 +1,202 @@
+"""Widgets and display helpers the pages share: header + lesson, figure with downloads, pickers.
+
+Widget keys are always prefixed by the page id (``attn_stage``, ``grp_qrow`` …). The query picker shows
+the model input with the shared query token outlined: clicking it (``streamlit-image-coordinates``) or
+moving the row/column sliders (keyboard) sets the query for every page.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import streamlit as st
+
+from crossformer.trace import BlockTrace, Trace
+
+from . import images, loaders, navigation, texts
+from .context import AppContext, query_pixel, set_query_pixel, set_query_token
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+# ---- page frame ---------------------------------------------------------------------------------------
+def page_header(page_id: str, intro: str | None = None) -> Any:
+    """Title, the lesson-mode instruction (when on), then the teaching text.
+
+    Returns a placeholder right below the title for the teaching text when it depends on widgets drawn
+    later (``box.markdown(text)``); ``intro`` fills it at once.
+    """
+    spec = navigation.page(page_id)
+    st.title(spec.title)
+    if st.session_state.get("sb_lesson"):
+        ids = [p.id for p in navigation.PAGES]
+        step = ids.index(page_id) + 1
+        with st.container(border=True):
+            st.markdown(texts.lesson_text(step, len(ids), spec.lesson))
+            nxt = navigation.next_page(page_id)
+            if nxt is not None:
+                st.page_link(nxt.path, label=f"Next: {nxt.title}", icon=":material/arrow_forward:")
+    box = st.empty()
+    if intro:
+        box.markdown(intro)
+    return box
+
+
+def notices(ctx: AppContext) -> None:
+    """Errors from this run (bad upload, checkpoint that failed) above every page."""
+    for msg in ctx.errors:
+        st.error(msg, icon=":material/error:")
+
+
+# ---- figures ----------------------------------------------------------------------------------------------
+def _is_matplotlib(fig: Any) -> bool:
+    from matplotlib.figure import Figure
+    return isinstance(fig, Figure)
+
+
+def _safe(fn: Callable[[], bytes]) -> Callable[[], bytes]:
+    """A deferred download that never raises into Streamlit (a failed export downloads a short note)."""
+    def run() -> bytes:
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001
+            return f"Export failed: {type(err).__name__}: {err}".encode()
+    return run
+
+
+def download_buttons(fig: Any, key: str, filename: str) -> None:
+    """PNG + SVG (when a static exporter is available) and HTML buttons; bytes are made only on click."""
+    from viz import export
+
+    with st.container(horizontal=True, gap="small"):
+        static = _is_matplotlib(fig) or export.png_available()
+        if static:
+            st.download_button("PNG", _safe(partial(export.figure_to_png, fig)), f"{filename}.png", "image/png",
+                               key=f"{key}_png", on_click="ignore", icon=":material/download:")
+            st.download_button("SVG", _safe(partial(export.figure_to_svg, fig)), f"{filename}.svg",
+                               "image/svg+xml", key=f"{key}_svg", on_click="ignore", icon=":material/download:")
+        st.download_button("HTML", _safe(partial(export.figure_to_html, fig)), f"{filename}.html", "text/html",
+                           key=f"{key}_html", on_click="ignore", icon=":material/download:",
+                           help="Interactive figure that opens offline in any browser.")
+
+
+def show_figure(fig: Any, key: str, filename: str, caption: str | None = None) -> None:
+    """Display a plotly or matplotlib figure with its download buttons."""
+    if _is_matplotlib(fig):
+        st.pyplot(fig, clear_figure=False)
+    else:
+        st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
+    if caption:
+        st.caption(caption)
+    download_buttons(fig, key, filename)
+
+
+def cached_figure(ctx: AppContext, name: str, params: tuple, build: Callable[[], Any]) -> Any:
+    """``build()`` once per (model, image, preprocessing, ``name``, ``params``); ``params`` must hold every
+    widget value the figure depends on."""
+    return loaders.figure((ctx.model_id, ctx.image_key, ctx.prep_key, name, *params), build)
+
+
+def download_trace(ctx: AppContext, key: str) -> None:
+    """The whole trace as ``.npz`` (arrays named as ``Trace.flat()``), built on click."""
+    meta = {"input_pixels": ctx.pixels, "model_id": ctx.model_id, "image": ctx.image_name,
+            "preprocessing": ctx.prep.describe()}
+    st.download_button("Trace (.npz)", _safe(partial(loaders.trace_npz, ctx.trace, meta)),
+                       f"crossformer_trace_{ctx.image_key[:8]}.npz", "application/octet-stream", key=key,
+                       on_click="ignore", icon=":material/download:",
+                       help="Every array of the forward pass under the names of Trace.flat(), plus the input.")
+
+
+# ---- pickers -------------------------------------------------------------------------------------------
+def stage_picker(trace: Trace, prefix: str, label: str = "Stage", default: int = 0) -> int:
+    stages = list(range(len(trace.blocks)))
+    if st.session_state.get(f"{prefix}_stage", default) not in stages:   # another model with fewer stages
+        st.session_state[f"{prefix}_stage"] = 0
+    st.session_state.setdefault(f"{prefix}_stage", default)
+    fmt = lambda i: f"Stage {i} · {trace.stage_hw[i][0]}×{trace.stage_hw[i][1]} tokens"  # noqa: E731
+    return st.selectbox(label, stages, format_func=fmt, key=f"{prefix}_stage")
+
+
+def block_label(b: BlockTrace) -> str:
+    L = b.layout
+    kind = L.kind.upper() + (" (global)" if L.is_global else "")
+    extra = f" I={L.interval[0]}" if L.kind == "lda" else ""
+    return f"{b.name} · {kind} G={L.group_size}{extra}"
+
+
+def block_picker(trace: Trace, prefix: str, default_block: int = 0) -> BlockTrace:
+    """Stage then block selectors → the chosen :class:`BlockTrace`."""
+    c1, c2 = st.columns(2)
+    with c1:
+        stage = stage_picker(trace, prefix)
+    blocks = trace.blocks[stage]
+    key = f"{prefix}_block"
+    if st.session_state.get(key, default_block) >= len(blocks):
+        st.session_state[key] = 0
+    st.session_state.setdefault(key, min(default_block, len(blocks) - 1))
+    with c2:
+        j = st.selectbox("Block", list(range(len(blocks))), format_func=lambda j: block_label(blocks[j]), key=key)
+    return blocks[j]
+
+
+def head_picker(block: BlockTrace, prefix: str, allow_mean: bool = True) -> int | None:
+    """Head selector; ``None`` = mean over heads."""
+    options: list[int | None] = ([None] if allow_mean else []) + list(range(block.heads))
+    key = f"{prefix}_head"
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+    return st.selectbox("Head", options, format_func=lambda h: "mean of heads" if h is None else f"head {h}",
+                        key=key)
+
+
+def _on_click(prefix: str, hw: tuple[int, int]) -> None:
+    """Click on the picker image → shared query pixel (display coordinates scaled to the model input)."""
+    v = st.session_state.get(f"{prefix}_click")
+    if not v or "x" not in v:
+        return
+    H, W = hw
+    y = float(v["y"]) * H / max(float(v.get("height") or H), 1.0)
+    x = float(v["x"]) * W / max(float(v.get("width") or W), 1.0)
+    set_query_pixel(min(max(y, 0), H - 1), min(max(x, 0), W - 1))
+
+
+def _on_slider(prefix: str, stride: int) -> None:
+    row = st.session_state.get(f"{prefix}_qrow", 0)
+    col = st.session_state.get(f"{prefix}_qcol", 0)
+    set_query_token((int(row), int(col)), stride)
+
+
+def query_picker(ctx: AppContext, stage: int, prefix: str, caption: str | None = None) -> tuple[int, int]:
+    """Clickable model input with the query token of ``stage`` outlined, plus row/column sliders.
+
+    Returns the query token ``(h, w)`` of ``stage`` (shared across pages as a pixel of the input).
+    """
+    from streamlit_image_coordinates import streamlit_image_coordinates
+
+    stride = ctx.stride(stage)
+    hw = ctx.trace.stage_hw[stage]
+    token = ctx.query_token(stage)
+    scale = images.display_scale(ctx.prepared.hw, target=480)
+    shown = images.draw_box(ctx.pixels, images.token_box(token, stride, ctx.prepared.hw), scale=scale)
+    streamlit_image_coordinates(shown, key=f"{prefix}_click", cursor="crosshair", width="stretch",
+                                image_format="JPEG", jpeg_quality=90,   # 4 ms and ~¼ of a raw PNG's bytes
+                                on_click=partial(_on_click, prefix, ctx.prepared.hw))
+    st.caption(caption or f"Click the image to pick the query token (stage {stage}: {stride}×{stride} px "
+                          f"per token), or use the sliders.")
+    c1, c2 = st.columns(2)
+    for col, axis, n, value in ((c1, "row", hw[0], token[0]), (c2, "col", hw[1], token[1])):
+        key = f"{prefix}_q{axis}"
+        with col:
+            if n > 1:
+                st.session_state[key] = value
+                st.slider(f"Query {'row' if axis == 'row' else 'column'} (token)", 0, n - 1, key=key,
+                          on_change=partial(_on_slider, prefix, stride))
+            else:
+                st.session_state.pop(key, None)
+                st.caption(f"Query {axis}: 0 (the map has one {axis})")
+    return token
+
+
+def current_pixel(ctx: AppContext) -> tuple[int, int]:
+    return query_pixel(ctx)

@@ -1,0 +1,48 @@
+"""Cross-scale embedding: what the CEL's (and the merges') kernels see and how strongly they respond."""
+
+import streamlit as st
+
+from pages.common import context, texts, widgets
+from viz.embedding_figures import kernel_energy_figure, kernel_footprints_figure, top_channels_figure
+
+ctx = context.get()
+trace = ctx.trace
+n_merges = len(trace.merges)
+
+
+def _layer_name(i: int) -> str:
+    return ("Cross-scale embedding (image → stage 0)" if i == 0
+            else f"Cross-scale merge after stage {i - 1} (stage {i - 1} → stage {i})")
+
+
+intro = widgets.page_header("emb")
+st.session_state.setdefault("emb_layer", 0)
+layer = st.selectbox("Layer", list(range(1 + n_merges)), format_func=_layer_name, key="emb_layer")
+emb = trace.embedding if layer == 0 else trace.merges[layer - 1]
+px_in = 1 if layer == 0 else ctx.stride(layer - 1)         # image pixels per position the layer reads
+intro.markdown(texts.embedding_intro(emb, "CEL" if layer == 0 else "cross-scale merge", px_in))
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    token = widgets.query_picker(ctx, stage=layer, prefix="emb")
+with right:
+    fig = widgets.cached_figure(ctx, "emb_footprints", (layer, token), lambda: kernel_footprints_figure(
+        ctx.pixels, emb.kernels, emb.stride, emb.paddings, patch=token, scale=px_in, input_hw=ctx.prepared.hw,
+        title=f"What each kernel reads for token ({token[0]}, {token[1]})"))
+    widgets.show_figure(fig, key="emb_footprints", filename=f"footprints_layer{layer}",
+                        caption=f"Token ({token[0]}, {token[1]}) of the {emb.output_hw[0]}×{emb.output_hw[1]} "
+                                f"output: the squares are the input each kernel reads for it.")
+
+st.subheader("Response of each kernel")
+fig = widgets.cached_figure(ctx, "emb_energy", (layer,),
+                            lambda: kernel_energy_figure(emb, ctx.pixels, input_stride=px_in))
+widgets.show_figure(fig, key="emb_energy", filename=f"kernel_energy_layer{layer}")
+
+st.subheader("Most active channels of one kernel")
+st.session_state.setdefault("emb_kernel", 0)
+if st.session_state["emb_kernel"] >= len(emb.kernels):       # a merge has fewer kernels than the CEL
+    st.session_state["emb_kernel"] = 0
+k = st.radio("Kernel", list(range(len(emb.kernels))), key="emb_kernel", horizontal=True,
+             format_func=lambda i: f"{emb.kernels[i]}×{emb.kernels[i]} ({emb.channels[i]} ch)")
+fig = widgets.cached_figure(ctx, "emb_channels", (layer, k), lambda: top_channels_figure(emb, k, k=8))
+widgets.show_figure(fig, key="emb_channels", filename=f"top_channels_layer{layer}_k{k}")

@@ -1,0 +1,46 @@
+"""Dynamic position bias: the MLP from a relative offset to a per-head bias, at any group size."""
+
+import streamlit as st
+
+from pages.common import context, loaders, texts, widgets
+from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
+
+ctx = context.get()
+trace = ctx.trace
+intro = widgets.page_header("dpb")
+block = widgets.block_picker(trace, "dpb")
+intro.markdown(texts.dpb_intro(block))
+G = block.group_size
+head = widgets.head_picker(block, "dpb", allow_mean=False)
+
+left, right = st.columns(2, gap="large")
+with left:
+    fig = widgets.cached_figure(ctx, "dpb_heads", (block.name,), lambda: dpb_heatmap_figure(block.dpb_table, G))
+    widgets.show_figure(fig, key="dpb_heads",
+                        filename=f"dpb_{block.name}_heads",
+                        caption=f"Bias of every head over the (2G−1)² = {(2 * G - 1) ** 2} offsets (Δh, Δw) = "
+                                "query − key, in member units. Red raises attention, blue lowers it.")
+with right:
+    fig = widgets.cached_figure(ctx, "dpb_surface", (block.name, head),
+                                lambda: dpb_surface_figure(block.dpb_table, G, head))
+    widgets.show_figure(fig, key="dpb_surface",
+                        filename=f"dpb_{block.name}_head{head}_surface")
+
+st.subheader("The bias each group adds")
+fig = widgets.cached_figure(ctx, "dpb_matrix", (block.name, head), lambda: bias_matrix_figure(block.dpb_bias, head, G))
+widgets.show_figure(fig, key="dpb_matrix",
+                    filename=f"dpb_{block.name}_head{head}_matrix",
+                    caption=f"The table expanded to all {G * G}×{G * G} (query member, key member) pairs of a "
+                            f"group: the same for every one of the block's {block.layout.num_groups} groups.")
+
+st.subheader("The same MLP at other group sizes")
+st.session_state.setdefault("dpb_g", min(16, G + 4))
+other = st.slider("Evaluate the DPB at group size G", 2, 16, key="dpb_g",
+                  help="A learned table would only exist for the G it was trained with; the MLP gives a bias "
+                       "for any offset, so the same block can run on any group size.")
+sizes = tuple(sorted({max(2, G - 2), G, int(other)}))
+tables = loaders.dpb_tables(ctx.model_id, block.stage, block.index, sizes, _bundle=ctx.bundle)
+fig = widgets.cached_figure(ctx, "dpb_sizes", (block.name, head, sizes),
+                            lambda: dpb_sizes_figure(tables, head, trained_group_size=G))
+widgets.show_figure(fig, key="dpb_sizes",
+                    filename=f"dpb_{block.name}_head{head}_sizes")

@@ -1,0 +1,88 @@
+"""NumPy reference: an independent forward pass, its parity with PyTorch, and one weight explained."""
+
+import logging
+
+import streamlit as st
+
+from pages.common import analysis, context, loaders, texts, widgets
+from viz.parity_figures import parity_figure
+
+log = logging.getLogger(__name__)
+TOL = 1e-4
+
+ctx = context.get()
+trace, bundle = ctx.trace, ctx.bundle
+n_blocks = sum(len(s) for s in trace.blocks)
+widgets.page_header("ref", texts.reference_intro(n_blocks, TOL))
+
+request = (ctx.model_id, ctx.image_key, ctx.prep_key)
+done: set = st.session_state.setdefault("ref_done", set())
+if st.button("Run the NumPy reference on this image", key="ref_run", type="primary", icon=":material/play_arrow:"):
+    done.add(request)
+
+
+def _index(label: str, n: int, key: str, default: int) -> int:
+    """A slider over ``0…n−1`` (a caption when there is only one choice)."""
+    if n <= 1:
+        st.caption(f"{label}: 0 (only one)")
+        return 0
+    if st.session_state.get(key, default) >= n:
+        st.session_state[key] = min(default, n - 1)
+    st.session_state.setdefault(key, min(default, n - 1))
+    return st.slider(label, 0, n - 1, key=key)
+
+
+run = None
+if request in done:
+    try:
+        with st.spinner("Running the NumPy reference (plain NumPy, one image)…"):
+            run = loaders.reference_run(ctx.model_id, ctx.image_key, ctx.prep_key, _bundle=bundle,
+                                        _pixels=ctx.pixels, _trace=trace)
+    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
+        log.exception("NumPy reference failed")
+        done.discard(request)
+        st.error(f"The NumPy reference failed: {type(err).__name__}: {err}")
+else:
+    st.info("Press the button to run the reference (a few seconds for the demo model on a CPU; it is cached).",
+            icon=":material/hourglass_empty:")
+
+if run is not None:
+    field, err = analysis.worst(run.errors)
+    ok = err <= TOL
+    top_t = int(trace.logits[0].argmax())
+    top_n = int(run.logits[0].argmax())
+    st.badge(f"{'PASS' if ok else 'FAIL'}: max |PyTorch − NumPy| = {err:.2e} ({field}) "
+             f"{'≤' if ok else '>'} {TOL:g}", icon=":material/check_circle:" if ok else ":material/cancel:",
+             color="green" if ok else "red")
+    st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · top-1: "
+               f"PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”.")
+    fig = widgets.cached_figure(ctx, "ref_parity", (TOL,),
+                                lambda: parity_figure(analysis.group_errors(run.errors), tol=TOL))
+    widgets.show_figure(fig, key="ref_parity",
+                        filename=f"parity_{ctx.image_key[:8]}")
+
+    st.subheader("Explain this number")
+    st.markdown("Pick one attention weight: it is recomputed from its parts — the content term scale·q·k, the DPB "
+                "bias at the two members' offset, the padding mask, and the softmax over the query's row — "
+                "once from the PyTorch trace and once from the NumPy reference.")
+    block = widgets.block_picker(trace, "ref", default_block=1)
+    L = block.layout
+    token = ctx.query_token(block.stage)
+    g0, m0 = analysis.query_member(L, token)
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        head = _index("Head", block.heads, "ref_head", 0)
+    with c2:
+        group = _index("Group", L.num_groups, "ref_group", g0)
+    with c3:
+        q = _index("Query member", L.group_tokens, "ref_query", m0)
+    with c4:
+        k = _index("Key member", L.group_tokens, "ref_key", 0)
+    ex = analysis.explain_attention(block, run.flat, head, group, q, k)
+    st.markdown(f"Query member {q} sits at token {ex.query_pos}, key member {k} at token {ex.key_pos} "
+                f"(padded grid{'; the key is padding' if ex.key_is_padding else ''}); their offset in member "
+                f"units is {ex.offset}, row {ex.table_row} of the DPB table.")
+    st.dataframe([{"step": s.what, "formula": s.formula, "PyTorch": s.pytorch, "NumPy": s.numpy,
+                   "|difference|": s.diff} for s in ex.steps], hide_index=True, key="ref_explain",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.6g")
+                                for c in ("PyTorch", "NumPy", "|difference|")})

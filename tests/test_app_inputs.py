@@ -1,0 +1,136 @@
+"""Bad input never breaks the app: uploads and checkpoints a class may throw at it (AppTest)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import app_samples as S
+
+
+@pytest.fixture(autouse=True)
+def _server_like(monkeypatch):
+    S.run_like_the_server(monkeypatch)
+
+
+def upload(data: bytes, name: str, mime: str = "image/png"):
+    at = S.new_app(64).run()
+    at.file_uploader(key="sb_upload").upload(name, data, mime).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def image_caption(at) -> str:
+    return next(c.value for c in at.sidebar.caption if "model input" in c.value)
+
+
+@pytest.mark.parametrize("data, name, phrase", [
+    (S.not_an_image(), "renamed.png", "not an image"),
+    (S.truncated_jpeg(), "cut.jpg", "truncated or corrupt"),
+    (b"", "empty.png", "empty (0 bytes)"),
+    (S.png_header_only(20000, 20000), "bomb.png", "decompression bomb"),
+], ids=["renamed", "truncated", "zero-byte", "bomb"])
+def test_unreadable_upload_shows_an_error_and_falls_back(data, name, phrase):
+    at = upload(data, name)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and phrase in errors[0] and name in errors[0]
+    assert "default image" in errors[0]
+    assert not image_caption(at).startswith("upload:")           # the app keeps working on the fallback
+    assert at.dataframe, "the overview still renders"
+    at.switch_page("pages/attention.py").run()                   # and every page still works
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+@pytest.mark.parametrize("data, name, note", [
+    (S.tiny(), "one_pixel.png", "upscaled"),
+    (S.very_wide(), "wide.png", "extreme aspect ratio"),
+    (S.rgba(), "alpha.png", "flattened onto white"),
+    (S.palette_with_transparency(), "palette.png", "flattened onto white"),
+    (S.la(), "la.png", "flattened onto white"),
+    (S.cmyk_jpeg(), "cmyk.jpg", "CMYK"),
+    (S.gray16(), "sixteen.png", "16-bit"),
+    (S.exif_rotated(), "phone.jpg", "EXIF orientation 6"),
+    (S.animated_gif(), "anim.gif", "first frame"),
+], ids=["1x1", "20000x20", "rgba", "palette", "la", "cmyk", "16bit", "exif", "gif"])
+def test_odd_but_valid_upload_is_used_with_a_note(data, name, note):
+    at = upload(data, name, "image/gif" if name.endswith("gif") else "image/png")
+    assert not at.error, [e.value for e in at.error]
+    assert image_caption(at).startswith(f"upload: {name}")
+    assert any(note in w.value for w in at.sidebar.warning), [w.value for w in at.sidebar.warning]
+
+
+def checkpoint_app(data: bytes, name: str):
+    at = S.new_app(64, sb_model="upload").run()
+    at.file_uploader(key="sb_ckpt").upload(name, data, "application/octet-stream").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_hostile_checkpoint_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    at = checkpoint_app(S.hostile_checkpoint(str(marker)), "evil.pth")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "refus" in errors[0] and "evil.pth" in errors[0]
+    assert not marker.exists(), "the pickle must not have run"
+    assert any("Demo model" in c.value or "demo" in c.value for c in at.sidebar.caption)
+    assert at.dataframe                                            # the demo model carries on
+
+
+def test_checkpoint_of_another_model_is_explained():
+    at = checkpoint_app(S.foreign_checkpoint(), "resnet.pth")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "not a CrossFormer checkpoint" in errors[0]
+
+
+def _tiny_imagenet_checkpoint(path: Path) -> Path:
+    """A small CrossFormer with 1000 classes, saved as .safetensors (stands in for an official file)."""
+    import torch
+    import crossformer
+    from crossformer.checkpoint import save_safetensors
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = crossformer.CrossFormer(crossformer.CrossFormerConfig(
+            embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), group_size=(4, 4, 4, 4),
+            interval=(4, 2, 1, 1), num_classes=1000))
+    save_safetensors(model, path)
+    return path
+
+
+def test_uploaded_checkpoint_is_detected_and_uses_imagenet_names(tmp_path):
+    data = _tiny_imagenet_checkpoint(tmp_path / "tiny.safetensors").read_bytes()
+    at = checkpoint_app(data, "tiny.safetensors")
+    assert not at.error, [e.value for e in at.error]
+    summary = next(c.value for c in at.sidebar.caption if "1000 classes" in c.value)
+    assert "tiny.safetensors" in summary
+    from pages.common.models import imagenet_class_names
+    assert set(at.dataframe[0].value["class"]) <= set(imagenet_class_names())
+
+
+def test_checkpoint_named_at_startup(tmp_path, monkeypatch):
+    path = _tiny_imagenet_checkpoint(tmp_path / "startup.safetensors")
+    monkeypatch.setenv("CROSSFORMER_CHECKPOINT", str(path))
+    at = S.new_app(64).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="sb_model").value == "startup"
+    assert "1000 classes" in " ".join(c.value for c in at.sidebar.caption)
+    monkeypatch.setenv("CROSSFORMER_CHECKPOINT", str(tmp_path / "missing.pth"))
+    at = S.new_app(64).run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_startup_argument_parsing():
+    from pages.common.settings import startup_checkpoint
+    assert startup_checkpoint(["--checkpoint", "a.pth"], {}) == Path("a.pth")
+    assert startup_checkpoint([], {"CROSSFORMER_CHECKPOINT": "b.pth"}) == Path("b.pth")
+    assert startup_checkpoint(["--checkpoint", "a.pth"], {"CROSSFORMER_CHECKPOINT": "b.pth"}) == Path("a.pth")
+    assert startup_checkpoint(["--other", "x"], {}) is None
+
+
+def test_server_config_is_local_and_caps_uploads():
+    cfg = tomllib.loads((Path(S.APP).parent / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["headless"] is True and cfg["server"]["address"] == "127.0.0.1"
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert 0 < cfg["server"]["maxUploadSize"] <= 1024

@@ -1,0 +1,225 @@
+"""AppTest of every page and the main widget paths (no browser)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+import app_samples as S
+from pages.common.navigation import PAGES
+
+
+@pytest.fixture(autouse=True)
+def _server_like(monkeypatch):
+    S.run_like_the_server(monkeypatch)
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def array(v) -> np.ndarray:
+    """A plotly array from a spec (plotly ≥ 6 ships typed arrays as base64)."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        shape = v.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return a.reshape(shape) if shape is not None else a
+    return np.asarray(v)
+
+
+def trace_named(spec: dict, name: str) -> dict:
+    return next(t for t in spec["data"] if t.get("name") == name)
+
+
+def no_errors(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def ctx_value(at, label: str) -> str:
+    """The sidebar caption that starts with ``label`` (image and model summaries)."""
+    return next(c.value for c in at.sidebar.caption if c.value.startswith(label))
+
+
+EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "dpb": 4, "attn": 2, "attr": 0, "ref": 0, "about": 0}
+
+
+@pytest.mark.parametrize("spec", PAGES, ids=[p.id for p in PAGES])
+def test_every_page_renders(spec):
+    at = S.new_app(96).run()
+    at.switch_page(spec.path).run()
+    no_errors(at)
+    assert at.title[0].value == spec.title
+    assert len(at.get("plotly_chart")) == EXPECTED_CHARTS[spec.id]
+    assert len(at.sidebar.children) > 5, "the shared sidebar is drawn on every page"
+    if EXPECTED_CHARTS[spec.id]:
+        from viz.export import png_available
+        labels = [b.label for b in at.get("download_button")]
+        assert labels.count("HTML") == EXPECTED_CHARTS[spec.id]            # one set per figure
+        assert labels.count("PNG") == (EXPECTED_CHARTS[spec.id] if png_available() else 0)
+
+
+def test_overview_shows_prediction_and_pipeline():
+    at = S.new_app(128).run()
+    no_errors(at)
+    top5, stages = at.dataframe[0].value, at.dataframe[1].value
+    assert len(top5) == 5 and list(top5["rank"]) == [1, 2, 3, 4, 5]
+    assert np.all(np.diff(top5["probability"].to_numpy()) <= 0)
+    from crossformer.navon import CLASS_NAMES
+    assert set(top5["class"]) <= set(CLASS_NAMES)
+    # the pipeline table follows the real token grids of this input (aspect ratio kept, shorter side 128)
+    caption = ctx_value(at, "sample") if any(c.value.startswith("sample") for c in at.sidebar.caption) else \
+        ctx_value(at, "Navon")
+    w, h = (int(v) for v in caption.split("model input ")[1].split("×"))
+    assert list(stages["tokens"]) == [f"{h // 4 // 2 ** i}×{w // 4 // 2 ** i}" for i in range(4)]
+    assert any(b.label == "Trace (.npz)" for b in at.get("download_button"))
+
+
+def test_query_is_shared_between_pages_and_sliders():
+    at = S.new_app(96, query_px=(50, 70)).run()
+    at.switch_page("pages/groups.py").run()
+    no_errors(at)
+    assert (at.slider(key="grp_qrow").value, at.slider(key="grp_qcol").value) == (50 // 4, 70 // 4)
+    at.slider(key="grp_qrow").set_value(3).run()                          # keyboard path
+    assert at.session_state["query_px"] == (3 * 4 + 2, (70 // 4) * 4 + 2)
+    at.switch_page("pages/attention.py").run()                              # default block s0_b1: stage 0
+    no_errors(at)
+    assert at.slider(key="attn_qrow").value == 3
+    at.switch_page("pages/embedding.py").run()
+    at.selectbox(key="emb_layer").set_value(1).run()                        # merge → stage 1 tokens
+    no_errors(at)
+    assert at.slider(key="emb_qrow").value == (3 * 4 + 2) // 8
+
+
+def test_groups_figure_shows_the_layout_the_model_used():
+    at = S.new_app(96, query_px=(10, 10)).run()
+    at.switch_page("pages/groups.py").run()
+    no_errors(at)
+    import crossformer
+    model = crossformer.create_model("crossformer_demo")
+    w, h = (int(v) for v in next(c.value for c in at.sidebar.caption if "model input" in c.value)
+            .split("model input ")[1].split("×"))
+    layout = model.plan((h, w))[0][1]                                    # stage 0, block 1 (LDA)
+    part = charts(at)[0]
+    z = array(trace_named(part, "groups")["z"])
+    np.testing.assert_array_equal(z.reshape(layout.padded_hw), layout.group_map)
+    at.selectbox(key="grp_stage").set_value(2).run()
+    no_errors(at)
+    assert "Stage 2" in at.markdown[0].value or "Stage 2" in " ".join(m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("view", ["heads", "matrix", "split", "diagnostics", "rollout"])
+def test_attention_views(view):
+    at = S.new_app(96).run()
+    at.switch_page("pages/attention.py").run()
+    at.radio(key="attn_view").set_value(view).run()
+    no_errors(at)
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_attention_block_and_head_pickers():
+    at = S.new_app(96).run()
+    at.switch_page("pages/attention.py").run()
+    at.selectbox(key="attn_stage").set_value(1).run()
+    at.selectbox(key="attn_block").set_value(0).run()
+    at.selectbox(key="attn_head").set_value(1).run()
+    no_errors(at)
+    text = at.markdown[0].value
+    assert "s1_b0" in text and "SDA" in text
+    q = charts(at)[0]
+    assert "head 1" in json.dumps(q["layout"].get("title", ""))
+
+
+def test_position_bias_group_size_slider():
+    at = S.new_app(96).run()
+    at.switch_page("pages/position_bias.py").run()
+    at.slider(key="dpb_g").set_value(12).run()
+    no_errors(at)
+    sizes = charts(at)[3]
+    names = [t.get("name") for t in sizes["data"]]
+    assert "G=12" in names
+    z12 = array(trace_named(sizes, "G=12")["z"])
+    assert z12.size == (2 * 12 - 1) ** 2
+
+
+def test_embedding_layers_and_kernels():
+    at = S.new_app(96).run()
+    at.switch_page("pages/embedding.py").run()
+    at.radio(key="emb_kernel").set_value(3).run()                 # the CEL's 32×32 kernel …
+    for layer in (3, 0):
+        at.selectbox(key="emb_layer").set_value(layer).run()        # … then a merge with only 2 kernels
+        no_errors(at)
+        assert len(at.get("plotly_chart")) == 3
+        at.radio(key="emb_kernel").set_value(1).run()
+        no_errors(at)
+    assert "CEL" in at.markdown[0].value
+
+
+def test_preprocessing_official_and_navon_generator():
+    at = S.new_app(None, sb_source="Navon generator").run()
+    at.selectbox(key="sb_navon_global").set_value("cross").run()
+    at.selectbox(key="sb_navon_local").set_value("ring").run()
+    at.radio(key="sb_prep").set_value("official").run()
+    no_errors(at)
+    assert "model input 224×224" in ctx_value(at, "Navon figure")
+    assert "cross of rings" in " ".join(m.value for m in at.markdown)
+
+
+def test_lesson_mode_walks_the_pages():
+    at = S.new_app(96, sb_lesson=True).run()
+    no_errors(at)
+    assert "Lesson step 1 of 8" in " ".join(m.value for m in at.markdown)
+    at.switch_page("pages/attention.py").run()
+    assert "Lesson step 5 of 8" in " ".join(m.value for m in at.markdown)
+
+
+def test_reference_page_runs_and_explains():
+    at = S.new_app(64).run()
+    at.switch_page("pages/reference.py").run()
+    assert not at.get("badge")
+    at.button(key="ref_run").click().run()
+    no_errors(at)
+    assert "PASS" in " ".join(m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value
+    assert list(table["step"])[0] == "q·k" and list(table["step"])[-1] == "stored weight"
+    assert float(table["|difference|"].max()) < 1e-4
+    weight = table.set_index("step").loc["= weight"]
+    stored = table.set_index("step").loc["stored weight"]
+    assert abs(weight["PyTorch"] - stored["PyTorch"]) < 1e-6
+    at.slider(key="ref_key").set_value(5).run()                              # a widget rerun keeps the run
+    no_errors(at)
+    assert len(at.dataframe) == 1
+
+
+@pytest.mark.parametrize("method, param_key, value", [("ig", "attr_steps", 8), ("gradcam", "attr_stage", 2),
+                                                      ("occlusion", "attr_window", 56)])
+def test_attributions_on_demand(method, param_key, value):
+    at = S.new_app(64).run()
+    at.switch_page("pages/attributions.py").run()
+    at.radio(key="attr_method").set_value(method).run()
+    widget = at.slider(key=param_key) if method == "ig" else (
+        at.selectbox(key=param_key) if method == "gradcam" else at.select_slider(key=param_key))
+    widget.set_value(value).run()
+    assert not at.get("plotly_chart")
+    at.button(key="attr_run").click().run()
+    no_errors(at)
+    assert len(at.get("plotly_chart")) == 1
+    at.run()                                                                 # cached: still shown
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_architecture_only_model():
+    at = S.new_app(64, sb_model="architecture").run()
+    at.selectbox(key="sb_arch").set_value("crossformer_pp_s").run()
+    no_errors(at)
+    assert "CrossFormer++-S" in ctx_value(at, "**")
+    assert any("Random weights" in w.value for w in at.sidebar.warning)
+    at.switch_page("pages/groups.py").run()
+    no_errors(at)
+    assert "G = 4" in at.markdown[0].value or "G=4" in " ".join(m.value for m in at.markdown)
