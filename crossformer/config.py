@@ -115,7 +115,7 @@ VARIANTS: dict[str, CrossFormerConfig] = {
     "crossformer_pp_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
     "crossformer_pp_h": CrossFormerConfig(128, (6, 6, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
     # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md).
-    "crossformer_demo": CrossFormerConfig(32, (2, 2, 2, 2), (1, 2, 4, 8), group_size=(7, 7, 7, 7),
+    "crossformer_demo": CrossFormerConfig(32, (2, 2, 2, 2), (2, 4, 8, 16), group_size=(7, 7, 7, 7),
                                           interval=(8, 4, 2, 1), num_classes=25),
 }
 

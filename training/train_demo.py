@@ -1,0 +1,265 @@
+"""Train the shipped demo CrossFormer (``crossformer_demo``) on generated Navon figures, on the CPU.
+
+    .venv/bin/python training/train_demo.py                       # full run (resumes if interrupted)
+    .venv/bin/python training/train_demo.py --steps 20 --run smoke --out /tmp/smoke.safetensors
+
+Recipe (see assets/MODEL_CARD.md): every step draws a fresh batch from the Navon generator, seeded by
+``(seed, step)``, so a run is reproducible and needs no data on disk. Curriculum: the image nuisances
+(colours, texture, stripes, noise) ramp from 0 to full over the first ``--curriculum`` of the steps —
+from scratch on the full range the model sat at chance for 1,400 steps. Progressive resizing: the first
+part of the schedule trains on small images (cheap on a CPU), the last part on sizes up to 224; the
+dynamic position bias makes one set of weights valid at every size. AdamW, linear warm-up then cosine
+decay, gradient clipping, light label smoothing. A checkpoint is written to ``training/runs/<run>/``
+every ``--ckpt-every`` steps; starting again with the same ``--run`` resumes from it; ``--init`` starts
+a new schedule from existing weights (to train longer in several sittings).
+
+At the end it writes the weights (float16 safetensors, the model's own state-dict keys, config and class
+names in the metadata) and ``training/runs/<run>/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+# Several processes sharing two cores: OpenMP threads that spin while waiting slow everyone down.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import crossformer  # noqa: E402
+from crossformer import navon  # noqa: E402
+from crossformer.checkpoint import save_safetensors  # noqa: E402
+
+log = logging.getLogger("train_demo")
+
+#: Size schedule: (fraction of the run where the phase starts, [(H, W) choices]).
+SIZE_PHASES: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
+    (0.0, ((128, 128), (128, 128), (160, 160), (128, 160), (160, 128))),
+    (0.6, ((160, 160), (192, 192), (224, 224), (160, 224), (224, 160), (192, 192))),
+)
+
+
+def difficulty(step: int, ramp_steps: int) -> float:
+    """Nuisance level of a step's images: ramps linearly from 0 (grey, clean) to 1 over ``ramp_steps``."""
+    return 1.0 if ramp_steps <= 0 else min(1.0, step / ramp_steps)
+
+
+def train_seed(seed: int, step: int) -> int:
+    """Seed of the batch of one training step (a SeedSequence of ``(seed, step)``)."""
+    return int(np.random.SeedSequence((seed, step, 7)).generate_state(1)[0])
+
+
+def step_size(seed: int, step: int, total: int) -> tuple[int, int]:
+    """Image size of one step: drawn from the size phase the step falls in."""
+    frac = step / max(total, 1)
+    choices = [c for start, c in SIZE_PHASES if frac >= start][-1]
+    rng = np.random.default_rng(np.random.SeedSequence((seed, step, 11)))
+    return choices[int(rng.integers(len(choices)))]
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``k`` = the batch of training step ``start + k``: ``(uint8 (B, H, W, 3), int64 (B,))``."""
+
+    def __init__(self, seed: int, sizes: list[tuple[int, int]], batch: int, start: int,
+                 max_rotation: float | None = None, ramp_steps: int = 0) -> None:
+        self.seed, self.sizes, self.batch, self.start = seed, sizes, batch, start
+        self.max_rotation, self.ramp_steps = max_rotation, ramp_steps
+
+    def __len__(self) -> int:
+        return len(self.sizes) - self.start
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        step = self.start + k
+        return navon.navon_batch(train_seed(self.seed, step), self.batch, self.sizes[step], self.max_rotation,
+                                 difficulty(step, self.ramp_steps))
+
+
+def _as_is(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return batch
+
+
+def to_tensor(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
+    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)``."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def lr_at(step: int, total: int, base: float, warmup: int, floor: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``base`` to ``floor``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+@torch.no_grad()
+def quick_eval(model: torch.nn.Module, seed: int, n: int, size: tuple[int, int], batch: int = 50) -> float:
+    """Top-1 accuracy on ``n`` generated images (seed outside the training streams)."""
+    model.eval()
+    images, labels = navon.navon_batch(seed, n, size)
+    correct = 0
+    for i in range(0, n, batch):
+        x = to_tensor(images[i:i + batch], model.cfg.mean, model.cfg.std).to(next(model.parameters()).device)
+        correct += int((model(x).argmax(1).cpu().numpy() == labels[i:i + batch]).sum())
+    model.train()
+    return correct / n
+
+
+def fmt_time(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=1400, help="optimizer steps")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--min-lr", type=float, default=2e-5)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--label-smoothing", type=float, default=0.05)
+    ap.add_argument("--clip", type=float, default=5.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--run", default="demo", help="run name: checkpoints go to training/runs/<run>/")
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=350, help="quick 224 px check (200 images); 0: off")
+    ap.add_argument("--curriculum", type=float, default=0.2,
+                    help="fraction of the steps over which the image nuisances ramp from 0 to full")
+    ap.add_argument("--max-rotation", type=float, default=None,
+                    help="± degrees of shape rotation in the training data (default: navon.MAX_ROTATION)")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (e.g. the shipped file) instead of a random init")
+    ap.add_argument("--device", default="cpu", help="cpu (the recipe) or cuda (quick recipe checks)")
+    ap.add_argument("--workers", type=int, default=0, help="data generation processes (0: in the loop)")
+    ap.add_argument("--out", default=str(ROOT / "assets" / "crossformer_demo.safetensors"))
+    args = ap.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    run_dir = ROOT / "training" / "runs" / args.run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "last.pt"
+
+    model = crossformer.create_model("crossformer_demo")
+    model.cfg = model.cfg.replace(class_names=navon.CLASS_NAMES)
+    n_params = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.999))
+
+    start, elapsed, history = 0, 0.0, []
+    if args.init and not ckpt_path.exists():
+        init_model, _ = crossformer.load_checkpoint(args.init)
+        model.load_state_dict(init_model.state_dict())
+        log.info("initialised the weights from %s (fresh optimiser and schedule)", args.init)
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["args"]["steps"] != args.steps or ck["args"]["seed"] != args.seed:
+            log.warning("checkpoint %s was made with steps=%s seed=%s; continuing with its schedule",
+                        ckpt_path, ck["args"]["steps"], ck["args"]["seed"])
+            args.steps, args.seed = ck["args"]["steps"], ck["args"]["seed"]
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
+        log.info("resumed %s at step %d (%.0f s trained so far)", ckpt_path, start, elapsed)
+    log.info("crossformer_demo: %d parameters; %d steps × %d images; lr %.1e; threads %d",
+             n_params, args.steps, args.batch, args.lr, args.threads)
+
+    def save_ckpt(step: int) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+                    "history": history, "args": vars(args)}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    sizes = [step_size(args.seed, k, args.steps) for k in range(args.steps)]
+    cost = np.concatenate([[0.0], np.cumsum([h * w for h, w in sizes], dtype=np.float64)])
+    device = torch.device(args.device)
+    model.to(device).train()
+    loader = torch.utils.data.DataLoader(StepBatches(args.seed, sizes, args.batch, start, args.max_rotation,
+                                                     int(args.curriculum * args.steps)), batch_size=None,
+                                         shuffle=False, num_workers=args.workers,
+                                         collate_fn=_as_is, prefetch_factor=4 if args.workers else None)
+    window_loss, window_acc, window_img, t_window = 0.0, 0, 0, time.time()
+    t_last = time.time()
+    for step, (images, labels) in zip(range(start, args.steps), loader):
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        size = sizes[step]
+        x = to_tensor(images, model.cfg.mean, model.cfg.std).to(device)
+        y = torch.from_numpy(labels).to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
+        window_loss += float(loss.detach()) * len(y)
+        window_acc += int((logits.argmax(1) == y).sum())
+        window_img += len(y)
+        done = step + 1
+        if done % args.log_every == 0 or done == args.steps:
+            rate = window_img / max(now - t_window, 1e-9)
+            # ETA: seconds per pixel so far × pixels still to come (later steps use bigger images)
+            eta = elapsed / cost[done] * (cost[-1] - cost[done])
+            log.info("step %5d/%d  size %3dx%-3d  loss %.3f  acc %.3f  lr %.2e  %.1f img/s  elapsed %s  ETA %s",
+                     done, args.steps, size[0], size[1], window_loss / window_img, window_acc / window_img,
+                     lr, rate, fmt_time(elapsed), fmt_time(eta))
+            history.append({"step": done, "loss": window_loss / window_img, "acc": window_acc / window_img,
+                            "lr": lr, "elapsed": elapsed, "img_per_s": rate})
+            window_loss, window_acc, window_img, t_window = 0.0, 0, 0, time.time()
+        if args.eval_every and (done % args.eval_every == 0 or done == args.steps):
+            t0 = time.time()
+            acc = quick_eval(model, seed=987_654_321, n=200, size=(224, 224))
+            log.info("quick check at 224: top-1 %.3f on 200 images (%.0f s)", acc, time.time() - t0)
+            history.append({"step": done, "quick_acc_224": acc})
+            t_last = time.time()   # do not count the check as training time
+        if done % args.ckpt_every == 0 or done == args.steps:
+            save_ckpt(done)
+
+    model.to("cpu").eval()
+    summary = {"device": args.device, "steps": args.steps, "batch": args.batch, "images_seen": args.steps * args.batch,
+               "train_seconds": round(elapsed, 1), "threads": args.threads, "seed": args.seed,
+               "lr": args.lr, "weight_decay": args.weight_decay, "warmup": args.warmup,
+               "label_smoothing": args.label_smoothing, "curriculum": args.curriculum, "init": args.init,
+               "max_rotation": navon.MAX_ROTATION if args.max_rotation is None else args.max_rotation,
+               "size_phases": [[s, [list(c) for c in cs]] for s, cs in SIZE_PHASES],
+               "final_window": history[-1] if history else None, "params": n_params,
+               "torch": torch.__version__, "cpu_count": os.cpu_count()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(model, out, metadata={"variant": "crossformer_demo",
+                                           "config": json.dumps(model.cfg.to_dict()),
+                                           "class_names": json.dumps(list(navon.CLASS_NAMES)),
+                                           "training": json.dumps(summary)},
+                     dtype=torch.float16)
+    (run_dir / "metrics.json").write_text(json.dumps({"summary": summary, "history": history}, indent=1))
+    log.info("wrote %s (%.1f MB) after %s of training", out, out.stat().st_size / 1e6, fmt_time(elapsed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
