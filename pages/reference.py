@@ -5,7 +5,7 @@ import logging
 import streamlit as st
 
 from pages.common import analysis, context, loaders, texts, widgets
-from viz.parity_figures import parity_figure
+from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
 TOL = 1e-4
@@ -57,7 +57,7 @@ if run is not None:
     st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · top-1: "
                f"PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”.")
     fig = widgets.cached_figure(ctx, "ref_parity", (TOL,),
-                                lambda: parity_figure(analysis.group_errors(run.errors), tol=TOL))
+                                lambda: parity_figure(group_errors(run.errors), tol=TOL))
     widgets.show_figure(fig, key="ref_parity",
                         filename=f"parity_{ctx.image_key[:8]}")
 

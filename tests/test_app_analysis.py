@@ -11,6 +11,7 @@ import torch
 import crossformer
 from crossformer.geometry import NEG_INF, plan_layout
 from pages.common import analysis, models, texts
+from viz.parity_figures import group_errors
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,9 @@ def test_explain_attention_against_the_numpy_reference(demo):
     g, m = analysis.query_member(block.layout, (3, 4))
     ex = analysis.explain_attention(block, ref, head=1, group=g, query=m, key=0)
     assert max(st.diff for st in ex.steps if st.what not in ("+ mask",)) < 1e-4
-    grouped = analysis.group_errors(reference.compare(trace.flat(), ref))
+    grouped = group_errors(reference.compare(trace.flat(), ref))
     assert set(grouped["s1_b1"]) >= {"attention", "content", "dpb_table", "dpb_bias", "output", "members"}
-    assert "embedding" in grouped and "merge0" in grouped and "head" in grouped
+    assert "embedding" in grouped and "merge 0" in grouped and "head" in grouped
     assert analysis.worst(reference.compare(trace.flat(), ref))[1] < 1e-4
 
 

@@ -124,28 +124,6 @@ def stage_rows(trace: Trace) -> list[dict[str, Any]]:
 
 
 # ---- NumPy reference parity -----------------------------------------------------------------------------
-def group_errors(errors: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Flat ``{"blocks.s0_b1.attention": e, …}`` → ``{"s0_b1": {"attention": e}, "embedding": {…}, …}``.
-
-    Integer index arrays (``members``) are kept: a non-zero difference there is a geometry mismatch.
-    """
-    out: dict[str, dict[str, float]] = {}
-    for key, err in errors.items():
-        parts = key.split(".")
-        if parts[0] == "blocks" and len(parts) == 3:
-            group, fld = parts[1], parts[2]
-        elif parts[0] == "embedding":
-            group, fld = "embedding", parts[1]
-        elif parts[0] == "merges" and len(parts) == 3:
-            group, fld = f"merge{parts[1]}", parts[2]
-        elif parts[0] == "stages":
-            group, fld = "stages", f"stage {parts[1]}"
-        else:
-            group, fld = "head", key
-        out.setdefault(group, {})[fld] = float(err)
-    return out
-
-
 def worst(errors: Mapping[str, float]) -> tuple[str, float]:
     """The field with the largest error."""
     if not errors:
