@@ -69,6 +69,18 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _offset_panel(fig: go.Figure, r: int, c: int, rows: int, d: np.ndarray, z: np.ndarray, name: str) -> None:
+    """One (Δy, Δx) heatmap panel at subplot (r, c) on the shared signed colour axis."""
+    fig.add_trace(go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name,
+                             hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>"),
+                  row=r + 1, col=c + 1)
+    fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
+                     scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
+                     zeroline=False)
+
+
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
                        title: str | None = None, max_cols: int = 4) -> go.Figure:
     """One (Δy, Δx) heat map per head, on one symmetric colour scale (so heads compare).
@@ -86,14 +98,7 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     vmax = _sym(np.stack(grids))
     for i, (h, z) in enumerate(zip(heads, grids)):
         r, c = divmod(i, cols)
-        fig.add_trace(go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=f"head {h}",
-                                 hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>head " + str(h) + "</extra>"),
-                      row=r + 1, col=c + 1)
-        fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
-                         showgrid=False, zeroline=False)
-        fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
-                         scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
-                         zeroline=False)
+        _offset_panel(fig, r, c, rows, d, z, f"head {h}")
     fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
                                      colorbar=style.colorbar("bias")))
     style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
@@ -155,14 +160,7 @@ def dpb_sizes_figure(tables: Mapping[int, np.ndarray], head: int, *, trained_gro
     for i, G in enumerate(sizes):
         r, c = divmod(i, cols)
         d = offsets(G)
-        fig.add_trace(go.Heatmap(x=d, y=d, z=grids[G], coloraxis="coloraxis", name=f"G={G}",
-                                 hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>G=" + str(G) + "</extra>"),
-                      row=r + 1, col=c + 1)
-        fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
-                         showgrid=False, zeroline=False)
-        fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
-                         scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
-                         zeroline=False)
+        _offset_panel(fig, r, c, rows, d, grids[G], f"G={G}")
     fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
                                      colorbar=style.colorbar("bias")))
     style.apply_layout(fig, title or f"One DPB MLP, any group size · head {head}",
