@@ -210,6 +210,17 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """8-byte little-endian header length, then a JSON object that fits in the file.
+
+    Checked before the legacy-pickle test: a header length whose low byte is 0x80 starts with the same
+    byte as a pickle (0x80 = PROTO).
+    """
+    if len(data) < 10 or data[8:9] != b"{":
+        return False
+    return 8 + int.from_bytes(data[:8], "little") <= len(data)
+
+
 def read_state_dict(source: Source) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], str]:
     """Read any supported file → (raw state dict, format, metadata, display name). Nothing is executed."""
     data, name = _read_bytes(source)
@@ -224,11 +235,11 @@ def read_state_dict(source: Source) -> tuple[dict[str, torch.Tensor], str, dict[
         if any(n.endswith(".npy") for n in names) and not any(n.endswith("data.pkl") for n in names):
             return _read_npz(data), "npz", meta, name
         fmt = "pth"
-    elif data[:1] == b"\x80":
-        fmt = "pth-legacy"
-    elif len(data) > 9 and data[8:9] == b"{":
+    elif _looks_like_safetensors(data):
         sd, meta = _read_safetensors(data)
         return sd, "safetensors", meta, name
+    elif data[:1] == b"\x80":
+        fmt = "pth-legacy"
     else:
         raise CheckpointError(f"{name} is not a checkpoint: expected a PyTorch .pth/.pt, .safetensors or .npz file")
     try:

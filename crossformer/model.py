@@ -201,6 +201,36 @@ class GroupAttention(nn.Module):
             self._cache[full] = t
         return t
 
+    def _fused(self, qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None, layout: GroupLayout,
+               lk: tuple) -> torch.Tensor:
+        """SDPA on grouped ``qkv (B, nG·N, 3C)`` → ungrouped ``(B, L, C)`` (before ``proj``).
+
+        SDPA's CPU kernels want 4-D inputs and a 4-D mask that is dense except for a size-1 batch dim
+        (other broadcasts fall back to a slow path). No padding: groups go to the batch dim, one
+        ``(1, h, N, N)`` bias serves every group, and q/k/v are strided views of ``qkv`` (no copies).
+        Padding: groups are folded into the head dim so the per-group mask ``(1, nG·h, N, N)``
+        broadcasts over B.
+        """
+        B, nG, N, h, d = qkv.shape[0], layout.num_groups, layout.group_tokens, self.num_heads, self.head_dim
+        p = self.attn_drop.p if self.training else 0.0
+        if mask is None:
+            q, k, v = qkv.view(B * nG, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)     # (B·nG, h, N, d)
+            attn_mask = bias[None]                                                     # (1, h, N, N)
+        else:
+            q, k, v = (t.reshape(B, nG * h, N, d) for t in
+                       qkv.view(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5).unbind(0))  # (B, nG·h, N, d)
+            attn_mask = (bias + mask).reshape(1, nG * h, N, N)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype), dropout_p=p,
+                                             scale=self.scale)
+        return self._ungroup(out.view(B, nG, h, N, d), layout, lk)
+
+    def _ungroup(self, out: torch.Tensor, layout: GroupLayout, lk: tuple) -> torch.Tensor:
+        """``(B, nG, h, N, d)`` per-group heads → ``(B, L, C)`` tokens in image order, padding dropped."""
+        B, nG, h, N, d = out.shape
+        out = out.transpose(2, 3).reshape(B, nG * N, h * d)            # heads back to channels h·d + e
+        scatter = self._index(("scatter",) + lk, lambda: layout.slot_of_token, out.device)   # (L,)
+        return out.index_select(1, scatter)
+
     def forward(self, x: torch.Tensor, layout: GroupLayout, rec: _Recorder | None = None,
                 block: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """``(B, H·W, C)`` normalised tokens → ``(B, H·W, C)`` attention output."""
@@ -209,15 +239,12 @@ class GroupAttention(nn.Module):
         h, d = self.num_heads, self.head_dim
         lk = (layout.kind, layout.feature_hw, G, layout.interval)
         gather = self._index(("gather",) + lk, lambda: layout.gather_index, x.device)    # (nG·N,)
-        scatter = self._index(("scatter",) + lk, lambda: layout.slot_of_token, x.device)  # (L,)
 
         # group: read members in group order (padding reads an appended zero row)
         if layout.is_padded:
             x = torch.cat([x, x.new_zeros(B, 1, C)], dim=1)                        # (B, L+1, C)
         xg = x.index_select(1, gather)                                              # (B, nG·N, C)
-        qkv = self.qkv(xg).reshape(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5)    # (3, B, nG, h, N, d)
-        q, k, v = qkv.unbind(0)                                                     # (B, nG, h, N, d)
-
+        qkv = self.qkv(xg)                                                          # (B, nG·N, 3C)
         table, bias = self.position_bias(G, x.device, x.dtype)                     # (h, N, N)
         mask = None
         if layout.is_padded:
@@ -226,18 +253,9 @@ class GroupAttention(nn.Module):
             mask = mask[:, None, None, :]                                            # (nG, 1, 1, N)
 
         if rec is None and self.fused:
-            # SDPA's CPU kernels want 4-D inputs and a 4-D mask that is dense except for a size-1 batch dim
-            # (other broadcasts fall back to a slow path). No padding: one (1, h, N, N) bias for every group.
-            # Padding: fold groups into the head dim so the per-group mask (1, nG·h, N, N) broadcasts over B.
-            p = self.attn_drop.p if self.training else 0.0
-            if mask is None:
-                shape, attn_mask = (B * nG, h, N, d), bias[None]                      # (1, h, N, N)
-            else:
-                shape, attn_mask = (B, nG * h, N, d), (bias + mask).reshape(1, nG * h, N, N)
-            out = F.scaled_dot_product_attention(
-                q.reshape(shape), k.reshape(shape), v.reshape(shape), attn_mask=attn_mask.to(q.dtype),
-                dropout_p=p, scale=self.scale).view(B, nG, h, N, d)
+            out = self._fused(qkv, bias, mask, layout, lk)                         # (B, L, C)
         else:
+            q, k, v = qkv.reshape(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5).unbind(0)  # (B, nG, h, N, d)
             content = (q * self.scale) @ k.transpose(-2, -1)                         # (B, nG, h, N, N)
             logits = content + bias
             if mask is not None:
@@ -245,10 +263,7 @@ class GroupAttention(nn.Module):
             attn = logits.softmax(dim=-1)
             if rec is not None:
                 rec.attn.update(content=_np(content), attention=_np(attn), table=_np(table), bias=_np(bias))
-            out = self.attn_drop(attn) @ v                                           # (B, nG, h, N, d)
-
-        out = out.permute(0, 1, 3, 2, 4).reshape(B, nG * N, C)   # heads back to channels h·d + e
-        out = out.index_select(1, scatter)                        # ungroup, drop padding: (B, L, C)
+            out = self._ungroup(self.attn_drop(attn) @ v, layout, lk)               # (B, L, C)
         return self.proj_drop(self.proj(out))
 
 

@@ -114,6 +114,24 @@ def test_safetensors_from_the_library(tmp_path, tiny_t):
     _assert_same(model, tiny_t)
 
 
+def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path, tiny_t):
+    """A header length with low byte 0x80 makes the file start with a pickle's PROTO byte (a real case:
+    the shipped demo weights); it must still be read as safetensors, not handed to the unpickler."""
+    st = tmp_path / "w.safetensors"
+    save_safetensors(tiny_t, st)
+    data = st.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n].rstrip(b" ")
+    pad = (0x80 - len(header)) % 256 or 256                       # JSON allows trailing spaces
+    header = header + b" " * pad
+    assert len(header) % 256 == 0x80
+    forged = len(header).to_bytes(8, "little") + header + data[8 + n:]
+    assert forged[:1] == b"\x80"
+    model, info = load_checkpoint(forged)
+    assert info.format == "safetensors"
+    _assert_same(model, tiny_t)
+
+
 def test_vector_npz_loads_as_custom_v2pp():
     vec = load_vector("v2pp_lda_224")
     from conftest import VECTOR_DIR
