@@ -44,6 +44,9 @@ import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
 from crossformer.checkpoint import save_safetensors  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_demo import predict, scores, to_tensor  # noqa: E402  (same evaluation code as the model card's)
+
 log = logging.getLogger("train_demo")
 
 #: Size schedule: (fraction of the run where the phase starts, [(H, W) choices]).
@@ -107,14 +110,6 @@ def joint_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float, aux
     return loss
 
 
-def to_tensor(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
-    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)``."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
 def lr_at(step: int, total: int, base: float, warmup: int, floor: float) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay from ``base`` to ``floor``."""
     if step < warmup:
@@ -123,20 +118,13 @@ def lr_at(step: int, total: int, base: float, warmup: int, floor: float) -> floa
     return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-@torch.no_grad()
-def quick_eval(model: torch.nn.Module, seed: int, n: int, size: tuple[int, int], batch: int = 50
-               ) -> tuple[float, float, float]:
+def quick_eval(model: torch.nn.Module, seed: int, n: int, size: tuple[int, int]) -> tuple[float, float, float]:
     """Top-1, global-shape and local-shape accuracy on ``n`` generated images (seed outside training)."""
     model.eval()
     images, labels = navon.navon_batch(seed, n, size)
-    preds = []
-    for i in range(0, n, batch):
-        x = to_tensor(images[i:i + batch], model.cfg.mean, model.cfg.std).to(next(model.parameters()).device)
-        preds.append(model(x).argmax(1).cpu().numpy())
+    r = scores(predict(model, images), labels)
     model.train()
-    pred = np.concatenate(preds)
-    (g, l), (pg, pl) = navon.split_label(labels), navon.split_label(pred)
-    return float((pred == labels).mean()), float((pg == g).mean()), float((pl == l).mean())
+    return r["top1"], r["global"], r["local"]
 
 
 def fmt_time(s: float) -> str:
