@@ -63,6 +63,25 @@ class _Recorder:
 
 
 # ---- cross-scale embedding ----------------------------------------------------------------------
+def conv_as_space_to_depth(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` for a stride-``s`` conv whose kernel ``k`` is a multiple of ``s``, computed as a stride-1
+    ``k/s × k/s`` conv over ``s × s`` pixel blocks stacked into channels (same numbers, other summation order).
+
+    The large CEL kernels (16, 32 at stride 4) are slow in the CPU conv backward; the equivalent
+    stride-1 conv is several times faster. ``x (B, C, H, W)`` → ``(B, c, ⌊(H + 2p − k)/s⌋ + 1, …)``.
+    """
+    (k, _), (s, _), (p, _) = conv.kernel_size, conv.stride, conv.padding
+    B, C, H, W = x.shape
+    out_hw = ((H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+    # pad so both sides are whole blocks; the extra zeros on the right only feed outputs that are cropped
+    x = F.pad(x, (p, p + (-(W + 2 * p)) % s, p, p + (-(H + 2 * p)) % s))
+    Hb, Wb = x.shape[-2] // s, x.shape[-1] // s
+    blocks = x.view(B, C, Hb, s, Wb, s).permute(0, 1, 3, 5, 2, 4).reshape(B, C * s * s, Hb, Wb)
+    c, kb = conv.out_channels, k // s
+    w = conv.weight.view(c, C, kb, s, kb, s).permute(0, 1, 3, 5, 2, 4).reshape(c, C * s * s, kb, kb)
+    return F.conv2d(blocks, w, conv.bias)[..., :out_hw[0], :out_hw[1]]
+
+
 class CrossScaleEmbedding(nn.Module):
     """CEL (SPEC §2): convs with kernels 4/8/16/32, all stride 4, concatenated, then LayerNorm.
 
@@ -79,10 +98,12 @@ class CrossScaleEmbedding(nn.Module):
             nn.Conv2d(in_chans, c, k, stride=self.stride, padding=(k - self.stride) // 2)
             for k, c in zip(self.kernels, self.channels))
         self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
+        self.space_to_depth = False      # kernels > stride as stride-1 convs over pixel blocks (training)
 
     def forward(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
         """``(B, 3, H, W)`` → tokens ``(B, H/4·W/4, D)`` and their grid ``(H/4, W/4)``."""
-        outs = [proj(x) for proj in self.projs]                # each (B, c_k, H/4, W/4)
+        outs = [conv_as_space_to_depth(x, proj) if self.space_to_depth and k > self.stride else proj(x)
+                for k, proj in zip(self.kernels, self.projs)]  # each (B, c_k, H/4, W/4)
         hw = tuple(outs[0].shape[-2:])
         y = self.norm(map_to_tokens(torch.cat(outs, dim=1)))    # (B, L, D)
         if rec is not None:
@@ -410,6 +431,15 @@ class CrossFormer(nn.Module):
         for m in self.modules():
             if isinstance(m, GroupAttention):
                 m.fused = enabled
+        return self
+
+    def set_space_to_depth_embedding(self, enabled: bool) -> "CrossFormer":
+        """Compute the large CEL kernels as stride-1 convs over 4 × 4 pixel blocks (:func:`conv_as_space_to_depth`).
+
+        Same function, other float summation order; several times faster to train on the CPU. Off by
+        default, so inference reproduces the official conv to the last bit the official vectors check.
+        """
+        self.patch_embed.space_to_depth = enabled
         return self
 
     # -- forward pieces --

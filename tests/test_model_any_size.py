@@ -204,3 +204,31 @@ def test_inference_mode_first_call_does_not_poison_autograd():
     inp = x.clone().requires_grad_(True)
     model(inp).sum().backward()
     assert inp.grad is not None and torch.isfinite(inp.grad).all()
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (61, 75), (34, 98)])
+def test_space_to_depth_embedding_is_the_same_function_with_the_same_gradients(hw):
+    """The training switch computes the large CEL kernels as stride-1 convs over 4×4 pixel blocks:
+    same outputs and same weight gradients as the plain strided convs, also when H, W are not multiples of 4."""
+    torch.manual_seed(1)
+    model = crossformer.create_model("crossformer_t", **TINY).eval()   # eval: no drop-path noise; grads still flow
+    x = torch.randn(2, 3, *hw)
+
+    def run(enabled: bool):
+        model.zero_grad()
+        model.set_space_to_depth_embedding(enabled)
+        out = model(x)
+        out.square().sum().backward()
+        grads = [p.grad.clone() for p in model.patch_embed.projs.parameters()]
+        return out.detach(), grads
+
+    ref, ref_grads = run(False)
+    fast, fast_grads = run(True)
+    model.set_space_to_depth_embedding(False)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    for g_fast, g_ref in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-5)
+    # and each conv on its own, bit-for-bit shapes, close values
+    for k, proj in zip(model.patch_embed.kernels, model.patch_embed.projs):
+        torch.testing.assert_close(crossformer.model.conv_as_space_to_depth(x, proj), proj(x), rtol=1e-5, atol=1e-5)

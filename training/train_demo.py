@@ -3,20 +3,24 @@
     .venv/bin/python training/train_demo.py                       # full run (resumes if interrupted)
     .venv/bin/python training/train_demo.py --steps 20 --run smoke --out /tmp/smoke.safetensors
 
-Recipe (see assets/MODEL_CARD.md): every step draws a fresh batch from the Navon generator, seeded by
-``(seed, step)``, so a run is reproducible and needs no data on disk. Curriculum: the image nuisances
-(colours, texture, stripes, noise) ramp from 0 to full over the first ``--curriculum`` of the steps.
-Progressive resizing: 60 % of the steps on small images (cheap on a CPU), then 160–192 px, then the last
-20 % at sizes up to 224; the dynamic position bias makes one set of weights valid at every size. AdamW at
-a peak learning rate of 3e-4 (1e-3 collapses this small model to a constant output), linear warm-up then
-cosine decay, gradient clipping; the loss adds the two marginal cross-entropies (global shape, local
-shape) of the 5 × 5 logits to the 25-way one. On the CPU the explicit-softmax attention path trains
-faster than SDPA. A checkpoint is written to ``training/runs/<run>/`` every ``--ckpt-every`` steps;
-starting again with the same ``--run`` resumes from it; ``--init`` starts a new schedule from existing
-weights (to train longer in several sittings).
+Recipe (see assets/MODEL_CARD.md; the defaults reproduce the shipped weights in ~42 min on 2 cores):
+every step draws a fresh batch from the Navon generator, seeded by ``(seed, step)``, so a run is
+reproducible and needs no data on disk. Curriculum: the image nuisances (colours, texture, stripes, noise)
+ramp from 0 to full over the first ``--curriculum`` of the steps. Progressive resizing (:data:`SIZE_PHASES`):
+55 % of the steps on small images (cheap on a CPU), then 17 % at 160–192 px, then the last 28 % at sizes up
+to 224; the dynamic position bias makes one set of weights valid at every size. AdamW, linear warm-up to a
+peak learning rate of 3e-4 (1e-3 collapses this small model to a constant output), held until the last
+``--decay`` of the run, then cosine decay; gradient clipping; the loss adds the two marginal
+cross-entropies (global shape, local shape) of the 5 × 5 logits to the 25-way one.
+
+On the CPU the explicit-softmax attention path trains faster than SDPA, the large CEL kernels run as
+stride-1 convs over pixel blocks (same function, faster backward), and one worker process generates the
+next batches while the model trains. A checkpoint is written to ``<runs-dir>/<run>/`` every
+``--ckpt-every`` steps; starting again with the same ``--run`` resumes from it (``--stop-at`` ends a
+sitting early); ``--init`` starts a new schedule from existing weights (fine-tuning).
 
 At the end it writes the weights (float16 safetensors, the model's own state-dict keys, config and class
-names in the metadata) and ``training/runs/<run>/metrics.json``.
+names in the metadata) and ``<runs-dir>/<run>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -52,14 +56,24 @@ log = logging.getLogger("train_demo")
 #: Size schedule: (fraction of the run where the phase starts, [(H, W) choices]).
 SIZE_PHASES: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
     (0.0, ((128, 128), (128, 128), (128, 160), (160, 128))),
-    (0.6, ((160, 160), (192, 192), (160, 192), (192, 160))),
-    (0.8, ((224, 224), (224, 224), (192, 224), (224, 192))),
+    (0.55, ((160, 160), (192, 192), (160, 192), (192, 160))),
+    (0.72, ((224, 224), (224, 224), (192, 224), (224, 192))),
 )
 
 
 def difficulty(step: int, ramp_steps: int) -> float:
     """Nuisance level of a step's images: ramps linearly from 0 (grey, clean) to 1 over ``ramp_steps``."""
     return 1.0 if ramp_steps <= 0 else min(1.0, step / ramp_steps)
+
+
+#: Fixed per-step work (Python, optimiser, small kernels) in units of image pixels, for the ETA: a step at
+#: 128² took 0.97 s and one at 224² 1.78 s (batch 32, 2 threads), i.e. time ≈ b · (H·W + 24,000).
+STEP_OVERHEAD_PX = 24_000
+
+
+def step_cost(size: tuple[int, int]) -> float:
+    """Relative time of one training step at ``size`` (for the ETA)."""
+    return float(size[0] * size[1] + STEP_OVERHEAD_PX)
 
 
 def train_seed(seed: int, step: int) -> int:
@@ -110,11 +124,15 @@ def joint_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float, aux
     return loss
 
 
-def lr_at(step: int, total: int, base: float, warmup: int, floor: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay from ``base`` to ``floor``."""
+def lr_at(step: int, total: int, base: float, warmup: int, floor: float, decay: float = 1.0) -> float:
+    """Linear warm-up over ``warmup`` steps, ``base`` until the last ``decay`` fraction of the run, then
+    cosine decay to ``floor`` (``decay=1``: cosine over everything after the warm-up)."""
     if step < warmup:
         return base * (step + 1) / warmup
-    t = (step - warmup) / max(total - warmup, 1)
+    decay_start = max(warmup, total - int(round(decay * total)))
+    if step < decay_start:
+        return base
+    t = (step - decay_start) / max(total - decay_start, 1)
     return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -139,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 collapses to a constant output)")
     ap.add_argument("--min-lr", type=float, default=1e-5)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--decay", type=float, default=0.35,
+                    help="fraction of the run over which the lr decays (cosine); before it, the peak lr")
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--aux", type=float, default=0.3,
@@ -146,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--run", default="demo", help="run name: checkpoints go to training/runs/<run>/")
+    ap.add_argument("--run", default="demo", help="run name: checkpoints go to <runs-dir>/<run>/")
+    ap.add_argument("--runs-dir", default=str(ROOT / "training" / "runs"))
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="stop after this step, leaving the checkpoint to resume from (a run in several sittings)")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--eval-every", type=int, default=250, help="quick 224 px check (200 images); 0: off")
@@ -159,14 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", choices=("progressive", "final"), default="progressive",
                     help="image sizes: the progressive schedule, or only the last phase's (fine-tuning)")
     ap.add_argument("--device", default="cpu", help="cpu (the recipe) or cuda (quick recipe checks)")
-    ap.add_argument("--workers", type=int, default=0, help="data generation processes (0: in the loop)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="data generation processes (0: in the training loop; 1 overlaps it with the step)")
     ap.add_argument("--out", default=str(ROOT / "assets" / "crossformer_demo.safetensors"))
     args = ap.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    run_dir = ROOT / "training" / "runs" / args.run
+    run_dir = Path(args.runs_dir) / args.run
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "last.pt"
 
@@ -203,20 +227,24 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, ckpt_path)
 
     sizes = [step_size(args.seed, k, args.steps, args.sizes == "final") for k in range(args.steps)]
-    cost = np.concatenate([[0.0], np.cumsum([h * w for h, w in sizes], dtype=np.float64)])
+    cost = np.concatenate([[0.0], np.cumsum([step_cost(hw) for hw in sizes], dtype=np.float64)])
     device = torch.device(args.device)
     model.to(device).train()
     # Training runs the explicit softmax path: on the CPU, SDPA's backward (math kernel with a float mask)
     # is slower — 35 vs 42 img/s at 128 px, batch 32, 2 threads. Same numbers either way.
     model.set_fused_attention(args.device != "cpu")
+    # The 16×16 and 32×32 CEL kernels as stride-1 convs over 4×4 pixel blocks: same function, and the
+    # conv backward is ~4× faster on the CPU (≈ 15 % of a step at 224 px). Inference keeps the plain convs.
+    model.set_space_to_depth_embedding(True)
     loader = torch.utils.data.DataLoader(StepBatches(args.seed, sizes, args.batch, start, args.max_rotation,
                                                      int(args.curriculum * args.steps)), batch_size=None,
                                          shuffle=False, num_workers=args.workers,
                                          collate_fn=_as_is, prefetch_factor=4 if args.workers else None)
     window_loss, window_acc, window_img, t_window = 0.0, 0, 0, time.time()
     t_last = time.time()
-    for step, (images, labels) in zip(range(start, args.steps), loader):
-        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
+    stop = args.steps if args.stop_at is None else min(args.stop_at, args.steps)
+    for step, (images, labels) in zip(range(start, stop), loader):
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr, args.decay)
         for g in opt.param_groups:
             g["lr"] = lr
         size = sizes[step]
@@ -238,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
             rate = window_img / max(now - t_window, 1e-9)
-            # ETA: seconds per pixel so far × pixels still to come (later steps use bigger images)
+            # ETA: seconds per unit of step cost so far × the cost still to come (later steps use bigger images)
             eta = elapsed / cost[done] * (cost[-1] - cost[done])
             log.info("step %5d/%d  size %3dx%-3d  loss %.3f  acc %.3f  lr %.2e  %.1f img/s  elapsed %s  ETA %s",
                      done, args.steps, size[0], size[1], window_loss / window_img, window_acc / window_img,
@@ -254,13 +282,17 @@ def main(argv: list[str] | None = None) -> int:
             history.append({"step": done, "quick_acc_224": acc, "quick_global_224": acc_g,
                             "quick_local_224": acc_l})
             t_last = time.time()   # do not count the check as training time
-        if done % args.ckpt_every == 0 or done == args.steps:
+        if done % args.ckpt_every == 0 or done in (args.steps, stop):
             save_ckpt(done)
+    if stop < args.steps:
+        log.info("stopped after step %d of %d (%s trained); run the same command again to resume",
+                 stop, args.steps, fmt_time(elapsed))
+        return 0
 
     model.to("cpu").eval()
     summary = {"device": args.device, "steps": args.steps, "batch": args.batch, "images_seen": args.steps * args.batch,
                "train_seconds": round(elapsed, 1), "threads": args.threads, "seed": args.seed,
-               "lr": args.lr, "weight_decay": args.weight_decay, "warmup": args.warmup,
+               "lr": args.lr, "weight_decay": args.weight_decay, "warmup": args.warmup, "decay": args.decay,
                "label_smoothing": args.label_smoothing, "aux": args.aux, "curriculum": args.curriculum,
                "init": args.init, "sizes": args.sizes,
                "max_rotation": navon.MAX_ROTATION if args.max_rotation is None else args.max_rotation,
