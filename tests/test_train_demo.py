@@ -48,7 +48,8 @@ def test_same_seed_same_weights_and_a_stopped_run_resumes_to_them(train_demo, tm
     _train(train_demo, tmp_path, "resumed", "--stop-at", "2", workers=1)
     assert (tmp_path / "runs" / "resumed" / "last.pt").exists()
     assert not (tmp_path / "resumed.safetensors").exists()          # no weights until the run is complete
-    resumed = _train(train_demo, tmp_path, "resumed", workers=1)
+    # resuming keeps the checkpoint's schedule even when the command line asks for another one
+    resumed = _train(train_demo, tmp_path, "resumed", "--decay", "0.5", workers=1)
 
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
