@@ -102,7 +102,8 @@ class CrossScaleEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
         """``(B, 3, H, W)`` → tokens ``(B, H/4·W/4, D)`` and their grid ``(H/4, W/4)``."""
-        outs = [conv_as_space_to_depth(x, proj) if self.space_to_depth and k > self.stride else proj(x)
+        fast = self.space_to_depth   # only kernels that are whole multiples of the stride, above it
+        outs = [conv_as_space_to_depth(x, proj) if fast and k > self.stride and k % self.stride == 0 else proj(x)
                 for k, proj in zip(self.kernels, self.projs)]  # each (B, c_k, H/4, W/4)
         hw = tuple(outs[0].shape[-2:])
         y = self.norm(map_to_tokens(torch.cat(outs, dim=1)))    # (B, L, D)

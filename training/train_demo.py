@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             history.append({"step": done, "quick_acc_224": acc, "quick_global_224": acc_g,
                             "quick_local_224": acc_l})
             t_last = time.time()   # do not count the check as training time
-        if done % args.ckpt_every == 0 or done in (args.steps, stop):
+        if done % args.ckpt_every == 0 or done == stop:
             save_ckpt(done)
     if stop < args.steps:
         log.info("stopped after step %d of %d (%s trained); run the same command again to resume",
@@ -297,11 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     model.to("cpu").eval()
-    summary = {"device": args.device, "steps": args.steps, "batch": args.batch, "images_seen": args.steps * args.batch,
-               "train_seconds": round(elapsed, 1), "threads": args.threads, "seed": args.seed,
-               "lr": args.lr, "weight_decay": args.weight_decay, "warmup": args.warmup, "decay": args.decay,
-               "label_smoothing": args.label_smoothing, "aux": args.aux, "curriculum": args.curriculum,
-               "init": args.init, "sizes": args.sizes,
+    summary = {**{k: getattr(args, k) for k in SCHEDULE_ARGS}, "device": args.device, "threads": args.threads,
+               "images_seen": args.steps * args.batch, "train_seconds": round(elapsed, 1), "init": args.init,
                "max_rotation": navon.MAX_ROTATION if args.max_rotation is None else args.max_rotation,
                "size_phases": [[s, [list(c) for c in cs]] for s, cs in SIZE_PHASES],
                "final_window": history[-1] if history else None, "params": n_params,
