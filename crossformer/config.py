@@ -31,6 +31,7 @@ class CrossFormerConfig:
     patch_kernels: tuple[int, ...] = (4, 8, 16, 32)       # CEL kernels; stride = patch_kernels[0]
     merge_kernels: tuple[tuple[int, ...], ...] = ((2, 4), (2, 4), (2, 4))  # cross-scale merges
     use_acl: bool = False                                 # CrossFormer++ activation cooling layers
+    dpb_min_dim: int = 0                                  # DPB hidden width = max(C/16, this); 0: official C/16
     in_chans: int = 3
     num_classes: int = 1000
     qkv_bias: bool = True
@@ -75,6 +76,15 @@ class CrossFormerConfig:
     def stage_dim(self, i: int) -> int:
         return self.embed_dim * 2 ** i
 
+    def dpb_dim(self, i: int) -> int:
+        """Hidden width of stage ``i``'s DPB MLP: the official ``C/16``, raised to ``dpb_min_dim``.
+
+        The official width is ``(C // 4) // 4``; at ``C = 32`` that is 2, and a LayerNorm over two features
+        can only output ±1, so the bias cannot vary smoothly with the offset. This project's demo model
+        sets ``dpb_min_dim`` (official variants leave it at 0, so their shapes are the official ones).
+        """
+        return max((self.stage_dim(i) // 4) // 4, self.dpb_min_dim)
+
     def stage_interval(self, i: int) -> int | None:
         return None if self.interval is None else self.interval[i]
 
@@ -114,9 +124,11 @@ VARIANTS: dict[str, CrossFormerConfig] = {
     "crossformer_pp_b": CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3, **_PP),
     "crossformer_pp_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
     "crossformer_pp_h": CrossFormerConfig(128, (6, 6, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
-    # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md).
+    # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md):
+    # CrossFormer (v1) layout, so one LDA group spans the whole map at every input size, and a DPB hidden
+    # width of at least 8 (the official C/16 would be 2 in stage 0: a flat bias by construction).
     "crossformer_demo": CrossFormerConfig(32, (2, 2, 2, 2), (2, 4, 8, 16), group_size=(7, 7, 7, 7),
-                                          interval=(8, 4, 2, 1), num_classes=25),
+                                          interval=None, num_classes=25, dpb_min_dim=8),
 }
 
 #: Human names and the paper each variant comes from.

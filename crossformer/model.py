@@ -179,12 +179,13 @@ class GroupAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, qk_scale: float | None = None,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+                 attn_drop: float = 0.0, proj_drop: float = 0.0, dpb_dim: int | None = None) -> None:
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
         self.head_dim = dim // num_heads
         self.scale = qk_scale or self.head_dim ** -0.5
-        self.pos = DynamicPositionBias((dim // 4) // 4, num_heads)   # official: DPB(dim // 4) with P = dim // 4
+        # official: DPB(dim // 4) with P = dim // 4 inside, i.e. a hidden width of C/16 (CrossFormerConfig.dpb_dim)
+        self.pos = DynamicPositionBias(dpb_dim or (dim // 4) // 4, num_heads)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
@@ -327,12 +328,13 @@ class CrossFormerBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, group_size: int, interval: int | None, kind: str,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, acl: bool = False) -> None:
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, acl: bool = False,
+                 dpb_dim: int | None = None) -> None:
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
         self.group_size, self.interval, self.kind = group_size, interval, kind
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = GroupAttention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.attn = GroupAttention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop, dpb_dim)
         self.has_acl = acl
         if acl:  # registered here so their keys sit between attn.* and norm2.* as in the official file
             self.ex_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
@@ -378,7 +380,8 @@ class CrossFormerStage(nn.Module):
         self.blocks = nn.ModuleList(
             CrossFormerBlock(dim, cfg.num_heads[stage], cfg.group_size[stage], cfg.stage_interval(stage),
                              block_kind(j), cfg.mlp_ratio[stage], cfg.qkv_bias, cfg.qk_scale,
-                             cfg.drop_rate, cfg.attn_drop_rate, drop_paths[j], acl=j in acl)
+                             cfg.drop_rate, cfg.attn_drop_rate, drop_paths[j], acl=j in acl,
+                             dpb_dim=cfg.dpb_dim(stage))
             for j in range(cfg.depths[stage]))
         self.downsample = (PatchMerging(dim, 2 * dim, cfg.merge_kernels[stage])
                            if stage < cfg.num_stages - 1 else None)

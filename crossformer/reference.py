@@ -268,7 +268,8 @@ def read_config(config: Any) -> dict[str, Any]:
                 mlp_ratio=per_stage(get("mlp_ratio", 4.0)), patch_kernels=tuple(get("patch_kernels", (4, 8, 16, 32))),
                 merge_kernels=tuple(map(tuple, get("merge_kernels", ((2, 4),) * (n - 1)))),
                 use_acl=bool(get("use_acl", False)), qk_scale=get("qk_scale"), qkv_bias=bool(get("qkv_bias", True)),
-                in_chans=int(get("in_chans", 3)), num_classes=get("num_classes"))
+                in_chans=int(get("in_chans", 3)), num_classes=get("num_classes"),
+                dpb_min_dim=int(get("dpb_min_dim", 0)))
 
 
 def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> dict[str, Any]:
@@ -298,7 +299,7 @@ def expected_shapes(cfg: dict, num_classes: int) -> dict[str, tuple[int, ...]]:
     s |= vec("patch_embed.norm", D)
     for i, depth in enumerate(cfg["depths"]):
         C, heads, b = D * 2 ** i, cfg["num_heads"][i], f"layers.{i}."
-        P, hidden = (C // 4) // 4, int(C * cfg["mlp_ratio"][i])
+        P, hidden = max((C // 4) // 4, cfg.get("dpb_min_dim", 0)), int(C * cfg["mlp_ratio"][i])  # DPB width
         for j in range(depth):
             a = f"{b}blocks.{j}.attn."
             s |= vec(f"{b}blocks.{j}.norm1", C) | lin(a + "pos.pos_proj", P, 2)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import analysis, context, texts, widgets
+from pages.common import analysis, context, state, texts, widgets
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
                                    head_grid_figure, query_attention_figure, rollout_figure)
 
@@ -30,8 +30,8 @@ VIEWS = {
     "diagnostics": "All blocks",
     "rollout": "Rollout (heuristic)",
 }
-st.session_state.setdefault("attn_view", "heads")
-view = st.radio("More views", list(VIEWS), format_func=VIEWS.get, key="attn_view", horizontal=True)
+view = state.choice("More views", VIEWS, "attn_view", default="heads", format_func=VIEWS.get, widget="radio",
+                    horizontal=True)
 if view == "heads":
     params, build = (block.name, token), lambda: head_grid_figure(ctx.pixels, block, token)
     caption = f"Each of the {block.heads} heads of {block.name} for the same query, on one colour scale."

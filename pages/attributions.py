@@ -4,7 +4,7 @@ import logging
 
 import streamlit as st
 
-from pages.common import analysis, context, loaders, texts, widgets
+from pages.common import analysis, context, loaders, state, texts, widgets
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
@@ -13,8 +13,8 @@ METHODS = {"ig": "Integrated gradients", "gradcam": "Grad-CAM", "occlusion": "Oc
 ctx = context.get()
 trace, bundle = ctx.trace, ctx.bundle
 intro = widgets.page_header("attr")
-st.session_state.setdefault("attr_method", "ig")
-method = st.radio("Method", list(METHODS), format_func=METHODS.get, key="attr_method", horizontal=True)
+method = state.choice("Method", METHODS, "attr_method", default="ig", format_func=METHODS.get, widget="radio",
+                      horizontal=True)
 intro.markdown(texts.attributions_intro(method))
 if not bundle.trained:
     st.warning("Random weights: attributions explain a meaningless prediction.", icon=":material/warning:")
@@ -23,25 +23,20 @@ top = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
 probs = {i: p for i, _, p in top}
 c1, c2 = st.columns(2)
 with c1:
-    options = [i for i, _, _ in top]
-    if st.session_state.get("attr_target") not in options:
-        st.session_state["attr_target"] = options[0]
-    target = st.selectbox("Class to explain", options, key="attr_target",
+    target = state.choice("Class to explain", [i for i, _, _ in top], "attr_target",
                           format_func=lambda i: f"{bundle.class_names[i]} ({probs[i]:.1%})")
 with c2:
     if method == "ig":
-        param = st.slider("Steps along the path", 8, 64, 32, step=8, key="attr_steps")
+        param = state.number("Steps along the path", 8, 64, "attr_steps", default=32, step=8)
     elif method == "gradcam":
         n_stages = len(trace.stage_hw)
-        if st.session_state.get("attr_stage", n_stages - 1) >= n_stages:
-            st.session_state["attr_stage"] = n_stages - 1
-        st.session_state.setdefault("attr_stage", n_stages - 1)
-        param = st.selectbox("Stage", list(range(n_stages)), key="attr_stage",
+        param = state.choice("Stage", range(n_stages), "attr_stage", default=n_stages - 1,
                              format_func=lambda i: f"Stage {i} ({trace.stage_hw[i][0]}×{trace.stage_hw[i][1]} "
                                                    "tokens)")
     else:
-        param = st.select_slider("Occluding square (px)", [16, 32, 56], value=32, key="attr_window",
-                                 help="Squares tile the image without overlap: one forward pass per square.")
+        param = state.choice("Occluding square (px)", [16, 32, 56], "attr_window", default=32,
+                             widget="select_slider",
+                             help="Squares tile the image without overlap: one forward pass per square.")
 
 request = (method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
 done: set = st.session_state.setdefault("attr_done", set())

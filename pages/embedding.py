@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import context, texts, widgets
+from pages.common import context, state, texts, widgets
 from viz.embedding_figures import kernel_energy_figure, kernel_footprints_figure, top_channels_figure
 
 ctx = context.get()
@@ -16,8 +16,7 @@ def _layer_name(i: int) -> str:
 
 
 intro = widgets.page_header("emb")
-st.session_state.setdefault("emb_layer", 0)
-layer = st.selectbox("Layer", list(range(1 + n_merges)), format_func=_layer_name, key="emb_layer")
+layer = state.choice("Layer", range(1 + n_merges), "emb_layer", format_func=_layer_name)
 emb = trace.embedding if layer == 0 else trace.merges[layer - 1]
 px_in = 1 if layer == 0 else ctx.stride(layer - 1)         # image pixels per position the layer reads
 intro.markdown(texts.embedding_intro(emb, "CEL" if layer == 0 else "cross-scale merge", px_in))
@@ -39,10 +38,7 @@ fig = widgets.cached_figure(ctx, "emb_energy", (layer,),
 widgets.show_figure(fig, key="emb_energy", filename=f"kernel_energy_layer{layer}")
 
 st.subheader("Most active channels of one kernel")
-st.session_state.setdefault("emb_kernel", 0)
-if st.session_state["emb_kernel"] >= len(emb.kernels):       # a merge has fewer kernels than the CEL
-    st.session_state["emb_kernel"] = 0
-k = st.radio("Kernel", list(range(len(emb.kernels))), key="emb_kernel", horizontal=True,
-             format_func=lambda i: f"{emb.kernels[i]}×{emb.kernels[i]} ({emb.channels[i]} ch)")
+k = state.choice("Kernel", range(len(emb.kernels)), "emb_kernel", widget="radio", horizontal=True,
+                 format_func=lambda i: f"{emb.kernels[i]}×{emb.kernels[i]} ({emb.channels[i]} ch)")
 fig = widgets.cached_figure(ctx, "emb_channels", (layer, k), lambda: top_channels_figure(emb, k, k=8))
 widgets.show_figure(fig, key="emb_channels", filename=f"top_channels_layer{layer}_k{k}")

@@ -14,11 +14,7 @@ sda = analysis.first_of_kind(trace, stage, "sda")
 lda = analysis.first_of_kind(trace, stage, "lda")
 
 blocks = trace.blocks[stage]
-st.session_state.setdefault("grp_block", min(1, len(blocks) - 1))
-if st.session_state["grp_block"] >= len(blocks):
-    st.session_state["grp_block"] = 0
-j = st.radio("Block", list(range(len(blocks))), key="grp_block", horizontal=True,
-             format_func=lambda i: widgets.block_label(blocks[i]))
+j = widgets.block_choice(blocks, "grp_block", default=1, widget="radio", horizontal=True)
 layout = blocks[j].layout
 
 left, right = st.columns([1, 2], gap="large")

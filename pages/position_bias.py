@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import context, loaders, texts, widgets
+from pages.common import context, loaders, state, texts, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
 ctx = context.get()
@@ -34,8 +34,7 @@ widgets.show_figure(fig, key="dpb_matrix",
                             f"group: the same for every one of the block's {block.layout.num_groups} groups.")
 
 st.subheader("The same MLP at other group sizes")
-st.session_state.setdefault("dpb_g", min(16, G + 4))
-other = st.slider("Evaluate the DPB at group size G", 2, 16, key="dpb_g",
+other = state.number("Evaluate the DPB at group size G", 2, 16, "dpb_g", default=min(16, G + 4),
                   help="A learned table would only exist for the G it was trained with; the MLP gives a bias "
                        "for any offset, so the same block can run on any group size.")
 sizes = tuple(sorted({max(2, G - 2), G, int(other)}))

@@ -4,7 +4,7 @@ import logging
 
 import streamlit as st
 
-from pages.common import analysis, context, loaders, texts, widgets
+from pages.common import analysis, context, loaders, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,7 @@ def _index(label: str, n: int, key: str, default: int) -> int:
     if n <= 1:
         st.caption(f"{label}: 0 (only one)")
         return 0
-    if st.session_state.get(key, default) >= n:
-        st.session_state[key] = min(default, n - 1)
-    st.session_state.setdefault(key, min(default, n - 1))
-    return st.slider(label, 0, n - 1, key=key)
+    return state.number(label, 0, n - 1, key, default=min(default, n - 1))
 
 
 run = None

@@ -154,3 +154,15 @@ def new_app(size: int | None = 96, **state):
     for k, v in state.items():
         at.session_state[k] = v
     return at
+
+
+def widget(widgets, key: str):
+    """The AppTest widget behind the choice ``key`` (``widget(at.selectbox, "attn_block")``).
+
+    Pickers keep their value under the logical key and draw the widget under ``f"{key}::<digest>"``
+    (pages/common/state.py); plain widgets keep their own key.
+    """
+    found = [w for w in widgets if w.key == key or (w.key or "").startswith(f"{key}::")]
+    if not found:
+        raise KeyError(f"no widget for {key!r} among {[w.key for w in widgets]}")
+    return found[-1]

@@ -94,3 +94,25 @@ def _two_threads():
     import torch
     torch.set_num_threads(2)
     yield
+
+
+# ---- browser tests (tests/browser_tools.py): one server and one chromium per test module ---------------
+@pytest.fixture(scope="module")
+def server():
+    """A running ``streamlit run app.py`` on a free loopback port → its URL."""
+    from browser_tools import free_port, start_server, stop_server
+    proc = start_server(port := free_port())
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser_tools import CHROMIUM, FLAGS
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()

@@ -113,7 +113,7 @@ def test_checkpoint_named_at_startup(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSFORMER_CHECKPOINT", str(path))
     at = S.new_app(64).run()
     assert not at.exception and not at.error
-    assert at.selectbox(key="sb_model").value == "startup"
+    assert S.widget(at.selectbox, "sb_model").value == "startup"
     assert "1000 classes" in " ".join(c.value for c in at.sidebar.caption)
     monkeypatch.setenv("CROSSFORMER_CHECKPOINT", str(tmp_path / "missing.pth"))
     at = S.new_app(64).run()

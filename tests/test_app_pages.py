@@ -84,16 +84,16 @@ def test_query_is_shared_between_pages_and_sliders():
     at = S.new_app(96, query_px=(50, 70)).run()
     at.switch_page("pages/groups.py").run()
     no_errors(at)
-    assert (at.slider(key="grp_qrow").value, at.slider(key="grp_qcol").value) == (50 // 4, 70 // 4)
-    at.slider(key="grp_qrow").set_value(3).run()                          # keyboard path
+    assert (S.widget(at.slider, "grp_qrow").value, S.widget(at.slider, "grp_qcol").value) == (50 // 4, 70 // 4)
+    S.widget(at.slider, "grp_qrow").set_value(3).run()                          # keyboard path
     assert at.session_state["query_px"] == (3 * 4 + 2, (70 // 4) * 4 + 2)
     at.switch_page("pages/attention.py").run()                              # default block s0_b1: stage 0
     no_errors(at)
-    assert at.slider(key="attn_qrow").value == 3
+    assert S.widget(at.slider, "attn_qrow").value == 3
     at.switch_page("pages/embedding.py").run()
-    at.selectbox(key="emb_layer").set_value(1).run()                        # merge → stage 1 tokens
+    S.widget(at.selectbox, "emb_layer").set_value(1).run()                        # merge → stage 1 tokens
     no_errors(at)
-    assert at.slider(key="emb_qrow").value == (3 * 4 + 2) // 8
+    assert S.widget(at.slider, "emb_qrow").value == (3 * 4 + 2) // 8
 
 
 def test_groups_figure_shows_the_layout_the_model_used():
@@ -108,7 +108,7 @@ def test_groups_figure_shows_the_layout_the_model_used():
     part = charts(at)[0]
     z = array(trace_named(part, "groups")["z"])
     np.testing.assert_array_equal(z.reshape(layout.padded_hw), layout.group_map)
-    at.selectbox(key="grp_stage").set_value(2).run()
+    S.widget(at.selectbox, "grp_stage").set_value(2).run()
     no_errors(at)
     assert "Stage 2" in at.markdown[0].value or "Stage 2" in " ".join(m.value for m in at.markdown)
 
@@ -117,7 +117,7 @@ def test_groups_figure_shows_the_layout_the_model_used():
 def test_attention_views(view):
     at = S.new_app(96).run()
     at.switch_page("pages/attention.py").run()
-    at.radio(key="attn_view").set_value(view).run()
+    S.widget(at.radio, "attn_view").set_value(view).run()
     no_errors(at)
     assert len(at.get("plotly_chart")) == 2
 
@@ -125,9 +125,9 @@ def test_attention_views(view):
 def test_attention_block_and_head_pickers():
     at = S.new_app(96).run()
     at.switch_page("pages/attention.py").run()
-    at.selectbox(key="attn_stage").set_value(1).run()
-    at.selectbox(key="attn_block").set_value(0).run()
-    at.selectbox(key="attn_head").set_value(1).run()
+    S.widget(at.selectbox, "attn_stage").set_value(1).run()
+    S.widget(at.selectbox, "attn_block").set_value(0).run()
+    S.widget(at.selectbox, "attn_head").set_value(1).run()
     no_errors(at)
     text = at.markdown[0].value
     assert "s1_b0" in text and "SDA" in text
@@ -138,7 +138,7 @@ def test_attention_block_and_head_pickers():
 def test_position_bias_group_size_slider():
     at = S.new_app(96).run()
     at.switch_page("pages/position_bias.py").run()
-    at.slider(key="dpb_g").set_value(12).run()
+    S.widget(at.slider, "dpb_g").set_value(12).run()
     no_errors(at)
     sizes = charts(at)[3]
     names = [t.get("name") for t in sizes["data"]]
@@ -150,21 +150,21 @@ def test_position_bias_group_size_slider():
 def test_embedding_layers_and_kernels():
     at = S.new_app(96).run()
     at.switch_page("pages/embedding.py").run()
-    at.radio(key="emb_kernel").set_value(3).run()                 # the CEL's 32×32 kernel …
+    S.widget(at.radio, "emb_kernel").set_value(3).run()                 # the CEL's 32×32 kernel …
     for layer in (3, 0):
-        at.selectbox(key="emb_layer").set_value(layer).run()        # … then a merge with only 2 kernels
+        S.widget(at.selectbox, "emb_layer").set_value(layer).run()        # … then a merge with only 2 kernels
         no_errors(at)
         assert len(at.get("plotly_chart")) == 3
-        at.radio(key="emb_kernel").set_value(1).run()
+        S.widget(at.radio, "emb_kernel").set_value(1).run()
         no_errors(at)
     assert "CEL" in at.markdown[0].value
 
 
 def test_preprocessing_official_and_navon_generator():
     at = S.new_app(None, sb_source="Navon generator").run()
-    at.selectbox(key="sb_navon_global").set_value("cross").run()
-    at.selectbox(key="sb_navon_local").set_value("ring").run()
-    at.radio(key="sb_prep").set_value("official").run()
+    S.widget(at.selectbox, "sb_navon_global").set_value("cross").run()
+    S.widget(at.selectbox, "sb_navon_local").set_value("ring").run()
+    S.widget(at.radio, "sb_prep").set_value("official").run()
     no_errors(at)
     assert "model input 224×224" in ctx_value(at, "Navon figure")
     assert "cross of rings" in " ".join(m.value for m in at.markdown)
@@ -192,7 +192,7 @@ def test_reference_page_runs_and_explains():
     weight = table.set_index("step").loc["= weight"]
     stored = table.set_index("step").loc["stored weight"]
     assert abs(weight["PyTorch"] - stored["PyTorch"]) < 1e-6
-    at.slider(key="ref_key").set_value(5).run()                              # a widget rerun keeps the run
+    S.widget(at.slider, "ref_key").set_value(5).run()                              # a widget rerun keeps the run
     no_errors(at)
     assert len(at.dataframe) == 1
 
@@ -202,9 +202,9 @@ def test_reference_page_runs_and_explains():
 def test_attributions_on_demand(method, param_key, value):
     at = S.new_app(64).run()
     at.switch_page("pages/attributions.py").run()
-    at.radio(key="attr_method").set_value(method).run()
-    widget = at.slider(key=param_key) if method == "ig" else (
-        at.selectbox(key=param_key) if method == "gradcam" else at.select_slider(key=param_key))
+    S.widget(at.radio, "attr_method").set_value(method).run()
+    widget = S.widget(at.slider if method == "ig" else (at.selectbox if method == "gradcam" else at.select_slider),
+                      param_key)
     widget.set_value(value).run()
     assert not at.get("plotly_chart")
     at.button(key="attr_run").click().run()
@@ -216,7 +216,7 @@ def test_attributions_on_demand(method, param_key, value):
 
 def test_architecture_only_model():
     at = S.new_app(64, sb_model="architecture").run()
-    at.selectbox(key="sb_arch").set_value("crossformer_pp_s").run()
+    S.widget(at.selectbox, "sb_arch").set_value("crossformer_pp_s").run()
     no_errors(at)
     assert "CrossFormer++-S" in ctx_value(at, "**")
     assert any("Random weights" in w.value for w in at.sidebar.warning)

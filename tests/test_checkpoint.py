@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import sys
 import textwrap
-import zipfile
 
 import numpy as np
 import pytest

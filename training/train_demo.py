@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
+from crossformer import precision  # noqa: E402
 from crossformer.checkpoint import save_safetensors  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,10 +55,14 @@ from eval_demo import predict, scores, to_tensor  # noqa: E402  (same evaluation
 log = logging.getLogger("train_demo")
 
 #: Size schedule: (fraction of the run where the phase starts, [(H, W) choices]).
+#: Several sizes and aspect ratios in every phase, so the model sees padded SDA windows and padded LDA
+#: groups of many shapes; the last phase covers 192–384 px (the held-out sizes 224², 192×256, 320² and
+#: 288×384 among them).
 SIZE_PHASES: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
     (0.0, ((128, 128), (128, 128), (128, 160), (160, 128))),
-    (0.55, ((160, 160), (192, 192), (160, 192), (192, 160))),
-    (0.72, ((224, 224), (224, 224), (192, 224), (224, 192))),
+    (0.40, ((160, 160), (192, 192), (160, 224), (224, 160), (192, 256), (256, 192))),
+    (0.65, ((224, 224), (224, 224), (192, 256), (256, 192), (256, 256), (288, 384), (384, 288), (320, 320),
+            (224, 288), (288, 224))),
 )
 
 
@@ -68,7 +73,7 @@ def difficulty(step: int, ramp_steps: int) -> float:
 
 #: Options that define a run's data and schedule: a resumed run keeps its checkpoint's values.
 SCHEDULE_ARGS = ("steps", "batch", "seed", "lr", "min_lr", "warmup", "decay", "weight_decay", "label_smoothing",
-                 "aux", "clip", "curriculum", "max_rotation", "sizes")
+                 "aux", "clip", "curriculum", "max_rotation", "sizes", "precision")
 
 #: Fixed per-step work (Python, optimiser, small kernels) in units of image pixels, for the ETA: a step at
 #: 128² took 0.97 s and one at 224² 1.78 s (batch 32, 2 threads), i.e. time ≈ b · (H·W + 24,000).
@@ -156,7 +161,7 @@ def fmt_time(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    ap.add_argument("--steps", type=int, default=3000, help="optimizer steps")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 collapses to a constant output)")
     ap.add_argument("--min-lr", type=float, default=1e-5)
@@ -176,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop after this step, leaving the checkpoint to resume from (a run in several sittings)")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--eval-every", type=int, default=250, help="quick 224 px check (200 images); 0: off")
+    ap.add_argument("--eval-every", type=int, default=500,
+                    help="quick check at 224² and 320² (200 images each); 0: off")
     ap.add_argument("--curriculum", type=float, default=0.35,
                     help="fraction of the steps over which the image nuisances ramp from 0 to full")
     ap.add_argument("--max-rotation", type=float, default=None,
@@ -185,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from these weights (e.g. the shipped file) instead of a random init")
     ap.add_argument("--sizes", choices=("progressive", "final"), default="progressive",
                     help="image sizes: the progressive schedule, or only the last phase's (fine-tuning)")
-    ap.add_argument("--device", default="cpu", help="cpu (the recipe) or cuda (quick recipe checks)")
+    ap.add_argument("--device", default="cpu", help="cpu (the recipe) or cuda (the same recipe on a GPU)")
+    ap.add_argument("--precision", choices=precision.PRECISIONS, default="auto",
+                    help="auto: bf16 autocast where the CPU/GPU does bf16 natively (AVX512-BF16, AMX, CUDA), "
+                         "else fp32; the weights and optimiser state stay fp32 either way")
     ap.add_argument("--workers", type=int, default=1,
                     help="data generation processes (0: in the training loop; 1 overlaps it with the step)")
     ap.add_argument("--out", default=str(ROOT / "assets" / "crossformer_demo.safetensors"))
@@ -223,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         start, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
         log.info("resumed %s at step %d (%.0f s trained so far)", ckpt_path, start, elapsed)
-    log.info("crossformer_demo: %d parameters; %d steps × %d images; lr %.1e; threads %d",
-             n_params, args.steps, args.batch, args.lr, args.threads)
+    log.info("crossformer_demo: %d parameters; %d steps × %d images; lr %.1e; threads %d; %s on %s",
+             n_params, args.steps, args.batch, args.lr, args.threads,
+             precision.resolve(args.precision, args.device), args.device)
 
     def save_ckpt(step: int) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
@@ -257,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         size = sizes[step]
         x = to_tensor(images, model.cfg.mean, model.cfg.std).to(device)
         y = torch.from_numpy(labels).to(device)
-        logits = model(x)
+        with precision.autocast(device, args.precision):
+            logits = model(x).float()
         loss = joint_loss(logits, y, args.label_smoothing, args.aux)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -282,12 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                             "lr": lr, "elapsed": elapsed, "img_per_s": rate})
             window_loss, window_acc, window_img, t_window = 0.0, 0, 0, time.time()
         if args.eval_every and (done % args.eval_every == 0 or done == args.steps):
-            t0 = time.time()
-            acc, acc_g, acc_l = quick_eval(model, seed=987_654_321, n=200, size=(224, 224))
-            log.info("quick check at 224 on 200 images: top-1 %.3f (global %.3f, local %.3f) (%.0f s)",
-                     acc, acc_g, acc_l, time.time() - t0)
-            history.append({"step": done, "quick_acc_224": acc, "quick_global_224": acc_g,
-                            "quick_local_224": acc_l})
+            for hw in ((224, 224), (320, 320)):
+                t0 = time.time()
+                acc, acc_g, acc_l = quick_eval(model, seed=987_654_321, n=200, size=hw)
+                log.info("quick check at %dx%d on 200 images: top-1 %.3f (global %.3f, local %.3f) (%.0f s)",
+                         *hw, acc, acc_g, acc_l, time.time() - t0)
+                history.append({"step": done, f"quick_acc_{hw[0]}": acc, f"quick_global_{hw[0]}": acc_g,
+                                f"quick_local_{hw[0]}": acc_l})
             t_last = time.time()   # do not count the check as training time
         if done % args.ckpt_every == 0 or done == stop:
             save_ckpt(done)
@@ -298,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model.to("cpu").eval()
     summary = {**{k: getattr(args, k) for k in SCHEDULE_ARGS}, "device": args.device, "threads": args.threads,
+               "precision_used": precision.resolve(args.precision, args.device),
                "images_seen": args.steps * args.batch, "train_seconds": round(elapsed, 1), "init": args.init,
                "max_rotation": navon.MAX_ROTATION if args.max_rotation is None else args.max_rotation,
                "size_phases": [[s, [list(c) for c in cs]] for s, cs in SIZE_PHASES],

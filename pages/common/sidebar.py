@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import loaders, settings
+from . import loaders, settings, state
 from .context import AppContext
 from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, Preprocessing
 from .models import ARCHITECTURES, DEMO, ModelBundle, ModelFailure
@@ -35,7 +35,7 @@ _DIGESTS = "_upload_digests"
 def _on_upload() -> None:
     """A new upload switches the source to it."""
     if st.session_state.get("sb_upload") is not None:
-        st.session_state["sb_source"] = "Uploaded image"
+        state.set_choice("sb_source", "Uploaded image")
 
 
 def _upload_digest(upload) -> str:
@@ -104,15 +104,12 @@ def _default_image() -> tuple[str, str, DecodedImage, str | None]:
 def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None]:
     """Widgets for the image → ``(image_key, caption, decoded image, expected class or None)``."""
     samples = loaders.sample_files()
-    st.session_state.setdefault("sb_source", "Sample" if samples else "Navon generator")
-    source = st.radio("Source", SOURCES, key="sb_source", horizontal=True, label_visibility="collapsed")
+    source = state.choice("Source", SOURCES, "sb_source", default="Sample" if samples else "Navon generator",
+                          widget="radio", horizontal=True, label_visibility="collapsed")
     result: tuple[str, str, DecodedImage, str | None] | None = None
     if source == "Sample":
         if samples:
-            st.session_state.setdefault("sb_sample", default_sample(samples))
-            if st.session_state["sb_sample"] not in samples:
-                st.session_state["sb_sample"] = default_sample(samples)
-            name = st.selectbox("Sample image", list(samples), key="sb_sample")
+            name = state.choice("Sample image", list(samples), "sb_sample", default=lambda: default_sample(samples))
             key, label, img, err, expected = _sample(name, samples[name])
             if img is None:
                 errors.append(f"The sample {name} could not be read: {err}")
@@ -123,10 +120,12 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
     elif source == "Navon generator":
         from crossformer.navon import SHAPES
         c1, c2 = st.columns(2)
-        g = c1.selectbox("Global shape", SHAPES, index=SHAPES.index("triangle"), key="sb_navon_global")
-        l = c2.selectbox("Local shape", SHAPES, index=SHAPES.index("square"), key="sb_navon_local")
-        element = st.slider("Element size (px)", 5, 24, 10, key="sb_navon_element",
-                            help="Diameter of each small local shape, in pixels of the 224×224 figure.")
+        with c1:
+            g = state.choice("Global shape", SHAPES, "sb_navon_global", default="triangle")
+        with c2:
+            l = state.choice("Local shape", SHAPES, "sb_navon_local", default="square")
+        element = state.number("Element size (px)", 5, 24, "sb_navon_element", default=10,
+                               help="Diameter of each small local shape, in pixels of the 224×224 figure.")
         seed = st.number_input("Seed (position, colours, texture)", 0, 9999, 0, key="sb_navon_seed")
         result = _navon(g, l, float(element), int(seed))
     upload = st.file_uploader("Upload an image", type=list(IMAGE_TYPES), key="sb_upload", on_change=_on_upload,
@@ -148,14 +147,13 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
 
 def prep_section(default_mode: str) -> Preprocessing:
     """Widgets for the preprocessing."""
-    st.session_state.setdefault("sb_prep", default_mode)
-    mode = st.radio("Preprocessing", list(PREP_LABELS), format_func=PREP_LABELS.get, key="sb_prep",
-                    help="The official transform is what the ImageNet models were evaluated with. "
+    mode = state.choice("Preprocessing", PREP_LABELS, "sb_prep", default=default_mode, format_func=PREP_LABELS.get,
+                        widget="radio", help="The official transform is what the ImageNet models were evaluated with. "
                          "Keeping the aspect ratio shows the padding of groups on non-square token maps: "
                          "the model runs at any size ≥ 32 pixels.")
     if mode == "aspect":
-        size = st.slider("Shorter side (px)", 32, 512, 224, step=16, key="sb_size",
-                         help="The long side follows the image's aspect ratio (cropped to at most 3:1).")
+        size = state.number("Shorter side (px)", 32, 512, "sb_size", default=224, step=16,
+                            help="The long side follows the image's aspect ratio (cropped to at most 3:1).")
         return Preprocessing("aspect", int(size))
     return Preprocessing("official", 224)
 
@@ -198,7 +196,7 @@ def _uploaded_model(errors: list[str]) -> ModelBundle:
 
 def _on_model_change() -> None:
     """The demo model was trained on raw figures; ImageNet models expect the official transform."""
-    st.session_state["sb_prep"] = "aspect" if st.session_state.get("sb_model") == "demo" else "official"
+    state.set_choice("sb_prep", "aspect" if state.chosen("sb_model") == "demo" else "official")
 
 
 def model_section(errors: list[str]) -> ModelBundle:
@@ -207,21 +205,17 @@ def model_section(errors: list[str]) -> ModelBundle:
     options = ["demo", "upload", "architecture"]
     if startup is not None:
         options.insert(0, "startup")
-    st.session_state.setdefault("sb_model", options[0])
-    if st.session_state["sb_model"] not in options:
-        st.session_state["sb_model"] = options[0]
     labels = dict(MODEL_LABELS)
     if startup is not None:
         labels["startup"] = f"Checkpoint: {startup.name}"
-    choice = st.selectbox("Model", options, format_func=labels.get, key="sb_model", on_change=_on_model_change)
+    choice = state.choice("Model", options, "sb_model", format_func=labels.get, on_change=_on_model_change)
     if choice == "startup" and startup is not None:
         bundle = _startup_model(startup, errors)
     elif choice == "upload":
         bundle = _uploaded_model(errors)
     elif choice == "architecture":
         from crossformer.config import VARIANT_INFO
-        variant = st.selectbox("Variant", ARCHITECTURES, format_func=lambda v: VARIANT_INFO.get(v, v),
-                               key="sb_arch")
+        variant = state.choice("Variant", ARCHITECTURES, "sb_arch", format_func=lambda v: VARIANT_INFO.get(v, v))
         bundle = loaders.architecture_model(variant)
     else:
         bundle = _demo()

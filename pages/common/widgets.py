@@ -14,7 +14,7 @@ import streamlit as st
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import images, loaders, navigation, texts
+from . import images, loaders, navigation, state, texts
 from .context import AppContext, query_pixel, set_query_pixel, set_query_token
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -109,13 +109,11 @@ def download_trace(ctx: AppContext, key: str) -> None:
 
 
 # ---- pickers -------------------------------------------------------------------------------------------
-def stage_picker(trace: Trace, prefix: str, label: str = "Stage", default: int = 0) -> int:
-    stages = list(range(len(trace.blocks)))
-    if st.session_state.get(f"{prefix}_stage", default) not in stages:   # another model with fewer stages
-        st.session_state[f"{prefix}_stage"] = 0
-    st.session_state.setdefault(f"{prefix}_stage", default)
+# Every picker goes through pages.common.state.choice / number: the value lives under its logical key
+# (``attn_stage``), the widget under a key derived from its option labels (see pages/common/state.py).
+def stage_picker(trace: Trace, prefix: str, label: str = "Stage", default: int | Callable[[], int] = 0) -> int:
     fmt = lambda i: f"Stage {i} · {trace.stage_hw[i][0]}×{trace.stage_hw[i][1]} tokens"  # noqa: E731
-    return st.selectbox(label, stages, format_func=fmt, key=f"{prefix}_stage")
+    return state.choice(label, range(len(trace.blocks)), f"{prefix}_stage", default=default, format_func=fmt)
 
 
 def block_label(b: BlockTrace) -> str:
@@ -125,29 +123,30 @@ def block_label(b: BlockTrace) -> str:
     return f"{b.name} · {kind} G={L.group_size}{extra}"
 
 
+def block_choice(blocks: tuple[BlockTrace, ...] | list[BlockTrace], key: str, default: int = 0,
+                 widget: str = "selectbox", **kwargs: Any) -> int:
+    """Index of a block among ``blocks`` (one stage's), kept when the new stage has that block."""
+    return state.choice("Block", range(len(blocks)), key, default=min(default, len(blocks) - 1),
+                        format_func=lambda j: block_label(blocks[j]), widget=widget, **kwargs)
+
+
 def block_picker(trace: Trace, prefix: str, default_block: int = 0) -> BlockTrace:
     """Stage then block selectors → the chosen :class:`BlockTrace`."""
     c1, c2 = st.columns(2)
     with c1:
         stage = stage_picker(trace, prefix)
     blocks = trace.blocks[stage]
-    key = f"{prefix}_block"
-    if st.session_state.get(key, default_block) >= len(blocks):
-        st.session_state[key] = 0
-    st.session_state.setdefault(key, min(default_block, len(blocks) - 1))
     with c2:
-        j = st.selectbox("Block", list(range(len(blocks))), format_func=lambda j: block_label(blocks[j]), key=key)
+        j = block_choice(blocks, f"{prefix}_block", default_block)
     return blocks[j]
 
 
-def head_picker(block: BlockTrace, prefix: str, allow_mean: bool = True) -> int | None:
+def head_picker(block: BlockTrace, prefix: str, allow_mean: bool = True,
+                default: int | None | Callable[[], int | None] = None) -> int | None:
     """Head selector; ``None`` = mean over heads."""
     options: list[int | None] = ([None] if allow_mean else []) + list(range(block.heads))
-    key = f"{prefix}_head"
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = options[0]
-    return st.selectbox("Head", options, format_func=lambda h: "mean of heads" if h is None else f"head {h}",
-                        key=key)
+    return state.choice("Head", options, f"{prefix}_head", default=default,
+                        format_func=lambda h: "mean of heads" if h is None else f"head {h}")
 
 
 def _on_click(prefix: str, hw: tuple[int, int]) -> None:
@@ -189,9 +188,8 @@ def query_picker(ctx: AppContext, stage: int, prefix: str, caption: str | None =
         key = f"{prefix}_q{axis}"
         with col:
             if n > 1:
-                st.session_state[key] = value
-                st.slider(f"Query {'row' if axis == 'row' else 'column'} (token)", 0, n - 1, key=key,
-                          on_change=partial(_on_slider, prefix, stride))
+                state.number(f"Query {'row' if axis == 'row' else 'column'} (token)", 0, n - 1, key, value=value,
+                             on_change=partial(_on_slider, prefix, stride))
             else:
                 st.session_state.pop(key, None)
                 st.caption(f"Query {axis}: 0 (the map has one {axis})")
