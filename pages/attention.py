@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import analysis, context, state, texts, widgets
+from pages.common import analysis, context, findings, state, texts, widgets
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
                                    head_grid_figure, query_attention_figure, rollout_figure)
 
@@ -10,7 +10,10 @@ ctx = context.get()
 trace = ctx.trace
 intro = widgets.page_header("attn")
 block = widgets.block_picker(trace, "attn", default_block=1)
-head = widgets.head_picker(block, "attn")
+pick = findings.attention_pick(trace, block)
+head = widgets.head_picker(block, "attn", default=pick.head)
+widgets.informative_default_line(pick.why if head == pick.head else None, "attn",
+                                 heads={"attn_head": pick.head})
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -22,6 +25,8 @@ with right:
                                 lambda: query_attention_figure(ctx.pixels, block, token, head))
     widgets.show_figure(fig, key="attn_query",
                         filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
+    for note in findings.attention_notes(block, group, member, head):
+        st.info(note, icon=":material/lightbulb:")
 
 VIEWS = {
     "heads": "All heads",

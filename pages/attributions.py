@@ -19,6 +19,7 @@ intro.markdown(texts.attributions_intro(method))
 if not bundle.trained:
     st.warning("Random weights: attributions explain a meaningless prediction.", icon=":material/warning:")
 
+widgets.prediction_caveat(ctx)
 top = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
 probs = {i: p for i, _, p in top}
 c1, c2 = st.columns(2)

@@ -20,6 +20,7 @@ with right:
     if not bundle.trained:
         st.warning("Random weights: this prediction is meaningless (the mechanism views are still real).",
                    icon=":material/warning:")
+    widgets.prediction_caveat(ctx)
     rows = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
     st.dataframe([{"rank": r + 1, "class": name, "index": i, "probability": p}
                   for r, (i, name, p) in enumerate(rows)], hide_index=True, key="overview_top5",

@@ -2,24 +2,35 @@
 
 import streamlit as st
 
-from pages.common import context, loaders, state, texts, widgets
+from pages.common import context, findings, loaders, state, texts, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
 ctx = context.get()
 trace = ctx.trace
 intro = widgets.page_header("dpb")
-block = widgets.block_picker(trace, "dpb")
+pick = findings.dpb_pick(trace)
+block = widgets.block_picker(trace, "dpb", default_block=pick.block, default_stage=pick.stage)
 intro.markdown(texts.dpb_intro(block))
 G = block.group_size
-head = widgets.head_picker(block, "dpb", allow_mean=False)
+head = widgets.head_picker(block, "dpb", allow_mean=False,
+                           default=pick.head if block.name == f"s{pick.stage}_b{pick.block}" else 0)
+widgets.informative_default_line(pick.why if (block.stage, block.index, head) == (pick.stage, pick.block, pick.head)
+                                 else None, "dpb",
+                                 heads={"dpb_stage": pick.stage, "dpb_block": pick.block, "dpb_head": pick.head})
+for note in findings.bias_notes(block, head):
+    st.info(note, icon=":material/lightbulb:")
+ranges = findings.bias_ranges(block)
 
 left, right = st.columns(2, gap="large")
 with left:
-    fig = widgets.cached_figure(ctx, "dpb_heads", (block.name,), lambda: dpb_heatmap_figure(block.dpb_table, G))
+    fig = widgets.cached_figure(ctx, "dpb_heads", (block.name,),
+                                lambda: dpb_heatmap_figure(block.dpb_table, G, centred=True))
     widgets.show_figure(fig, key="dpb_heads",
                         filename=f"dpb_{block.name}_heads",
                         caption=f"Bias of every head over the (2G−1)² = {(2 * G - 1) ** 2} offsets (Δh, Δw) = "
-                                "query − key, in member units. Red raises attention, blue lowers it.")
+                                "query − key, in member units, minus the head's mean: only differences between "
+                                "offsets change attention. Red raises attention, blue lowers it. Absolute range "
+                                "per head: " + ", ".join(f"{h}: {r:.3g}" for h, r in enumerate(ranges)) + "."),
 with right:
     fig = widgets.cached_figure(ctx, "dpb_surface", (block.name, head),
                                 lambda: dpb_surface_figure(block.dpb_table, G, head))

@@ -45,7 +45,8 @@ def test_stage_rows_follow_the_trace(demo):
     assert [r["tokens"] for r in rows] == [f"{h}×{w}" for h, w in trace.stage_hw]
     assert rows[0]["px/token"] == 4 and rows[3]["px/token"] == 32
     lda = trace.block(0, 1).layout
-    assert rows[0]["LDA groups"] == lda.num_groups and rows[0]["I (LDA)"] == str(lda.interval[0])
+    assert rows[0]["LDA groups"] == lda.num_groups and rows[0]["I (LDA)"] == (str(lda.interval[0]) if lda.interval[0] == lda.interval[1]
+                                                               else f"{lda.interval[0]}×{lda.interval[1]}")
     assert rows[0]["LDA padded to"] == f"{lda.padded_hw[0]}×{lda.padded_hw[1]}" != "16×24"
     last = trace.block(3, 0).layout                                   # 2×3 tokens: one global group
     assert rows[3]["G"] == f"{last.group_size} (global)" and rows[3]["SDA groups"] == 1

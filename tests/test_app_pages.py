@@ -223,3 +223,38 @@ def test_architecture_only_model():
     at.switch_page("pages/groups.py").run()
     no_errors(at)
     assert "G = 4" in at.markdown[0].value or "G=4" in " ".join(m.value for m in at.markdown)
+
+
+def _warnings(at) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_a_photo_is_told_the_demo_labels_cannot_describe_it_and_a_navon_figure_is_not():
+    at = S.new_app(96, sb_source="Sample", sb_sample="chelsea").run()
+    no_errors(at)
+    assert any("cannot describe this image" in w and "python -m crossformer fetch" in w for w in _warnings(at))
+    at.switch_page("pages/attributions.py").run()
+    assert any("cannot describe this image" in w for w in _warnings(at))
+    for source, extra in (("Sample", {"sb_sample": "navon triangle of squares"}), ("Navon generator", {})):
+        at = S.new_app(None, sb_source=source, **extra).run()
+        no_errors(at)
+        assert not any("cannot describe this image" in w for w in _warnings(at)), source
+
+
+def test_attention_opens_on_the_most_focused_head_and_explains_it():
+    at = S.new_app(96).run()
+    at.switch_page("pages/attention.py").run()
+    no_errors(at)
+    head = S.widget(at.selectbox, "attn_head").value
+    assert head is not None
+    assert any(f"Head {head} is the most focused head" in c.value for c in at.caption)
+    other = 1 - head if head in (0, 1) else 0
+    S.widget(at.selectbox, "attn_head").set_value(other).run()               # the user's choice wins …
+    assert S.widget(at.selectbox, "attn_head").value == other
+    assert not any("most focused head" in c.value for c in at.caption)
+    at.switch_page("pages/overview.py").run()
+    at.switch_page("pages/attention.py").run()
+    assert S.widget(at.selectbox, "attn_head").value == other                 # … and is kept
+    at.button(key="attn_reset").click().run()                                # one click back
+    assert S.widget(at.selectbox, "attn_head").value == head
+    no_errors(at)

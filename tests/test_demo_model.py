@@ -31,7 +31,7 @@ def demo():
 
 def test_file_is_small_and_loads_as_the_demo_variant(demo):
     model, info = demo
-    assert WEIGHTS.stat().st_size <= 8 * 1024 * 1024
+    assert WEIGHTS.stat().st_size <= 25 * 1024 * 1024
     assert info.variant == "crossformer_demo" and info.format == "safetensors"
     assert not model.training
     # the config stored in the file is the registry's, and the class names are the generator's
@@ -42,13 +42,27 @@ def test_file_is_small_and_loads_as_the_demo_variant(demo):
     assert set(model.state_dict()) == set(own)
 
 
-def test_accuracy_on_a_seeded_sample_at_224(demo):
+@pytest.mark.parametrize("size, target", [((224, 224), 0.95), ((320, 320), 0.88)])
+def test_accuracy_on_a_seeded_sample(demo, size, target):
     model, _ = demo
-    images, labels = navon.navon_batch(TEST_SEED, 100, (224, 224))
+    images, labels = navon.navon_batch(TEST_SEED, 100, size)
     with torch.no_grad():
-        pred = model(_tensor(images)).argmax(1).numpy()
+        pred = torch.cat([model(_tensor(images[i:i + 25])) for i in range(0, 100, 25)]).argmax(1).numpy()
     acc = (pred == labels).mean()
-    assert acc >= 0.90, f"top-1 {acc:.2f} on 100 held-out figures"
+    assert acc >= target, f"top-1 {acc:.2f} on 100 held-out figures at {size}"
+
+
+def test_no_block_has_a_flat_position_bias(demo):
+    """Every block's DPB table varies over its offsets (the stage-0 MLP is wide enough to learn one)."""
+    model, _ = demo
+    assert all(model.cfg.dpb_dim(i) >= 4 for i in range(model.cfg.num_stages))
+    images, _ = navon.navon_batch(TEST_SEED + 2, 1, (224, 224))
+    with torch.no_grad():
+        trace = model.forward_trace(_tensor(images))
+    for b in trace.all_blocks():
+        t = np.asarray(b.dpb_table, np.float64)
+        r = t.max(0) - t.min(0)                                   # per head, over the (2G−1)² offsets
+        assert r.max() >= 0.05, f"{b.name}: DPB range {r.max():.4f} over its offsets"
 
 
 def test_other_sizes_and_trace_agree(demo):

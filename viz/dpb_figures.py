@@ -33,6 +33,11 @@ def offsets(group_size: int) -> np.ndarray:
     return np.arange(1 - group_size, group_size)
 
 
+#: Smallest colour half-range of a centred bias map: a bias difference of 0.05 changes the attention ratio of
+#: two keys by ~5 %; below that, rounding noise would otherwise be stretched into a saturated pattern.
+MIN_VISIBLE_BIAS = 0.05
+
+
 def _sym(values: np.ndarray) -> float:
     v = float(np.nanmax(np.abs(values))) if np.size(values) else 1.0
     return v if v > 0 else 1.0
@@ -42,11 +47,15 @@ def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: 
                        ) -> go.Figure:
     """Interactive 3-D surface of one head's bias over (Δy, Δx) ∈ [−(G−1), G−1]².
 
-    Trace 0: ``go.Surface`` with ``x = Δx``, ``y = Δy``, ``z = table_grid(table, G, head)``.
+    Trace 0: ``go.Surface`` with ``x = Δx``, ``y = Δy``, ``z = table_grid(table, G, head)``. The height axis
+    spans at least ±:data:`MIN_VISIBLE_BIAS` around the table's mean, so a table that varies only by rounding
+    noise is drawn flat instead of auto-scaled into a peak.
     """
     z = table_grid(table, group_size, head)
     d = offsets(group_size)
     vmax = _sym(z)
+    mid = float(np.mean(z))
+    half = max(1.1 * float(np.max(np.abs(z - mid))), MIN_VISIBLE_BIAS)
     fig = go.Figure(go.Surface(
         x=d, y=d, z=z, colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, name=f"head {head}",
         colorbar=style.colorbar("bias"), contours=dict(z=dict(show=True, usecolormap=True, project_z=True,
@@ -55,7 +64,7 @@ def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: 
     axis = dict(title_font=dict(size=13), tickfont=dict(size=11))
     fig.update_layout(scene=dict(
         xaxis=dict(title="Δx = query col − key col", **axis), yaxis=dict(title="Δy = query row − key row", **axis),
-        zaxis=dict(title="bias", **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual",
+        zaxis=dict(title="bias", range=[mid - half, mid + half], **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual",
         aspectratio=dict(x=1, y=1, z=0.6)))
     style.apply_layout(fig, title or f"Dynamic position bias · head {head} · G={group_size}",
                        f"the DPB MLP's output over all {(2 * group_size - 1) ** 2} offsets "
@@ -82,11 +91,13 @@ def _offset_panel(fig: go.Figure, r: int, c: int, rows: int, d: np.ndarray, z: n
 
 
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
-                       title: str | None = None, max_cols: int = 4) -> go.Figure:
+                       title: str | None = None, max_cols: int = 4, centred: bool = False) -> go.Figure:
     """One (Δy, Δx) heat map per head, on one symmetric colour scale (so heads compare).
 
     Traces: one ``go.Heatmap`` per head named ``"head h"`` with ``x = y = −(G−1)…G−1`` and
-    ``z = table_grid(table, G, h)``.
+    ``z = table_grid(table, G, h)`` — minus that head's mean over the offsets when ``centred``: a constant
+    shift of every logit moves no attention (softmax ignores it), so the centred map shows exactly the part
+    of the bias that changes attention, and a constant table is drawn as zero everywhere.
     """
     t = np.asarray(table)
     heads = list(range(t.shape[1])) if heads is None else [int(h) for h in heads]
@@ -95,14 +106,20 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in heads],
                         horizontal_spacing=0.06, vertical_spacing=min(0.12, 0.3 / rows))
     grids = [table_grid(t, group_size, h) for h in heads]
+    if centred:
+        grids = [g - g.mean() for g in grids]
     vmax = _sym(np.stack(grids))
+    if centred:
+        vmax = max(vmax, MIN_VISIBLE_BIAS)
     for i, (h, z) in enumerate(zip(heads, grids)):
         r, c = divmod(i, cols)
         _offset_panel(fig, r, c, rows, d, z, f"head {h}")
     fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
-                                     colorbar=style.colorbar("bias")))
+                                     colorbar=style.colorbar("bias − mean" if centred else "bias")))
+    what = ("bias minus its mean over the offsets (the part that changes attention)" if centred
+            else "bias added to the logit of a (query, key) pair")
     style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
-                       "bias added to the logit of a (query, key) pair at offset (Δy, Δx) = query − key "
+                       f"{what} at offset (Δy, Δx) = query − key "
                        "(centre: a token and itself) · one colour scale for all heads", width=cols * 250 + 190,
                        height=rows * 250 + 140, legend=False)
     return fig

@@ -97,12 +97,22 @@ def get() -> AppContext:
 
 
 def query_pixel(ctx: AppContext) -> tuple[int, int]:
-    """The shared query pixel ``(y, x)``, clamped to the model input (centre when unset)."""
+    """The shared query pixel ``(y, x)``, clamped to the model input.
+
+    Until the user picks one it is the centre of the stage-0 token where the cross-scale embedding responds
+    most unlike the average token (``findings.salient_token``: on the figure or object, not the background).
+    """
     H, W = ctx.prepared.hw
     q = st.session_state.get(QUERY_KEY)
     if q is None:
-        return H // 2, W // 2
+        from .findings import salient_token
+        q = pixel_of_token(salient_token(ctx.trace), ctx.stride(0))
     return min(max(int(q[0]), 0), H - 1), min(max(int(q[1]), 0), W - 1)
+
+
+def reset_query() -> None:
+    """Forget the user's query: the informative default is used again."""
+    st.session_state.pop(QUERY_KEY, None)
 
 
 def set_query_pixel(y: float, x: float) -> None:

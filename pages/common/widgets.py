@@ -15,7 +15,7 @@ import streamlit as st
 from crossformer.trace import BlockTrace, Trace
 
 from . import images, loaders, navigation, state, texts
-from .context import AppContext, query_pixel, set_query_pixel, set_query_token
+from .context import AppContext, query_pixel, reset_query, set_query_pixel, set_query_token
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -41,6 +41,19 @@ def page_header(page_id: str, intro: str | None = None) -> Any:
     if intro:
         box.markdown(intro)
     return box
+
+
+def prediction_caveat(ctx: AppContext) -> None:
+    """``st.warning`` when the model's classes cannot describe this image (the demo model on a photo)."""
+    import numpy as np
+
+    from .analysis import softmax
+    from .findings import prediction_caveat as caveat
+    p = softmax(ctx.trace.logits[0])
+    ent = float(-(p * np.log(np.clip(p, 1e-12, None))).sum())
+    text = caveat(ctx.bundle.is_demo, ctx.bundle.trained, ctx.expected, float(p.max()), ent, len(p))
+    if text:
+        st.warning(text, icon=":material/report:")
 
 
 def notices(ctx: AppContext) -> None:
@@ -130,11 +143,11 @@ def block_choice(blocks: tuple[BlockTrace, ...] | list[BlockTrace], key: str, de
                         format_func=lambda j: block_label(blocks[j]), widget=widget, **kwargs)
 
 
-def block_picker(trace: Trace, prefix: str, default_block: int = 0) -> BlockTrace:
+def block_picker(trace: Trace, prefix: str, default_block: int = 0, default_stage: int = 0) -> BlockTrace:
     """Stage then block selectors → the chosen :class:`BlockTrace`."""
     c1, c2 = st.columns(2)
     with c1:
-        stage = stage_picker(trace, prefix)
+        stage = stage_picker(trace, prefix, default=default_stage)
     blocks = trace.blocks[stage]
     with c2:
         j = block_choice(blocks, f"{prefix}_block", default_block)
@@ -147,6 +160,25 @@ def head_picker(block: BlockTrace, prefix: str, allow_mean: bool = True,
     options: list[int | None] = ([None] if allow_mean else []) + list(range(block.heads))
     return state.choice("Head", options, f"{prefix}_head", default=default,
                         format_func=lambda h: "mean of heads" if h is None else f"head {h}")
+
+
+def informative_default_line(why: str | None, prefix: str, heads: dict[str, Any]) -> None:
+    """One line saying why this view was chosen (``why``; ``None`` when the user chose another), and a
+    button that resets the page's pickers (``heads``: logical key → value) and the query token to the
+    most informative ones."""
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    with c1:
+        if why:
+            st.caption(f":material/auto_awesome: {why}")
+        else:
+            st.caption("Your own choice is shown; the button picks the most informative view again.")
+    with c2:
+        if st.button("Most informative", key=f"{prefix}_reset", icon=":material/restart_alt:",
+                     help="Reset block, head and query token to the ones this image's numbers point to."):
+            for key, value in heads.items():
+                state.set_choice(key, value)
+            reset_query()
+            st.rerun()
 
 
 def _on_click(prefix: str, hw: tuple[int, int]) -> None:
