@@ -47,8 +47,16 @@ st.markdown("""
 | CrossFormer++-L | [Baidu](https://pan.baidu.com/s/1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf) (key crsf) |
 | CrossFormer++-H | the README gives the ++-L link again (probably a copy error) |
 
-The app never downloads anything. Download a file yourself, then either choose **Upload a checkpoint…** under
-*Model* in the sidebar, or start the app with it:
+**CrossFormer-T/S/B/L in one command** (network needed once; the file is cached in `$CROSSFORMER_CACHE` or
+`~/.cache/crossformer`, verified by loading it as that variant, and reused offline afterwards):
+
+```bash
+bash scripts/run_app.sh --official crossformer_s      # or: python -m crossformer fetch crossformer_s
+```
+
+or choose **Official ImageNet weights (download once)** under *Model* in the sidebar. Nothing is downloaded unless
+you ask. **CrossFormer++** weights are on Baidu only (links above, key `crsf`): download the file by hand, then
+choose **Upload a checkpoint…** in the sidebar, or start the app with it:
 
 ```bash
 streamlit run app.py -- --checkpoint path/to/crossformer-s.pth

@@ -6,6 +6,7 @@ from pages.common import analysis, context, texts, widgets
 
 ctx = context.get()
 trace, bundle = ctx.trace, ctx.bundle
+widgets.front_door()
 widgets.page_header("overview", texts.overview_intro(trace, bundle.label))
 
 left, right = st.columns([2, 3], gap="large")
@@ -27,6 +28,9 @@ with right:
                  column_config={"probability": st.column_config.ProgressColumn(
                      "probability", min_value=0.0, max_value=1.0, format="%.3f")})
     if ctx.expected is not None:
+        st.caption("A *Navon figure*: a large **global** shape drawn with many small **local** shapes. The class names "
+                   "both (\"triangle of squares\"): the model needs fine detail for the small shapes (small CEL "
+                   "kernels, SDA windows) and the whole layout for the large one (large kernels, LDA groups).")
         hit = rows[0][1] == ctx.expected
         st.markdown(f"True class of this Navon figure: **{ctx.expected}** — "
                     + ("top-1 is correct." if hit else "top-1 differs."))

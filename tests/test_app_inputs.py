@@ -134,3 +134,25 @@ def test_server_config_is_local_and_caps_uploads():
     assert cfg["server"]["headless"] is True and cfg["server"]["address"] == "127.0.0.1"
     assert cfg["browser"]["gatherUsageStats"] is False
     assert 0 < cfg["server"]["maxUploadSize"] <= 1024
+
+
+def test_official_weights_entry_uses_a_cached_file_and_never_fetches_unasked(tmp_path, monkeypatch):
+    import torch
+
+    import crossformer
+    from crossformer import fetch
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    calls = []
+    monkeypatch.setattr(fetch, "fetch_official", lambda *a, **k: calls.append(a))
+    at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()     # nothing cached
+    assert not at.exception and not calls
+    assert any("Not downloaded yet" in c.value for c in at.sidebar.caption)
+    assert at.button(key="sb_fetch")                                              # offered, not pressed
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sd = {k: v.half() for k, v in crossformer.create_model("crossformer_t").state_dict().items()}
+    torch.save({"model": sd}, tmp_path / fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename)
+    at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()     # cached: used at once
+    assert not at.exception and not calls
+    assert any("CrossFormer-T" in c.value and "1000 classes" in c.value and "crossformer-t.pth" in c.value
+               for c in at.sidebar.caption)

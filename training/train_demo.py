@@ -3,15 +3,17 @@
     .venv/bin/python training/train_demo.py                       # full run (resumes if interrupted)
     .venv/bin/python training/train_demo.py --steps 20 --run smoke --out /tmp/smoke.safetensors
 
-Recipe (see assets/MODEL_CARD.md; the defaults reproduce the shipped weights in ~42 min on 2 cores):
+Recipe (see assets/MODEL_CARD.md; the defaults reproduce the shipped weights, ~57 min on 2 cores in bf16):
 every step draws a fresh batch from the Navon generator, seeded by ``(seed, step)``, so a run is
 reproducible and needs no data on disk. Curriculum: the image nuisances (colours, texture, stripes, noise)
-ramp from 0 to full over the first ``--curriculum`` of the steps. Progressive resizing (:data:`SIZE_PHASES`):
-55 % of the steps on small images (cheap on a CPU), then 17 % at 160–192 px, then the last 28 % at sizes up
-to 224; the dynamic position bias makes one set of weights valid at every size. AdamW, linear warm-up to a
-peak learning rate of 3e-4 (1e-3 collapses this small model to a constant output), held until the last
-``--decay`` of the run, then cosine decay; gradient clipping; the loss adds the two marginal
-cross-entropies (global shape, local shape) of the 5 × 5 logits to the 25-way one.
+ramp from 0 to full over the first ``--curriculum`` of the steps. Sizes (:data:`SIZE_PHASES`): 40 % of the
+steps at 128–160 px, then 160–256 px, then the last 35 % at 192–384 px in several aspect ratios (padded SDA
+windows and LDA groups of many shapes); the dynamic position bias makes one set of weights valid at every
+size. AdamW, linear warm-up to a peak learning rate of 3e-4 (1e-3 collapses this small model to a constant
+output), held until the last ``--decay`` of the run, then cosine decay; gradient clipping; the loss adds the
+two marginal cross-entropies (global shape, local shape) of the 5 × 5 logits to the 25-way one — no term
+looks at attention or the bias. ``--precision auto`` trains in bf16 autocast where the hardware does bf16
+natively (AVX512-BF16/AMX CPUs, CUDA), fp32 otherwise.
 
 On the CPU the explicit-softmax attention path trains faster than SDPA, the large CEL kernels run as
 stride-1 convs over pixel blocks (same function, faster backward), and one worker process generates the

@@ -72,13 +72,6 @@ def padding_marks(padding_map: np.ndarray, stride: float, *, size: int | None = 
                                                     "<extra></extra>")
 
 
-def padding_fill(padding_map: np.ndarray, stride: float) -> go.Heatmap:
-    """Grey cells on padded positions (NaN elsewhere)."""
-    z = np.where(np.asarray(padding_map), 1.0, np.nan)
-    return token_heatmap(z, stride, colorscale=[[0, style.PADDING_COLOR], [1, style.PADDING_COLOR]],
-                         showscale=False, opacity=0.55, hoverinfo="skip", name="padding")
-
-
 def view_around(positions_hw: np.ndarray, stride: float, canvas_hw: Sequence[float],
                 margin_tokens: float = 1.0, min_side_px: float = 0.0) -> tuple[float, float, float, float]:
     """``(y0, y1, x0, x1)`` pixel window around token positions, with a margin, clipped to the canvas."""

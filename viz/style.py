@@ -26,7 +26,6 @@ import plotly.graph_objects as go
 MAGNITUDE = "Viridis"          # plotly name; matplotlib: MAGNITUDE_MPL
 MAGNITUDE_MPL = "viridis"
 SIGNED = "RdBu_r"              # diverging, use with zmid=0
-SIGNED_MPL = "RdBu_r"
 
 #: Qualitative colours for group ids (colour-blind friendly "Safe" set without its grey, plus extras).
 GROUP_PALETTE: tuple[str, ...] = (
@@ -35,7 +34,6 @@ GROUP_PALETTE: tuple[str, ...] = (
 )
 PADDING_COLOR = "#9E9E9E"
 QUERY_COLOR = "#FF3B30"        # the selected query token
-HIGHLIGHT_COLOR = "#FFFFFF"    # outlines of selected members
 GRID_COLOR = "rgba(255,255,255,0.55)"
 TOLERANCE_COLOR = "#D62728"
 

@@ -71,22 +71,6 @@ def first_of_kind(trace: Trace, stage: int, kind: str) -> BlockTrace | None:
     return None
 
 
-def layout_text(layout: GroupLayout) -> str:
-    """``"G=7 · I=8 · 64 groups · pad 24×24→56×56"`` (or ``"one global group 6×6"``)."""
-    if layout.is_global:
-        H, W = layout.feature_hw
-        return f"one global group ({H}×{W} fits G)"
-    parts = [f"G={layout.group_size}"]
-    if layout.kind == "lda":
-        ih, iw = layout.interval
-        parts.append(f"I={ih}" if ih == iw else f"I={ih}×{iw}")
-    parts.append(f"{layout.num_groups} groups")
-    if layout.is_padded:
-        (H, W), (Hp, Wp) = layout.feature_hw, layout.padded_hw
-        parts.append(f"pad {H}×{W}→{Hp}×{Wp}")
-    return " · ".join(parts)
-
-
 def _padded(layout: GroupLayout | None) -> str:
     if layout is None:
         return "–"

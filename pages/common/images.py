@@ -304,10 +304,3 @@ def draw_box(pixels: np.ndarray, box: tuple[int, int, int, int], scale: int = 1,
 def display_scale(hw: tuple[int, int], target: int = 448) -> int:
     """Integer upscale so the longer side of a small model input is about ``target`` pixels."""
     return max(1, min(4, int(math.floor(target / max(hw)))))
-
-
-def to_png(pixels: np.ndarray) -> bytes:
-    """``(H, W, 3)`` uint8 → PNG bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()

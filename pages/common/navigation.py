@@ -26,6 +26,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/groups.py", "SDA & LDA groups", ":material/grid_view:", "grp",
              "Pick a stage and click a token: SDA groups it with its neighbours, LDA with tokens "
              "spread over the whole image. Note where padding appears."),
+    PageSpec("pages/schemes.py", "Why cross-scale attention?", ":material/compare:", "sch",
+             "Click a token and compare one block of each scheme: full attention sees everything at a "
+             "quadratic cost, windows see little; then read how far SDA + LDA reach after two blocks."),
     PageSpec("pages/position_bias.py", "Dynamic position bias", ":material/blur_on:", "dpb",
              "Look at the bias as a function of the offset (Δh, Δw), then move the G slider: the same "
              "MLP gives a bias for any group size."),

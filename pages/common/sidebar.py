@@ -26,6 +26,7 @@ MODEL_LABELS = {
     "demo": "Demo model (Navon figures)",
     "startup": "Checkpoint from the command line",
     "upload": "Upload a checkpoint…",
+    "official": "Official ImageNet weights (download once)",
     "architecture": "Official architecture, random weights",
 }
 _DIGESTS = "_upload_digests"
@@ -178,6 +179,45 @@ def _startup_model(path: Path, errors: list[str]) -> ModelBundle:
     return got
 
 
+def _official_model(errors: list[str]) -> ModelBundle:
+    """The official ImageNet-1k weights of CrossFormer-T/S/B/L: a cached file is used at once; otherwise a
+    button downloads it (the only network access of the app, and only when clicked)."""
+    from crossformer import fetch
+    from crossformer.config import VARIANT_INFO
+    names = list(fetch.OFFICIAL_WEIGHTS)
+    names = [n for n in names if not n.startswith("crossformer_demo")]
+    cached = fetch.cached_official()
+    name = state.choice("Official weights", names, "sb_official",
+                        default=lambda: next(iter(cached), "crossformer_t"),
+                        format_func=lambda n: VARIANT_INFO.get(n, n) + (" · cached" if n in cached else ""))
+    if name not in cached:
+        st.caption(f"Not downloaded yet. The file comes from the authors' Google Drive into "
+                   f"`{fetch.cache_root()}`, once; or run `python -m crossformer fetch {name}` in a terminal. "
+                   "CrossFormer++ weights are on Baidu only: see the About page.")
+        if not st.button(f"Download {name}", key="sb_fetch", icon=":material/download:"):
+            st.caption("Until then: the demo model.")
+            return _demo()
+        bar = st.progress(0.0, text="Connecting…")
+
+        def show(done: int, total: int | None) -> None:
+            frac = min(done / total, 1.0) if total else 0.0
+            bar.progress(frac, text=f"{done / 1e6:.0f} / {total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB")
+        try:
+            path = fetch.fetch_official(name, progress=show)
+        except fetch.FetchError as err:
+            errors.append(f"Could not download the official {name} weights — {err} Using the demo model.")
+            return _demo()
+        bar.empty()
+        cached = fetch.cached_official()
+    path = cached.get(name) or fetch.cache_root() / fetch.OFFICIAL_WEIGHTS[name].filename
+    stat = path.stat()
+    got = loaders.checkpoint_file_model(f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", str(path))
+    if isinstance(got, ModelFailure):
+        errors.append(f"Could not load the cached {name} weights — {got.message} Using the demo model.")
+        return _demo()
+    return got
+
+
 def _uploaded_model(errors: list[str]) -> ModelBundle:
     up = st.file_uploader("Checkpoint (.pth, .safetensors, .npz)", type=list(settings.CHECKPOINT_TYPES),
                           key="sb_ckpt", help="An official CrossFormer / CrossFormer++ classification "
@@ -202,7 +242,7 @@ def _on_model_change() -> None:
 def model_section(errors: list[str]) -> ModelBundle:
     """Widgets for the model → the bundle to use (the demo model whenever a load fails)."""
     startup = settings.startup_checkpoint()
-    options = ["demo", "upload", "architecture"]
+    options = ["demo", "upload", "official", "architecture"]
     if startup is not None:
         options.insert(0, "startup")
     labels = dict(MODEL_LABELS)
@@ -213,6 +253,8 @@ def model_section(errors: list[str]) -> ModelBundle:
         bundle = _startup_model(startup, errors)
     elif choice == "upload":
         bundle = _uploaded_model(errors)
+    elif choice == "official":
+        bundle = _official_model(errors)
     elif choice == "architecture":
         from crossformer.config import VARIANT_INFO
         variant = state.choice("Variant", ARCHITECTURES, "sb_arch", format_func=lambda v: VARIANT_INFO.get(v, v))

@@ -141,3 +141,13 @@ def reference_intro(num_blocks: int, tol: float) -> str:
 
 def lesson_text(step: int, total: int, instruction: str) -> str:
     return f"**Lesson step {step} of {total}.** {instruction}"
+
+
+def lesson_recap() -> str:
+    """What the lesson showed, in five lines (shown on its last page)."""
+    return ("**Recap.** (1) The *cross-scale embedding* reads every 4-pixel token at four scales at once (4–32 px "
+            "kernels). (2) Attention runs inside groups: *SDA* groups neighbours, *LDA* groups tokens spread "
+            "out by the interval I, so two blocks connect near and far. (3) The *dynamic position bias* is an "
+            "MLP of the offset, so it exists for any group size and input size. (4) Attention maps say where "
+            "each head looks — and sometimes that a head just averages its group. (5) Attributions and the "
+            "NumPy reference check what the prediction rests on and that every number is reproducible.")

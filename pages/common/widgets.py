@@ -15,12 +15,28 @@ import streamlit as st
 from crossformer.trace import BlockTrace, Trace
 
 from . import images, loaders, navigation, state, texts
-from .context import AppContext, query_pixel, reset_query, set_query_pixel, set_query_token
+from .context import AppContext, reset_query, set_query_pixel, set_query_token
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
 # ---- page frame ---------------------------------------------------------------------------------------
+def _start_lesson() -> None:
+    st.session_state["sb_lesson"] = True
+
+
+def front_door() -> None:
+    """The app's name, what it is in one sentence, and the way into the lesson (first page only)."""
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    with c1:
+        st.markdown("**CrossFormer Explorer** — see what a windowed, cross-scale vision transformer computes: "
+                    "every picture here is drawn from the numbers the model really used on this image.")
+    with c2:
+        if not st.session_state.get("sb_lesson"):
+            st.button("Start the lesson", key="overview_lesson", type="primary", icon=":material/school:",
+                      on_click=_start_lesson, help="One instruction per page, in order, with a link to the next.")
+
+
 def page_header(page_id: str, intro: str | None = None) -> Any:
     """Title, the lesson-mode instruction (when on), then the teaching text.
 
@@ -37,6 +53,8 @@ def page_header(page_id: str, intro: str | None = None) -> Any:
             nxt = navigation.next_page(page_id)
             if nxt is not None:
                 st.page_link(nxt.path, label=f"Next: {nxt.title}", icon=":material/arrow_forward:")
+            else:
+                st.markdown(texts.lesson_recap())
     box = st.empty()
     if intro:
         box.markdown(intro)
@@ -226,7 +244,3 @@ def query_picker(ctx: AppContext, stage: int, prefix: str, caption: str | None =
                 st.session_state.pop(key, None)
                 st.caption(f"Query {axis}: 0 (the map has one {axis})")
     return token
-
-
-def current_pixel(ctx: AppContext) -> tuple[int, int]:
-    return query_pixel(ctx)

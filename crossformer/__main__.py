@@ -1,0 +1,62 @@
+"""Command line: ``python -m crossformer fetch NAME`` / ``python -m crossformer list``.
+
+``fetch`` downloads (once) an official ImageNet-1k checkpoint into the cache and prints its path;
+``list`` shows the official names and which are cached. Failures print one line and exit with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_root, cached_official, fetch_official
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m crossformer", description="CrossFormer official weights.")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="download an official checkpoint into the cache and print its path")
+    f.add_argument("name", help=f"one of {', '.join(OFFICIAL_WEIGHTS)}")
+    f.add_argument("--cache-dir", default=None, help="cache folder (default $CROSSFORMER_CACHE or "
+                                                     "~/.cache/crossformer)")
+    f.add_argument("--url", default=None, help="fetch from this URL instead of Google Drive (a mirror)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar, no messages")
+    ls = sub.add_parser("list", help="list the official checkpoints and which are cached")
+    ls.add_argument("--cache-dir", default=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        if args.command == "fetch":
+            path = fetch_official(args.name, cache_dir=args.cache_dir, url=args.url, progress=not quiet)
+            print(path)
+        else:
+            cached = cached_official(args.cache_dir)
+            print(f"cache: {cache_root(args.cache_dir)}")
+            for name, src in OFFICIAL_WEIGHTS.items():
+                state = f"cached  {cached[name]}" if name in cached else "not cached"
+                print(f"{name:<18} {src.filename:<20} {state}")
+            for name in BAIDU_ONLY:
+                print(f"{name:<18} {'':<20} Baidu Netdisk only (download by hand, open with --checkpoint)")
+    except FetchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Teaching text of the "Why cross-scale attention?" page, filled with live numbers (no Streamlit)."""
+
+from __future__ import annotations
+
+from .analysis import human
+
+
+def schemes_intro(input_hw: tuple[int, int], stage: int, stage_hw: tuple[int, int], full_pairs: int,
+                  crossformer_pairs: int, crossformer_reach: int, swin_reach: int) -> str:
+    """Markdown: why a pair of SDA + LDA blocks, with this image's numbers.
+
+    Args:
+        input_hw: model input ``(H, W)`` in pixels.
+        stage: the stage shown; ``stage_hw`` its token grid ``(H, W)``.
+        full_pairs: query–key pairs per head of one full-attention block on that grid.
+        crossformer_pairs: the same for one SDA plus one LDA block (CrossFormer, G = 7).
+        crossformer_reach, swin_reach: tokens that can reach the query after SDA + LDA, after Swin W + SW.
+    """
+    H, W = input_hw
+    h, w = stage_hw
+    L = h * w
+    ratio = crossformer_pairs / full_pairs if full_pairs else float("nan")
+    return (
+        "Full self-attention (ViT) lets every token look at every other, but its cost grows with the "
+        "*square* of the token count. Windowed attention (Swin) is linear but local: information crosses a "
+        "window border only through the shifted block, a few tokens per block. PVT keeps global attention "
+        "by pooling the keys, which blurs fine detail and stays quadratic. CrossFormer pairs a "
+        "**short-distance** block (SDA: the G×G neighbours) with a **long-distance** block (LDA: G×G tokens "
+        "spread over the whole map), so two linear-cost blocks already mix near and far.\n\n"
+        f"On this {W}×{H}-pixel image, stage {stage} ({h}×{w} = {L:,} tokens): full attention scores "
+        f"**{human(full_pairs)}** query–key pairs per head, one SDA + one LDA block **{human(crossformer_pairs)}** "
+        f"({ratio:.1%}); after those two blocks **{crossformer_reach:,}** of the {L:,} tokens have reached the "
+        f"query token, after a Swin W + SW pair **{swin_reach:,}**."
+    )

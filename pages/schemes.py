@@ -1,0 +1,77 @@
+"""Why cross-scale attention? ViT, Swin, PVT, CrossFormer and CrossFormer++ side by side on this image."""
+
+import streamlit as st
+
+from crossformer import schemes
+from pages.common import context, schemes_text, state, widgets
+from viz.schemes_figures import cost_figure, reach_figure, visible_keys_figure
+
+DEPTHS = (1, 2, 4)                            # reach after this many blocks
+SIZES_PX = tuple(range(64, 1025, 32))         # cost plot: square images, 64…1024 px
+
+ctx = context.get()
+trace = ctx.trace
+intro = widgets.page_header("sch")
+stage = widgets.stage_picker(trace, "sch")
+hw = trace.stage_hw[stage]
+paper = schemes.Settings.for_stage(stage)
+
+with st.expander("Parameters of each scheme"):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        window = state.number("Swin window M", 2, 14, "sch_swin_m", default=paper.swin_window)
+    with c2:
+        reduction = state.choice("PVT reduction R", (1, 2, 4, 8, 16), f"sch_pvt_r{stage}",
+                                 default=paper.pvt_reduction, format_func=lambda r: f"R = {r}")
+    with c3:
+        group = state.number("CrossFormer group size G", 2, 14, "sch_cf_g", default=paper.crossformer_group)
+    st.caption(f"Papers' defaults: Swin M = 7; PVT R = 8/4/2/1 per stage; CrossFormer G = 7 with the v1 LDA "
+               f"interval I = ⌈H/G⌉; CrossFormer++ G = 4/4/14/7 and I = 4/2/1/1 per stage (here stage {stage}: "
+               f"G = {paper.pp_group}, I = {paper.pp_interval}).")
+settings = schemes.Settings.for_stage(stage, swin_window=window, pvt_reduction=reduction, crossformer_group=group)
+specs = schemes.panel_specs(settings)
+archs = schemes.architectures(settings)
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    token = widgets.query_picker(ctx, stage=stage, prefix="sch")
+reached = {name: [schemes.reach(schemes.stack(cycle, d), hw, token) for d in DEPTHS]
+           for name, cycle in archs.items()}
+pairs = {s.short: schemes.pair_count(s.scheme, hw, **s.params) for s in specs}
+intro.markdown(schemes_text.schemes_intro(
+    trace.input_hw, stage, hw, pairs["ViT"], pairs["CrossFormer SDA"] + pairs["CrossFormer LDA"],
+    int(reached["CrossFormer"][1].sum()), int(reached["Swin"][1].sum())))
+
+params = (stage, token, window, reduction, group)
+with right:
+    fig = widgets.cached_figure(ctx, "sch_visible", params, lambda: visible_keys_figure(
+        ctx.pixels, [schemes.visible_keys(s.scheme, hw, token, **s.params) for s in specs],
+        [f"{s.label}<br>{pairs[s.short]:,} pairs" for s in specs], [s.scheme for s in specs],
+        ctx.stride(stage), token,
+        grid_every=[s.params.get("reduction") if s.scheme == "pvt" else None for s in specs]))
+    widgets.show_figure(fig, key="sch_visible", filename=f"visible_keys_stage{stage}",
+                        caption="One block of each scheme: coloured tokens are the keys the query scores "
+                                "(PVT: every region, through R×R-pooled keys — grid lines show the pooled cells).")
+
+st.subheader("Reach after 1, 2 and 4 blocks")
+fig = widgets.cached_figure(ctx, "sch_reach", params, lambda: reach_figure(
+    [reached[name] for name in archs], list(archs), DEPTHS, token))
+widgets.show_figure(fig, key="sch_reach", filename=f"reach_stage{stage}",
+                    caption=f"Stage {stage}, {hw[0]}×{hw[1]} tokens: blocks repeat the architecture's cycle "
+                            "(Swin W, SW, W, SW; CrossFormer SDA, LDA, SDA, LDA). Attention only.")
+
+st.subheader("Cost against image size")
+cost_settings = schemes.Settings.for_stage(0, swin_window=window, crossformer_group=group)
+fig = widgets.cached_figure(ctx, "sch_cost", (window, group, trace.input_hw), lambda: cost_figure(
+    SIZES_PX, schemes.cost_curves(SIZES_PX, cost_settings, ctx.bundle.cfg.stride),
+    {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
+    marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5))))
+widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
+                    caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). "
+                            "The dotted line marks this image's equal-area side.")
+
+st.subheader("Pair counts per stage on this image")
+st.dataframe(schemes.pair_table(trace.stage_hw, swin_window=window, crossformer_group=group), hide_index=True,
+             key="sch_table")
+st.caption("Query–key pairs per head of one block, padding included (padded keys are computed, then masked); "
+           "each stage with its papers' parameters (PVT R = 8/4/2/1, CrossFormer++ G and I per stage).")

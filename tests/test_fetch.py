@@ -1,0 +1,403 @@
+"""crossformer.fetch_official against a local loopback HTTP server (no real network is ever used).
+
+The server answers from per-test routes: the right checkpoint, a truncated body, an HTML page, a file of
+the wrong variant, and Google Drive's confirmation round trip (``fetch.DRIVE_URL`` points at it).
+A real crossformer_t checkpoint (fp16, ~55 MB) is written once per session; flows that only need *some*
+verifiable file use the small demo model through a test-only ``OFFICIAL_WEIGHTS`` entry.
+"""
+
+from __future__ import annotations
+
+import html
+import http.server
+import io
+import os
+import subprocess
+import sys
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from crossformer import fetch
+from crossformer.fetch import FetchError, WeightSource, cached_official, fetch_official
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
+DEMO_ID = "demo-drive-id"
+
+Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    routes: dict[str, Handler]
+    requests: list[str]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 — http.server API
+        self.server.requests.append(self.path)
+        route = self.server.routes.get(urllib.parse.urlsplit(self.path).path)
+        if route is None:
+            self.send_error(404)
+            return
+        route(self)
+
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
+
+
+def send(h: http.server.BaseHTTPRequestHandler, body: bytes, ctype: str = "application/octet-stream",
+         length: int | None = None, headers: dict[str, str] | None = None) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(body) if length is None else length))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(body)
+    h.wfile.flush()
+    h.close_connection = True
+
+
+def query(h: http.server.BaseHTTPRequestHandler) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(h.path).query))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment must not see loopback requests."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
+
+
+@pytest.fixture()
+def server() -> Iterator[_Server]:
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.routes, srv.requests = {}, []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def base(srv: _Server) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_t_bytes() -> bytes:
+    """A real crossformer_t checkpoint in the official layout ({'model': state_dict}), fp16, 2 classes."""
+    import torch
+
+    import crossformer
+
+    torch.manual_seed(0)
+    model = crossformer.create_model("crossformer_t", num_classes=2)
+    buf = io.BytesIO()
+    torch.save({"model": {k: v.half() for k, v in model.state_dict().items()}, "epoch": 300}, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def demo_bytes() -> bytes:
+    if not DEMO.exists():
+        pytest.skip(f"{DEMO} missing")
+    return DEMO.read_bytes()
+
+
+@pytest.fixture()
+def demo_entry(monkeypatch: pytest.MonkeyPatch) -> WeightSource:
+    """Register the small demo model as an 'official' download (its inferred variant is crossformer_demo)."""
+    src = WeightSource(DEMO_ID, "crossformer-demo.safetensors")
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", src)
+    return src
+
+
+def assert_empty(cache: Path) -> None:
+    assert not cache.exists() or list(cache.iterdir()) == [], list(cache.iterdir())
+
+
+# ---- (a) + (e): the right file, then the cache without the network ---------------------------------
+def test_good_file_then_cache_reuse(server: _Server, tiny_t_bytes: bytes, tmp_path: Path) -> None:
+    server.routes["/t.pth"] = lambda h: send(h, tiny_t_bytes)
+    cache = tmp_path / "cache"
+    path = fetch_official("crossformer_t", cache_dir=cache, url=base(server) + "/t.pth", progress=False)
+    assert path == cache / "crossformer-t.pth" and path.read_bytes() == tiny_t_bytes
+    assert sorted(p.name for p in cache.iterdir()) == ["crossformer-t.pth"]
+    assert len(server.requests) == 1
+    assert cached_official(cache) == {"crossformer_t": path}
+    again = fetch_official("crossformer_t", cache_dir=cache, url=base(server) + "/t.pth")
+    assert again == path and len(server.requests) == 1           # no request the second time
+    again = fetch_official("crossformer_t", cache_dir=cache)      # nor without url= (Drive)
+    assert again == path and len(server.requests) == 1
+
+
+def test_cache_env_and_progress_line(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "env-cache"))
+    path = fetch_official("crossformer_demo", url=base(server) + "/demo", progress=True)
+    assert path == tmp_path / "env-cache" / demo_entry.filename
+    err = capsys.readouterr().err
+    assert "MB/s" in err and f"{len(demo_bytes) / 1e6:.1f} MB" in err and "(100%)" in err
+    assert cached_official() == {"crossformer_demo": path}
+    fetch_official("crossformer_demo", url=base(server) + "/demo", progress=True)
+    assert capsys.readouterr().err == "" and len(server.requests) == 1
+
+
+# ---- (b), (c), (d), (g): failures leave nothing behind ----------------------------------------------
+def test_truncated_download(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path) -> None:
+    server.routes["/short"] = lambda h: send(h, demo_bytes[:100_000], length=len(demo_bytes))
+    with pytest.raises(FetchError, match="truncated"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/short", progress=False)
+    assert_empty(tmp_path)
+
+
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html><html><body>Sign in</body></html>",
+                                  b"\n  <html><head><title>x</title></head></html>"])
+def test_html_instead_of_checkpoint(server: _Server, tmp_path: Path, page: bytes) -> None:
+    # served as octet-stream: the body itself gives the page away
+    server.routes["/page"] = lambda h: send(h, page)
+    with pytest.raises(FetchError, match="web page instead of the checkpoint"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, url=base(server) + "/page", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_wrong_variant(server: _Server, demo_bytes: bytes, tmp_path: Path) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    with pytest.raises(FetchError, match="crossformer_demo weights, not crossformer_t"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+    assert cached_official(tmp_path) == {}
+
+
+def test_not_a_checkpoint(server: _Server, demo_entry: WeightSource, tmp_path: Path) -> None:
+    server.routes["/junk"] = lambda h: send(h, b"\x00\x01 definitely not weights" * 100)
+    with pytest.raises(FetchError, match="not a usable checkpoint"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/junk", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_http_error_and_unreachable(server: _Server, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, url=base(server) + "/missing", progress=False)
+    assert_empty(tmp_path)
+    port = server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    with pytest.raises(FetchError, match="could not reach"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, url=f"http://127.0.0.1:{port}/x", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_non_http_url_refused(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="only http"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, url=f"file://{DEMO}", progress=False)
+
+
+# ---- (f): the Google Drive confirmation flow ---------------------------------------------------------
+def drive_warning_page(action: str, drive_id: str) -> bytes:
+    """Shaped like Drive's current "can't scan this file for viruses" page."""
+    return f"""<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>
+<div class="uc-main"><p class="uc-warning-caption">Google Drive can't scan this file for viruses.</p>
+<p class="uc-warning-subcaption"><span class="uc-name-size"><a href="/open?id={drive_id}">
+crossformer-demo.safetensors</a> (5M)</span> is too large for Google to scan for viruses.</p>
+<form id="download-form" action="{html.escape(action)}" method="get">
+<input type="submit" id="uc-download-link" class="goog-inline-block jfk-button jfk-button-action"
+ value="Download anyway"/>
+<input type="hidden" name="id" value="{drive_id}">
+<input type="hidden" name="export" value="download">
+<input type="hidden" name="confirm" value="t">
+<input type="hidden" name="uuid" value="0f5e1f4c-1b7e-4c1e-9d1a-2b3c4d5e6f70">
+</form></div></body></html>""".encode()
+
+
+@pytest.fixture()
+def drive(server: _Server, monkeypatch: pytest.MonkeyPatch) -> _Server:
+    monkeypatch.setattr(fetch, "DRIVE_URL", base(server) + "/uc")
+    return server
+
+
+def test_drive_confirmation_form(drive: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                 tmp_path: Path) -> None:
+    seen: dict[str, str] = {}
+
+    def uc(h: http.server.BaseHTTPRequestHandler) -> None:
+        assert query(h) == {"export": "download", "id": DEMO_ID}
+        send(h, drive_warning_page(base(drive) + "/download", DEMO_ID), "text/html; charset=utf-8")
+
+    def download(h: http.server.BaseHTTPRequestHandler) -> None:
+        seen.update(query(h))
+        send(h, demo_bytes)
+
+    drive.routes.update({"/uc": uc, "/download": download})
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False)
+    assert path.read_bytes() == demo_bytes
+    assert seen == {"id": DEMO_ID, "export": "download", "confirm": "t",
+                    "uuid": "0f5e1f4c-1b7e-4c1e-9d1a-2b3c4d5e6f70"}
+    assert [urllib.parse.urlsplit(r).path for r in drive.requests] == ["/uc", "/download"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [demo_entry.filename]
+
+
+def test_drive_small_file_direct(drive: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                 tmp_path: Path) -> None:
+    drive.routes["/uc"] = lambda h: send(h, demo_bytes)
+    assert fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False).read_bytes() == demo_bytes
+    assert len(drive.requests) == 1
+
+
+def test_drive_old_confirm_link(drive: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                tmp_path: Path) -> None:
+    def uc(h: http.server.BaseHTTPRequestHandler) -> None:
+        if query(h).get("confirm") == "AbC-12_x":
+            send(h, demo_bytes)
+        else:
+            page = (f'<html><body><a id="uc-download-link" href="/uc?export=download&amp;confirm=AbC-12_x'
+                    f'&amp;id={DEMO_ID}">Download anyway</a></body></html>')
+            send(h, page.encode(), "text/html")
+
+    drive.routes["/uc"] = uc
+    assert fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False).read_bytes() == demo_bytes
+    assert len(drive.requests) == 2
+
+
+def test_drive_warning_cookie(drive: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                              tmp_path: Path) -> None:
+    def uc(h: http.server.BaseHTTPRequestHandler) -> None:
+        q = query(h)
+        if q.get("confirm") == "cookieTok":
+            assert "download_warning_13058_x=cookieTok" in (h.headers.get("Cookie") or "")
+            send(h, demo_bytes)
+        else:
+            send(h, b"<html><body>Virus scan warning</body></html>", "text/html",
+                 headers={"Set-Cookie": "download_warning_13058_x=cookieTok; Path=/"})
+
+    drive.routes["/uc"] = uc
+    assert fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False).read_bytes() == demo_bytes
+
+
+def test_drive_quota_page(drive: _Server, demo_entry: WeightSource, tmp_path: Path) -> None:
+    page = b"<!DOCTYPE html><html><body>Too many users have viewed or downloaded this file recently.</body></html>"
+    drive.routes["/uc"] = lambda h: send(h, page, "text/html")
+    with pytest.raises(FetchError, match=r"Google Drive returned a web page .*quota.*--checkpoint"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False)
+    assert_empty(tmp_path)
+
+
+def test_drive_confirm_still_html(drive: _Server, demo_entry: WeightSource, tmp_path: Path) -> None:
+    drive.routes["/uc"] = lambda h: send(h, drive_warning_page(base(drive) + "/download", DEMO_ID), "text/html")
+    drive.routes["/download"] = lambda h: send(h, b"<!doctype html><html>quota exceeded</html>", "text/html")
+    with pytest.raises(FetchError, match="Google Drive returned a web page instead of the checkpoint") as err:
+        fetch_official("crossformer_demo", cache_dir=tmp_path, progress=False)
+    assert demo_entry.drive_link in str(err.value)
+    assert len(drive.requests) == 2
+    assert_empty(tmp_path)
+
+
+def test_real_drive_link_in_manual_hint(drive: _Server, tmp_path: Path) -> None:
+    drive.routes["/uc"] = lambda h: send(h, b"<html>nope</html>", "text/html")
+    with pytest.raises(FetchError, match="1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq"):
+        fetch_official("crossformer_t", cache_dir=tmp_path, progress=False)
+    assert query_ids(drive) == ["1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq"]
+
+
+def query_ids(srv: _Server) -> list[str]:
+    return [dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r).query)).get("id", "") for r in srv.requests]
+
+
+# ---- (i): names ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["crossformer_pp_s", "crossformer_pp_b", "crossformer_pp_l", "crossformer_pp_h"])
+def test_crossformer_pp_is_baidu_only(name: str, tmp_path: Path) -> None:
+    with pytest.raises(FetchError) as err:
+        fetch_official(name, cache_dir=tmp_path)
+    msg = str(err.value)
+    assert "Baidu" in msg and "https://pan.baidu.com/s/" in msg and "key crsf" in msg
+    assert "load_checkpoint(path)" in msg and "--checkpoint PATH" in msg
+    assert_empty(tmp_path)
+
+
+def test_unknown_name_lists_choices(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="crossformer_t, crossformer_s, crossformer_b, crossformer_l"):
+        fetch_official("crossformer_xl", cache_dir=tmp_path)
+
+
+def test_table_matches_spec() -> None:
+    assert set(fetch.OFFICIAL_WEIGHTS) == {"crossformer_t", "crossformer_s", "crossformer_b", "crossformer_l"}
+    assert {k: v.drive_id for k, v in fetch.OFFICIAL_WEIGHTS.items()} == {
+        "crossformer_t": "1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq", "crossformer_s": "1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8",
+        "crossformer_b": "1bK8biVCi17nz_nkt7rBfio_kywUpllSU", "crossformer_l": "1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG"}
+    assert fetch.DRIVE_URL == "https://drive.google.com/uc"
+
+
+def test_import_does_not_fetch() -> None:
+    code = ("import socket, urllib.request\n"
+            "def boom(*a, **k): raise SystemExit('network used at import')\n"
+            "socket.socket.connect = boom; urllib.request.urlopen = boom\n"
+            "import crossformer, crossformer.fetch, crossformer.__main__\n"
+            "assert crossformer.fetch_official is crossformer.fetch.fetch_official\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+# ---- (h): the command line -------------------------------------------------------------------------
+def run_cli(*args: str, cache_env: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["no_proxy"] = "127.0.0.1,localhost"
+    env.pop(fetch.CACHE_ENV, None)
+    if cache_env is not None:
+        env[fetch.CACHE_ENV] = str(cache_env)
+    return subprocess.run([sys.executable, "-m", "crossformer", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_fetch_and_list(server: _Server, tiny_t_bytes: bytes, tmp_path: Path) -> None:
+    server.routes["/t.pth"] = lambda h: send(h, tiny_t_bytes)
+    cache = tmp_path / "c"
+    res = run_cli("fetch", "crossformer_t", "--url", base(server) + "/t.pth", "--cache-dir", str(cache))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(cache / "crossformer-t.pth")
+    assert "MB/s" in res.stderr and "Traceback" not in res.stderr
+    assert (cache / "crossformer-t.pth").read_bytes() == tiny_t_bytes
+    res = run_cli("list", cache_env=cache)
+    assert res.returncode == 0, res.stderr
+    lines = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.startswith("crossformer_")}
+    assert "cached" in lines["crossformer_t"] and str(cache / "crossformer-t.pth") in lines["crossformer_t"]
+    assert "not cached" in lines["crossformer_s"] and "Baidu" in lines["crossformer_pp_s"]
+    # cached: no request, --quiet prints only the path
+    res = run_cli("fetch", "crossformer_t", "--quiet", "--cache-dir", str(cache))
+    assert res.returncode == 0 and res.stdout == f"{cache / 'crossformer-t.pth'}\n" and res.stderr == ""
+    assert len(server.requests) == 1
+
+
+def test_cli_failures_one_line(server: _Server, tmp_path: Path) -> None:
+    server.routes["/page"] = lambda h: send(h, b"<!DOCTYPE html><html></html>", "text/html")
+    for args in (("fetch", "crossformer_pp_b"), ("fetch", "nope"),
+                 ("fetch", "crossformer_t", "--quiet", "--url", base(server) + "/page")):
+        res = run_cli(*args, "--cache-dir", str(tmp_path))
+        assert res.returncode == 1, (args, res)
+        assert res.stdout == "" and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert_empty(tmp_path)
+
+
+
+def test_progress_callback_gets_bytes_done_and_total(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The app passes a callable (its st.progress) instead of the stderr bar."""
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    seen: list[tuple[int, int | None]] = []
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo",
+                          progress=lambda done, total: seen.append((done, total)))
+    assert path.is_file() and seen[-1] == (len(demo_bytes), len(demo_bytes))
+    assert capsys.readouterr().err == ""
