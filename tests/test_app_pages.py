@@ -173,9 +173,22 @@ def test_preprocessing_official_and_navon_generator():
 def test_lesson_mode_walks_the_pages():
     at = S.new_app(96, sb_lesson=True).run()
     no_errors(at)
-    assert "Lesson step 1 of 8" in " ".join(m.value for m in at.markdown)
+    from pages.common.navigation import PAGES
+    n, attn = len(PAGES), [p.id for p in PAGES].index("attn") + 1
+    assert f"Lesson step 1 of {n}" in " ".join(m.value for m in at.markdown)
     at.switch_page("pages/attention.py").run()
-    assert "Lesson step 5 of 8" in " ".join(m.value for m in at.markdown)
+    assert f"Lesson step {attn} of {n}" in " ".join(m.value for m in at.markdown)
+    at.switch_page(PAGES[-1].path).run()                                     # the last page recaps
+    assert "Recap." in " ".join(m.value for m in at.markdown)
+
+
+def test_front_door_names_the_app_and_starts_the_lesson():
+    at = S.new_app(96).run()
+    assert "CrossFormer Explorer" in " ".join(m.value for m in at.markdown)
+    at.button(key="overview_lesson").click().run()
+    no_errors(at)
+    assert at.session_state["sb_lesson"] is True
+    assert "Lesson step 1 of" in " ".join(m.value for m in at.markdown)
 
 
 def test_reference_page_runs_and_explains():

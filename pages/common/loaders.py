@@ -2,15 +2,14 @@
 
 * ``st.cache_resource`` holds models (shared by all sessions, never mutated after creation) and their
   NumPy weights.
-* ``st.cache_data`` (bounded) holds per-input results: decoded images, model inputs, one ``forward_trace``
-  per (model id, image digest, preprocessing), DPB tables, attributions and NumPy-reference runs. Every
-  page reads these; widgets never re-run the model.
+* Byte-bounded shared stores (:mod:`pages.common.bytecache`) hold one ``forward_trace`` per (model id,
+  image digest, preprocessing) and the built figures, unpickled and read-only.
+* ``st.cache_data`` (bounded) holds the other per-input results: decoded images, model inputs, DPB
+  tables, attributions and NumPy-reference runs. Every page reads these; widgets never re-run the model.
 
 Arguments with a leading underscore are not hashed: the id arguments before them identify the input
 fully (``model_id`` names the weights, ``image_key`` is a SHA-256 of the image, ``prep_key`` the
-preprocessing), so large arrays and models are never hashed on a rerun. A :class:`~crossformer.Trace`
-is a frozen dataclass of NumPy arrays: pickling one (demo model, 224²: 9 MB) takes ~50 ms once, reading
-it back ~2 ms per rerun.
+preprocessing), so large arrays and models are never hashed on a rerun.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import torch
 import crossformer
 
 from . import images, models
+from .bytecache import ByteLRU, budget_bytes
 from .images import DecodedImage, ImageError, PreparedImage, Preprocessing
 from .models import ModelBundle, ModelFailure
 from .settings import SAMPLE_SUFFIXES, SAMPLES_DIR
@@ -133,16 +133,31 @@ def model_input(bundle: ModelBundle, pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x)[None].to(bundle.device)
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the model…")
-def trace(model_id: str, image_key: str, prep_key: str, _bundle: ModelBundle,
-          _pixels: np.ndarray) -> crossformer.Trace:
-    """``forward_trace`` of the model on the prepared image (everything the pages draw)."""
-    x = model_input(_bundle, _pixels)
-    t0 = time.perf_counter()
-    with _bundle.lock:
-        out = _bundle.model.forward_trace(x)
-    log.info("forward_trace %s %s %s: %.2f s", model_id, image_key[:8], prep_key, time.perf_counter() - t0)
-    return out
+@st.cache_resource(show_spinner=False)
+def trace_store() -> ByteLRU:
+    """The server's traces, bounded in bytes (``CROSSFORMER_TRACE_CACHE_MB``, default 1024)."""
+    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 1024), name="traces")
+
+
+@st.cache_resource(show_spinner=False)
+def figure_store() -> ByteLRU:
+    """The server's built figures, bounded in bytes (``CROSSFORMER_FIGURE_CACHE_MB``, default 256)."""
+    return ByteLRU(budget_bytes("CROSSFORMER_FIGURE_CACHE_MB", 256), name="figures")
+
+
+def trace(model_id: str, image_key: str, prep_key: str, bundle: ModelBundle,
+          pixels: np.ndarray) -> crossformer.Trace:
+    """``forward_trace`` of the model on the prepared image (everything the pages draw), computed once per
+    (model, image, preprocessing) and shared read-only by every session (a byte-bounded store: a trace is
+    never pickled, so a 400 MiB trace costs nothing to read back on a rerun)."""
+    def run() -> crossformer.Trace:
+        x = model_input(bundle, pixels)
+        t0 = time.perf_counter()
+        with st.spinner("Running the model…"), bundle.lock:
+            out = bundle.model.forward_trace(x)
+        log.info("forward_trace %s %s %s: %.2f s", model_id, image_key[:8], prep_key, time.perf_counter() - t0)
+        return out
+    return trace_store().get_or_build((model_id, image_key, prep_key), run)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -154,16 +169,15 @@ def dpb_tables(model_id: str, stage: int, block: int, sizes: tuple[int, ...],
 
 
 # ---- figures ------------------------------------------------------------------------------------------------
-@st.cache_resource(max_entries=128, show_spinner=False)
-def figure(key: tuple, _build: Callable[[], Any]) -> Any:
+def figure(key: tuple, build: Callable[[], Any]) -> Any:
     """A built figure, shared read-only by every session that asks for the same ``key``.
 
     ``key`` must name everything the figure depends on: (model id, image key, preprocessing, figure name,
     widget values). Building a plotly figure costs 50–150 ms; reusing one costs nothing, so a widget rerun
-    only rebuilds the figures that widget changes. ``cache_resource`` (no pickling) because figures are
-    never mutated after building (``st.plotly_chart`` and the exporters only read them).
+    only rebuilds the figures that widget changes. Kept unpickled in a byte-bounded store because figures
+    are never mutated after building (``st.plotly_chart`` and the exporters only read them).
     """
-    return _build()
+    return figure_store().get_or_build(key, build)
 
 
 # ---- heavy extras, on demand ------------------------------------------------------------------------------

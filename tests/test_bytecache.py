@@ -1,0 +1,56 @@
+"""The byte-bounded shared stores behind the app's trace and figure caches (pages/common/bytecache.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+import crossformer
+from pages.common.bytecache import ByteLRU, budget_bytes, nbytes
+
+
+def test_evicts_least_recently_used_past_the_byte_budget():
+    store = ByteLRU(3_000)
+    for k in "abc":
+        store.put(k, np.zeros(1_000, np.uint8))
+    assert store.bytes == 3_000 and len(store) == 3
+    store.get("a")                                           # a is now the most recent
+    store.put("d", np.zeros(1_000, np.uint8))
+    assert "b" not in store and {"a", "c", "d"} == {k for k in "abcd" if k in store}
+    assert store.bytes == 3_000
+    big = np.zeros(5_000, np.uint8)
+    assert store.put("huge", big) is big and "huge" not in store and store.bytes == 3_000
+
+
+def test_builds_once_for_concurrent_callers():
+    store, calls = ByteLRU(10_000), []
+
+    def build():
+        calls.append(1)
+        time.sleep(0.2)
+        return np.ones(10)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(store.get_or_build("k", build))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(out) == 4 and all(o is out[0] for o in out)
+
+
+def test_trace_size_counts_its_arrays():
+    model = crossformer.create_model("crossformer_demo").eval()
+    with torch.no_grad():
+        trace = model.forward_trace(torch.randn(1, 3, 64, 96))
+    flat = sum(v.nbytes for v in trace.flat().values())
+    assert flat <= nbytes(trace) <= flat * 1.5 + 10_000
+
+
+def test_budget_from_the_environment(monkeypatch):
+    monkeypatch.setenv("X_CACHE_MB", "2")
+    assert budget_bytes("X_CACHE_MB", 7) == 2 * 2**20
+    monkeypatch.setenv("X_CACHE_MB", "lots")
+    assert budget_bytes("X_CACHE_MB", 7) == 7 * 2**20
