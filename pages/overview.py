@@ -11,7 +11,7 @@ widgets.page_header("overview", texts.overview_intro(trace, bundle.label))
 
 left, right = st.columns([2, 3], gap="large")
 with left:
-    st.image(ctx.pixels, caption=f"Model input {ctx.prepared.hw[1]}×{ctx.prepared.hw[0]} · {ctx.image_name}",
+    st.image(ctx.pixels, caption=f"Model input {ctx.prepared.hw[0]}×{ctx.prepared.hw[1]} (H × W) · {ctx.image_name}",
              width="stretch")
     with st.expander("Preprocessing steps", expanded=False):
         st.markdown("\n".join(f"1. {s}" for s in ctx.prepared.steps))

@@ -58,7 +58,10 @@ fig = widgets.cached_figure(ctx, "sch_reach", params, lambda: reach_figure(
     [reached[name] for name in archs], list(archs), DEPTHS, token))
 widgets.show_figure(fig, key="sch_reach", filename=f"reach_stage{stage}",
                     caption=f"Stage {stage}, {hw[0]}×{hw[1]} tokens: blocks repeat the architecture's cycle "
-                            "(Swin W, SW, W, SW; CrossFormer SDA, LDA, SDA, LDA). Attention only.")
+                            "(Swin W, SW, W, SW; CrossFormer SDA, LDA, SDA, LDA). Attention only. Where G·I is "
+                            "smaller than the map (CrossFormer++'s early stages), SDA and LDA together stay inside "
+                            "tiles of G·I tokens per side; later stages and its convolutional ACL layers mix "
+                            "further.")
 
 st.subheader("Cost against image size")
 cost_settings = schemes.Settings.for_stage(0, swin_window=window, crossformer_group=group)
@@ -67,7 +70,8 @@ fig = widgets.cached_figure(ctx, "sch_cost", (window, group, trace.input_hw), la
     {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
     marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5))))
 widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
-                    caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). "
+                    caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). With M = G = 7 "
+                            "the Swin, SDA and LDA lines coincide (each scores 49 keys per padded token). "
                             "The dotted line marks this image's equal-area side.")
 
 st.subheader("Pair counts per stage on this image")

@@ -46,7 +46,7 @@ def ctx_value(at, label: str) -> str:
     return next(c.value for c in at.sidebar.caption if c.value.startswith(label))
 
 
-EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "dpb": 4, "attn": 2, "attr": 0, "ref": 0, "about": 0}
+EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "attr": 0, "ref": 0, "about": 0}
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.id for p in PAGES])
@@ -75,7 +75,7 @@ def test_overview_shows_prediction_and_pipeline():
     # the pipeline table follows the real token grids of this input (aspect ratio kept, shorter side 128)
     caption = ctx_value(at, "sample") if any(c.value.startswith("sample") for c in at.sidebar.caption) else \
         ctx_value(at, "Navon")
-    w, h = (int(v) for v in caption.split("model input ")[1].split("×"))
+    h, w = (int(v) for v in caption.split("model input ")[1].split(" ")[0].split("×"))
     assert list(stages["tokens"]) == [f"{h // 4 // 2 ** i}×{w // 4 // 2 ** i}" for i in range(4)]
     assert any(b.label == "Trace (.npz)" for b in at.get("download_button"))
 
@@ -102,8 +102,8 @@ def test_groups_figure_shows_the_layout_the_model_used():
     no_errors(at)
     import crossformer
     model = crossformer.create_model("crossformer_demo")
-    w, h = (int(v) for v in next(c.value for c in at.sidebar.caption if "model input" in c.value)
-            .split("model input ")[1].split("×"))
+    h, w = (int(v) for v in next(c.value for c in at.sidebar.caption if "model input" in c.value)
+            .split("model input ")[1].split(" ")[0].split("×"))
     layout = model.plan((h, w))[0][1]                                    # stage 0, block 1 (LDA)
     part = charts(at)[0]
     z = array(trace_named(part, "groups")["z"])

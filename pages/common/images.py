@@ -59,7 +59,7 @@ class DecodedImage:
     @property
     def size_text(self) -> str:
         h, w = self.rgb.shape[:2]
-        return f"{w}×{h}"
+        return f"{h}×{w}"             # H × W, like every size in the app
 
 
 @dataclass(frozen=True)

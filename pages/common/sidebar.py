@@ -295,7 +295,8 @@ def render() -> AppContext:
         st.toggle("Lesson mode", key="sb_lesson", help="One instruction per page, in order.")
     prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
     with notes_box:
-        st.caption(f"{name} · {decoded.size_text} px → model input {prepared.hw[1]}×{prepared.hw[0]}")
+        st.caption(f"{name} · {decoded.size_text} px → model input {prepared.hw[0]}×{prepared.hw[1]} "
+                   "(sizes are height × width)")
         notes = list(decoded.notes) + list(prepared.notes)
         if notes:
             st.warning("\n".join(f"- {n}" for n in notes), icon=":material/info:")
