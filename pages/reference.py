@@ -1,6 +1,7 @@
 """NumPy reference: an independent forward pass, its parity with PyTorch, and one weight explained."""
 
 import logging
+from functools import partial
 
 import streamlit as st
 
@@ -21,12 +22,24 @@ if st.button("Run the NumPy reference on this image", key="ref_run", type="prima
     done.add(request)
 
 
-def _index(label: str, n: int, key: str, default: int) -> int:
-    """A slider over ``0…n−1`` (a caption when there is only one choice)."""
+def _index(label: str, n: int, key: str, default: int, value: int | None = None, on_change=None) -> int:
+    """A slider over ``0…n−1`` (a caption when there is only one choice); ``value`` forces it."""
     if n <= 1:
         st.caption(f"{label}: 0 (only one)")
         return 0
-    return state.number(label, 0, n - 1, key, default=min(default, n - 1))
+    return state.number(label, 0, n - 1, key, default=min(default, n - 1), value=value, on_change=on_change)
+
+
+def _query_from_sliders(layout, stride: int) -> None:
+    """Group / query-member sliders moved → the shared query token follows (in image coordinates), so the
+    choice survives a block change; a padded slot has no image position and is not taken."""
+    g = int(state.chosen("ref_group", 0))
+    m = int(state.chosen("ref_query", 0))
+    if g < layout.num_groups and m < layout.group_tokens:
+        t = int(layout.members[g, m])
+        if t >= 0:
+            W = layout.feature_hw[1]
+            context.set_query_token((t // W, t % W), stride)
 
 
 run = None
@@ -69,10 +82,11 @@ if run is not None:
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         head = _index("Head", block.heads, "ref_head", 0)
+    follow = partial(_query_from_sliders, L, ctx.stride(block.stage))
     with c2:
-        group = _index("Group", L.num_groups, "ref_group", g0)
+        group = _index("Group", L.num_groups, "ref_group", g0, value=g0, on_change=follow)
     with c3:
-        q = _index("Query member", L.group_tokens, "ref_query", m0)
+        q = _index("Query member", L.group_tokens, "ref_query", m0, value=m0, on_change=follow)
     with c4:
         k = _index("Key member", L.group_tokens, "ref_key", 0)
     ex = analysis.explain_attention(block, run.flat, head, group, q, k)

@@ -208,6 +208,18 @@ def test_reference_page_runs_and_explains():
     S.widget(at.slider, "ref_key").set_value(5).run()                              # a widget rerun keeps the run
     no_errors(at)
     assert len(at.dataframe) == 1
+    # the picked query is kept in image coordinates across block changes (not the group/member numbers)
+    S.widget(at.slider, "ref_query").set_value(3).run()
+    pixel = at.session_state["query_px"]
+    S.widget(at.selectbox, "ref_block").set_value(0).run()                          # the SDA block of stage 0
+    no_errors(at)
+    assert at.session_state["query_px"] == pixel
+    from crossformer.geometry import plan_layout
+    L = plan_layout("sda", (16, 16), 7, None)                                      # 64×64 input, stage 0
+    from pages.common import analysis
+    g, m = analysis.query_member(L, (pixel[0] // 4, pixel[1] // 4))
+    assert (S.widget(at.slider, "ref_group").value if L.num_groups > 1 else 0,
+            S.widget(at.slider, "ref_query").value) == (g, m)
 
 
 @pytest.mark.parametrize("method, param_key, value", [("ig", "attr_steps", 8), ("gradcam", "attr_stage", 2),
