@@ -59,3 +59,8 @@ else:
                "use the Attributions page for what the prediction rests on.")
 fig = widgets.cached_figure(ctx, f"attn_{view}", params, build)
 widgets.show_figure(fig, key=f"attn_{view}", filename=f"attention_{view}_{block.name}", caption=caption)
+if view in ("heads", "matrix", "split"):
+    note = (findings.heads_note(block, group, member) if view == "heads"
+            else " ".join(findings.attention_notes(block, group, member, head)))
+    if note:
+        st.info(note, icon=":material/lightbulb:")

@@ -48,7 +48,7 @@ with right:
         ctx.pixels, [schemes.visible_keys(s.scheme, hw, token, **s.params) for s in specs],
         [f"{s.label}<br>{pairs[s.short]:,} pairs" for s in specs], [s.scheme for s in specs],
         ctx.stride(stage), token,
-        grid_every=[s.params.get("reduction") if s.scheme == "pvt" else None for s in specs]))
+        grid_every=[s.params.get("reduction") if s.scheme == "pvt" else None for s in specs], cols=2))
     widgets.show_figure(fig, key="sch_visible", filename=f"visible_keys_stage{stage}",
                         caption="One block of each scheme: coloured tokens are the keys the query scores "
                                 "(PVT: every region, through R×R-pooled keys — grid lines show the pooled cells).")

@@ -64,6 +64,8 @@ def test_uniform_attention_is_reported_and_a_peaked_one_is_not(model):
     b = _trace(_edit(model, uniform)).block(0, 1)
     notes = findings.attention_notes(b, group=0, member=0, head=0)
     assert notes and notes[0].startswith("**Uniform:**")
+    assert findings.uniform_heads(b, 0, 0) == list(range(b.heads))
+    assert findings.heads_note(b, 0, 0).startswith("**Every head")
 
     def peaked(attn):                          # a bias that varies by hundreds → position decides
         attn.pos.pos3[2].weight.mul_(500.0)
@@ -72,6 +74,7 @@ def test_uniform_attention_is_reported_and_a_peaked_one_is_not(model):
     assert not any(n.startswith("**Uniform:**") for n in notes)
     row, real = findings.query_row(b, 0, 0, 0)
     assert row.max() > 5 / real.sum()                       # far from uniform
+    assert 0 not in findings.uniform_heads(b, 0, 0)
     assert any(n.startswith("**Position decides:**") for n in notes)
 
 

@@ -170,3 +170,25 @@ def prediction_caveat(is_demo: bool, trained: bool, expected: str | None, top_pr
         return (f"The model is unsure (top-1 {top_prob:.0%}, entropy {entropy_nats:.2f} of "
                 f"{np.log(num_classes):.2f} nats): read the labels as a guess.")
     return None
+
+
+def uniform_heads(block: BlockTrace, group: int, member: int) -> list[int]:
+    """Heads whose attention for this query is uniform over its real keys (entropy ≥ UNIFORM × ln N)."""
+    real = ~block.layout.key_padding[group]
+    n = int(real.sum())
+    if n <= 1:
+        return list(range(block.heads))
+    a = np.asarray(block.attention[0, group, :, member], np.float64)[:, real]     # (heads, n_real)
+    return [h for h in range(block.heads) if float(entropy(a[h])) / np.log(n) >= UNIFORM]
+
+
+def heads_note(block: BlockTrace, group: int, member: int) -> str | None:
+    """One sentence for the all-heads view: which heads average their group for this query."""
+    flat = uniform_heads(block, group, member)
+    if not flat:
+        return None
+    if len(flat) == block.heads:
+        return (f"**Every head of {block.name} is uniform for this query** (entropy ≥ {UNIFORM} × ln N): the block "
+                "averages the query's group — the panels look alike because they are.")
+    return (f"Head{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))} of {block.name} "
+            f"{'average' if len(flat) > 1 else 'averages'} the group for this query (entropy ≥ {UNIFORM} × ln N).")
