@@ -21,6 +21,8 @@ __all__ = [
     "CrossFormer", "CrossFormerConfig", "Trace", "BlockTrace", "EmbeddingTrace", "GroupLayout",
     "create_model", "list_models", "get_config", "from_official_config", "load_official_state_dict",
     "load_checkpoint", "CheckpointError", "CheckpointInfo", "pick_device", "VARIANTS", "VARIANT_INFO",
+    "Edit", "head_importance",
+    "fetch_official", "cached_official", "FetchError",
 ]
 
 _LAZY = {
@@ -28,11 +30,16 @@ _LAZY = {
     "load_official_state_dict": "registry", "pick_device": "registry",
     "load_checkpoint": "checkpoint", "CheckpointError": "checkpoint", "CheckpointInfo": "checkpoint",
     "Trace": "trace", "BlockTrace": "trace", "EmbeddingTrace": "trace", "GroupLayout": "geometry",
+    "Edit": "edits", "head_importance": "interventions",
+    "fetch_official": "fetch", "cached_official": "fetch", "FetchError": "fetch",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
+    from .edits import Edit
+    from .fetch import FetchError, cached_official, fetch_official
     from .geometry import GroupLayout
+    from .interventions import head_importance
     from .model import CrossFormer
     from .registry import create_model, from_official_config, load_official_state_dict, pick_device
     from .trace import BlockTrace, EmbeddingTrace, Trace

@@ -254,11 +254,6 @@ def relative_position_index(group_size: int) -> np.ndarray:
     return _readonly((dr * (2 * G - 1) + dc).astype(np.int64))
 
 
-def expand_bias(table: np.ndarray, group_size: int) -> np.ndarray:
-    """DPB table ``((2G−1)², heads)`` → bias ``(heads, G², G²)`` added to every group."""
-    return np.ascontiguousarray(table[relative_position_index(group_size)].transpose(2, 0, 1))
-
-
 def stage_hw(input_hw: tuple[int, int], num_stages: int = 4, stride: int = 4) -> list[tuple[int, int]]:
     """Token grid of every stage: ``⌊H/4⌋`` after the CEL, then ``⌊·/2⌋`` per merge (as the convs give)."""
     h, w = input_hw[0] // stride, input_hw[1] // stride

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CrossFormerConfig, split_channels
+from .edits import Edit, EditPlan, head_edits, plan_edits, swaps
 from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, relative_position_index
 from .trace import BlockTrace, EmbeddingTrace, Trace, readonly
 
@@ -45,14 +46,18 @@ def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Recorder:
-    """Collects trace pieces during one ``forward_trace`` call. Lives only for that call."""
+    """Collects trace pieces during one ``forward_trace`` call. Lives only for that call.
+
+    Each module reports what it computed through one method (``embedding``, ``attention``, ``block``,
+    ``stage``); :meth:`trace` assembles the :class:`~crossformer.trace.Trace` at the end.
+    """
 
     def __init__(self) -> None:
         self.embeddings: list[EmbeddingTrace] = []
         self.blocks: list[list[BlockTrace]] = []
-        self.attn: dict[str, np.ndarray] = {}
         self.stage_hw: list[HW] = []
         self.stage_outputs: list[np.ndarray] = []
+        self._attention: tuple[np.ndarray, ...] | None = None   # the block now running, until ``block``
 
     def embedding(self, layer: "CrossScaleEmbedding | PatchMerging", in_hw: HW, out_hw: HW,
                   per_kernel: Sequence[torch.Tensor], output: torch.Tensor) -> None:
@@ -60,6 +65,37 @@ class _Recorder:
             kernels=tuple(layer.kernels), channels=tuple(layer.channels), stride=layer.stride,
             paddings=tuple((k - layer.stride) // 2 for k in layer.kernels), input_hw=in_hw,
             output_hw=out_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output)))
+
+    def attention(self, content: torch.Tensor, attention: torch.Tensor, table: torch.Tensor,
+                  bias: torch.Tensor) -> None:
+        """The attention of the block now running: content and softmax ``(B, nG, h, N, N)``, DPB table
+        ``((2G−1)², h)`` and bias ``(h, N, N)`` (as used, edits included)."""
+        self._attention = (_np(content), _np(attention), _np(table), _np(bias))
+
+    def block(self, blk: "CrossFormerBlock", where: tuple[int, int], layout: GroupLayout,
+              output: torch.Tensor) -> None:
+        """The block ``where = (stage, index)`` finished with ``output (B, H·W, C)``."""
+        if self._attention is None:
+            raise RuntimeError(f"block {where} finished without reporting its attention")
+        content, attention, table, bias = self._attention
+        self._attention = None
+        if len(self.blocks) <= where[0]:
+            self.blocks.append([])
+        self.blocks[where[0]].append(BlockTrace(
+            stage=where[0], index=where[1], dim=blk.dim, heads=blk.num_heads, scale=float(blk.attn.scale),
+            layout=layout, content=content, attention=attention, dpb_table=table, dpb_bias=bias,
+            output=_np(output), has_acl=blk.has_acl))
+
+    def stage(self, hw: HW, output: torch.Tensor) -> None:
+        """A stage finished: its grid and its output tokens ``(B, H·W, C)`` (before merging)."""
+        self.stage_hw.append(hw)
+        self.stage_outputs.append(_np(output))
+
+    def trace(self, input_hw: HW, pooled: torch.Tensor, logits: torch.Tensor) -> Trace:
+        """Everything recorded, as one read-only :class:`~crossformer.trace.Trace`."""
+        return Trace(input_hw=input_hw, embedding=self.embeddings[0], merges=tuple(self.embeddings[1:]),
+                     blocks=tuple(tuple(b) for b in self.blocks), stage_hw=tuple(self.stage_hw),
+                     stage_outputs=tuple(self.stage_outputs), pooled=_np(pooled), logits=_np(logits))
 
 
 # ---- cross-scale embedding ----------------------------------------------------------------------
@@ -200,9 +236,12 @@ class GroupAttention(nn.Module):
         Cached per (G, device, dtype) in eval mode without grad; the key carries the DPB parameters'
         version counters, so loading new weights (an in-place copy) invalidates it.
         """
-        cacheable = not self.training and not torch.is_grad_enabled()
+        params = list(self.pos.parameters())
+        # Inference tensors (a model built under torch.inference_mode()) track no version counter, so
+        # their table cannot be validated: it is recomputed (a few small matmuls) instead of cached.
+        cacheable = not self.training and not torch.is_grad_enabled() and not any(p.is_inference() for p in params)
         key = ("dpb", G, device, dtype)
-        version = tuple((p.data_ptr(), p._version) for p in self.pos.parameters())
+        version = tuple((p.data_ptr(), p._version) for p in params) if cacheable else ()
         hit = self._cache.get(key) if cacheable else None
         if hit is not None and hit[0] == version:
             return hit[1], hit[2]
@@ -255,8 +294,12 @@ class GroupAttention(nn.Module):
         return out.index_select(1, scatter)
 
     def forward(self, x: torch.Tensor, layout: GroupLayout, rec: _Recorder | None = None,
-                block: tuple[int, int] = (0, 0)) -> torch.Tensor:
-        """``(B, H·W, C)`` normalised tokens → ``(B, H·W, C)`` attention output."""
+                edits: Sequence[Edit] = ()) -> torch.Tensor:
+        """``(B, H·W, C)`` normalised tokens → ``(B, H·W, C)`` attention output.
+
+        ``edits``: head edits of this block for this call only (:mod:`crossformer.edits`); a block with
+        any runs the explicit softmax path.
+        """
         B, L, C = x.shape
         nG, N, G = layout.num_groups, layout.group_tokens, layout.group_size
         h, d = self.num_heads, self.head_dim
@@ -275,19 +318,51 @@ class GroupAttention(nn.Module):
             mask = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, NEG_INF)
             mask = mask[:, None, None, :]                                            # (nG, 1, 1, N)
 
-        if rec is None and self.fused:
+        if rec is None and self.fused and not edits:
             out = self._fused(qkv, bias, mask, layout, lk)                         # (B, L, C)
         else:
             q, k, v = qkv.reshape(B, nG, N, 3, h, d).permute(3, 0, 1, 4, 2, 5).unbind(0)  # (B, nG, h, N, d)
             content = (q * self.scale) @ k.transpose(-2, -1)                         # (B, nG, h, N, N)
-            logits = content + bias
+            keep = _head_factors(edits, B, h, x.device, content.dtype)
+            if "content" in keep:     # uniform: content term dropped
+                content = content * keep["content"][:, None, :, None, None]
+            if "bias" in keep:        # uniform, no_dpb: DPB term dropped
+                bias_b = bias * keep["bias"][:, None, :, None, None]                # (B, 1, h, N, N)
+            else:
+                bias_b = bias                                                        # (h, N, N)
+            logits = content + bias_b
             if mask is not None:
                 logits = logits + mask
             attn = logits.softmax(dim=-1)
             if rec is not None:
-                rec.attn.update(content=_np(content), attention=_np(attn), table=_np(table), bias=_np(bias))
-            out = self._ungroup(self.attn_drop(attn) @ v, layout, lk)               # (B, L, C)
+                if "bias" in keep:    # trace edits apply to every sample (checked in forward_trace)
+                    table, bias = table * keep["bias"][0], bias_b[0, 0]
+                rec.attention(content, attn, table, bias)
+            heads = self.attn_drop(attn) @ v                                         # (B, nG, h, N, d)
+            if "out" in keep:         # zero: the head's slice of proj's input is 0
+                heads = heads * keep["out"][:, None, :, None, None]
+            out = self._ungroup(heads, layout, lk)                                   # (B, L, C)
         return self.proj_drop(self.proj(out))
+
+
+def _head_factors(edits: Sequence[Edit], B: int, h: int, device: torch.device,
+                  dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Per-sample, per-head 0/1 factors ``(B, h)`` for the terms the head edits remove.
+
+    ``"out"`` multiplies the head outputs (``zero``), ``"content"`` the ``scale·q·kᵀ`` term (``uniform``),
+    ``"bias"`` the DPB term (``uniform``, ``no_dpb``). A term no edit touches has no entry, so unedited
+    numbers are computed exactly as without edits (and ×1 is exact where there are entries).
+    """
+    terms = {"zero": ("out",), "uniform": ("content", "bias"), "no_dpb": ("bias",)}
+    keep: dict[str, torch.Tensor] = {}
+    for e in edits:
+        rows = slice(None) if e.sample is None else e.sample
+        cols = slice(None) if e.head is None else e.head
+        for term in terms[e.kind]:
+            if term not in keep:
+                keep[term] = torch.ones(B, h, device=device, dtype=dtype)
+            keep[term][rows, cols] = 0.0
+    return keep
 
 
 # ---- block ------------------------------------------------------------------------------------------
@@ -343,25 +418,24 @@ class CrossFormerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
 
-    def layout(self, hw: HW) -> GroupLayout:
-        """The grouping this block uses on an ``H × W`` map (cached per size in geometry)."""
-        return plan_layout(self.kind, hw, self.group_size, self.interval)
+    def layout(self, hw: HW, swapped: bool = False) -> GroupLayout:
+        """The grouping this block uses on an ``H × W`` map (cached per size in geometry).
+
+        ``swapped``: the other kind (SDA ↔ LDA) with this block's own ``G`` and ``I`` (the ``"swap"`` edit).
+        """
+        kind = {"sda": "lda", "lda": "sda"}[self.kind] if swapped else self.kind
+        return plan_layout(kind, hw, self.group_size, self.interval)
 
     def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None,
-                where: tuple[int, int] = (0, 0)) -> torch.Tensor:
-        """``(B, H·W, C)`` → ``(B, H·W, C)``."""
-        layout = self.layout(hw)
-        x = x + self.drop_path(self.attn(self.norm1(x), layout, rec))
+                where: tuple[int, int] = (0, 0), edits: Sequence[Edit] = ()) -> torch.Tensor:
+        """``(B, H·W, C)`` → ``(B, H·W, C)``; ``edits`` are this block's, for this call only."""
+        layout = self.layout(hw, swapped=swaps(edits))
+        x = x + self.drop_path(self.attn(self.norm1(x), layout, rec, head_edits(edits)))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         if self.has_acl:
             x = self.ex_ln(map_to_tokens(self.ex_conv(tokens_to_map(x, hw))))     # replaces x, no skip
         if rec is not None:
-            a = rec.attn
-            rec.blocks[-1].append(BlockTrace(
-                stage=where[0], index=where[1], dim=self.dim, heads=self.num_heads,
-                scale=float(self.attn.scale), layout=layout, content=a["content"],
-                attention=a["attention"], dpb_table=a["table"], dpb_bias=a["bias"],
-                output=_np(x), has_acl=self.has_acl))
+            rec.block(self, where, layout, x)
         return x
 
 
@@ -387,18 +461,22 @@ class CrossFormerStage(nn.Module):
                            if stage < cfg.num_stages - 1 else None)
         self.feature_map = nn.Identity()
 
-    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None
-                ) -> tuple[torch.Tensor, HW, torch.Tensor]:
-        """``(B, H·W, C)`` → (next stage tokens, their grid, this stage's output map ``(B, C, H, W)``)."""
-        if rec is not None:
-            rec.blocks.append([])
-        for j, blk in enumerate(self.blocks):
-            x = blk(x, hw, rec, (self.stage, j))
+    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None, edits: EditPlan | None = None,
+                start: int = 0, taps: list | None = None) -> tuple[torch.Tensor, HW, torch.Tensor]:
+        """``(B, H·W, C)`` → (next stage tokens, their grid, this stage's output map ``(B, C, H, W)``).
+
+        ``edits``: the call's edits by ``(stage, block)``; ``start``: first block to run (``x`` is its
+        input); ``taps``: if a list, ``((stage, block), input tokens, hw)`` of every block run is appended.
+        """
+        edits = edits or {}
+        for j in range(start, len(self.blocks)):
+            if taps is not None:
+                taps.append(((self.stage, j), x, hw))
+            x = self.blocks[j](x, hw, rec, (self.stage, j), edits.get((self.stage, j), ()))
         fmap = self.feature_map(tokens_to_map(x, hw))      # (B, C, H, W)
         x = map_to_tokens(fmap)
         if rec is not None:
-            rec.stage_hw.append(hw)
-            rec.stage_outputs.append(_np(x))
+            rec.stage(hw, x)
         if self.downsample is not None:
             x, hw = self.downsample(x, hw, rec)
         return x, hw, fmap
@@ -453,16 +531,26 @@ class CrossFormer(nn.Module):
         if min(x.shape[-2:]) < MIN_INPUT_SIDE:
             raise ValueError(f"input sides must be ≥ {MIN_INPUT_SIDE} pixels, got {tuple(x.shape[-2:])}")
 
-    def _run(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _run(self, x: torch.Tensor, rec: _Recorder | None = None, edits: EditPlan | None = None,
+             taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Input → final-norm tokens ``(B, L_3, C_3)`` and the four stage maps."""
         self._check_input(x)
         x, hw = self.patch_embed(x, rec)
         x = self.pos_drop(x)
+        return self._stages(x, hw, rec, edits, (0, 0), taps)
+
+    def _stages(self, x: torch.Tensor, hw: HW, rec: _Recorder | None, edits: EditPlan | None,
+                start: tuple[int, int], taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Tokens entering block ``start = (stage, block)`` → final-norm tokens and the maps of the stages run."""
         maps = []
-        for layer in self.layers:
-            x, hw, fmap = layer(x, hw, rec)
+        for i in range(start[0], len(self.layers)):
+            x, hw, fmap = self.layers[i](x, hw, rec, edits, start[1] if i == start[0] else 0, taps)
             maps.append(fmap)
         return self.norm(x), maps
+
+    def plan_edits(self, edits: Sequence[Edit] | None, batch: int | None = None) -> EditPlan:
+        """Check ``edits`` against this model (ValueError if out of range) and group them by block."""
+        return plan_edits(edits, self.cfg.depths, self.cfg.num_heads, batch)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` → ``(B, C_3, H_3, W_3)`` after the final LayerNorm."""
@@ -481,20 +569,57 @@ class CrossFormer(nn.Module):
         """The output of every stage (after its blocks, before merging) as ``(B, C_i, H_i, W_i)``."""
         return self._run(x)[1]
 
+    def forward_edited(self, x: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
+        """``model(x)`` with ``edits`` (:class:`~crossformer.edits.Edit`) applied for this call only.
+
+        ``(B, 3, H, W)`` → logits ``(B, classes)``. Nothing is stored on the model: a plain ``model(x)``
+        running meanwhile (another thread, another Streamlit session) never sees the edits. Blocks with head
+        edits run the explicit softmax path; an empty list is exactly ``model(x)``.
+        """
+        plan = self.plan_edits(edits, batch=x.shape[0])
+        tokens, maps = self._run(x, edits=plan)
+        return self.forward_head(tokens_to_map(tokens, tuple(maps[-1].shape[-2:])))
+
+    def block_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[tuple[int, int], torch.Tensor, HW]]]:
+        """One plain forward that also returns the input of every block.
+
+        Returns logits ``(B, classes)`` and ``[((stage, block), tokens (B, H·W, C), (H, W)), …]`` in block
+        order; :meth:`forward_from` continues from any of them (scans re-run only the blocks after an edit).
+        """
+        taps: list = []
+        tokens, maps = self._run(x, taps=taps)
+        return self.forward_head(tokens_to_map(tokens, tuple(maps[-1].shape[-2:]))), taps
+
+    def forward_from(self, tokens: torch.Tensor, hw: HW, start: tuple[int, int],
+                     edits: Sequence[Edit] = ()) -> torch.Tensor:
+        """Logits ``(B, classes)`` from the tokens ``(B, H·W, C)`` entering block ``start = (stage, block)``.
+
+        ``edits`` before ``start`` would have no effect and are refused (ValueError).
+        """
+        plan = self.plan_edits(edits, batch=tokens.shape[0])
+        early = [e for e in plan if e < tuple(start)]
+        if early:
+            raise ValueError(f"edits of blocks {early} lie before the start block {tuple(start)}")
+        out, maps = self._stages(tokens, hw, None, plan, tuple(start))
+        return self.forward_head(tokens_to_map(out, tuple(maps[-1].shape[-2:])))
+
     @torch.no_grad()
-    def forward_trace(self, x: torch.Tensor) -> Trace:
+    def forward_trace(self, x: torch.Tensor, edits: Sequence[Edit] = ()) -> Trace:
         """One forward pass on the explicit-softmax path that returns everything it computed.
 
-        ``forward_trace(x).logits`` equals ``model(x)`` (to float rounding of the fused path).
+        ``forward_trace(x).logits`` equals ``model(x)`` (to float rounding of the fused path). With
+        ``edits`` it equals ``forward_edited(x, edits)`` and records the edited attention (content, softmax,
+        DPB table and bias as used) and, for a swap, the swapped layout. Trace edits apply to every batch
+        element (``sample=None``): the trace keeps one DPB bias per block.
         """
+        per_sample = [e for e in edits if isinstance(e, Edit) and e.sample is not None]
+        if per_sample:
+            raise ValueError(f"forward_trace takes edits for every sample only (sample=None), got {per_sample}")
+        plan = self.plan_edits(edits, batch=x.shape[0])
         rec = _Recorder()
-        tokens, _ = self._run(x, rec)
+        tokens, _ = self._run(x, rec, plan)
         pooled = tokens.mean(dim=1)
-        logits = self.head(pooled)
-        return Trace(input_hw=tuple(x.shape[-2:]), embedding=rec.embeddings[0],
-                     merges=tuple(rec.embeddings[1:]), blocks=tuple(tuple(b) for b in rec.blocks),
-                     stage_hw=tuple(rec.stage_hw), stage_outputs=tuple(rec.stage_outputs),
-                     pooled=_np(pooled), logits=_np(logits))
+        return rec.trace(tuple(x.shape[-2:]), pooled, self.head(pooled))
 
     # -- geometry without running the model --
     def plan(self, input_hw: HW) -> list[list[GroupLayout]]:

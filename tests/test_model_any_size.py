@@ -232,3 +232,22 @@ def test_space_to_depth_embedding_is_the_same_function_with_the_same_gradients(h
     # and each conv on its own, bit-for-bit shapes, close values
     for k, proj in zip(model.patch_embed.kernels, model.patch_embed.projs):
         torch.testing.assert_close(crossformer.model.conv_as_space_to_depth(x, proj), proj(x), rtol=1e-5, atol=1e-5)
+
+
+def test_built_loaded_and_run_entirely_inside_inference_mode(tmp_path):
+    """A model created, loaded and run under ``torch.inference_mode()`` (its parameters are inference
+    tensors without version counters) gives the same logits as the ordinary model."""
+    torch.manual_seed(3)
+    ref = crossformer.create_model("crossformer_demo").eval()
+    x = torch.randn(2, 3, 72, 88)
+    with torch.no_grad():
+        want = ref(x)
+    with torch.inference_mode():
+        model = crossformer.create_model("crossformer_demo").eval()
+        model.load_state_dict(ref.state_dict())
+        got = model(x)
+        again = model(x)                                    # a second call (no stale cached DPB table)
+        trace = model.forward_trace(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(again, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(trace.logits, want.numpy(), atol=1e-5)
