@@ -35,6 +35,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/attention.py", "Attention", ":material/visibility:", "attn",
              "Click a query token and compare an SDA block with the next LDA block: where does the "
              "query look, and how much of it is content vs position bias?"),
+    PageSpec("pages/interventions.py", "Interventions", ":material/science:", "int", "Scan every head: which one, removed alone, costs the top class the most? Then drop the position bias or swap SDA↔LDA in one block and compare the prediction and the next block's attention."),
     PageSpec("pages/attributions.py", "Attributions", ":material/highlight:", "attr",
              "Run integrated gradients, Grad-CAM and occlusion for the top class: which pixels "
              "does the prediction rest on?"),
