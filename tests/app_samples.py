@@ -166,3 +166,27 @@ def widget(widgets, key: str):
     if not found:
         raise KeyError(f"no widget for {key!r} among {[w.key for w in widgets]}")
     return found[-1]
+
+
+def plotly_specs(at) -> list[dict]:
+    """The plotly figures an AppTest run drew, as JSON specs."""
+    import json
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def plotly_array(v) -> np.ndarray:
+    """A plotly array from a spec (plotly ≥ 6 ships typed arrays as base64)."""
+    import base64
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        shape = v.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return a.reshape(shape) if shape is not None else a
+    return np.asarray(v)
+
+
+def no_errors(at) -> None:
+    """No exception and no st.error in an AppTest run."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

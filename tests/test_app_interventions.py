@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 
 import numpy as np
@@ -19,23 +17,13 @@ def _server_like(monkeypatch):
     S.run_like_the_server(monkeypatch)
 
 
-def array(v) -> np.ndarray:
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-        shape = v.get("shape")
-        if isinstance(shape, str):
-            shape = [int(n) for n in shape.split(",")]
-        return a.reshape(shape) if shape is not None else a
-    return np.asarray(v)
+array = S.plotly_array
 
 
-def no_errors(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+no_errors = S.no_errors
 
 
-def specs(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+specs = S.plotly_specs
 
 
 def after_table(at):

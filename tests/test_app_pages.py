@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -17,28 +16,17 @@ def _server_like(monkeypatch):
     S.run_like_the_server(monkeypatch)
 
 
-def charts(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+charts = S.plotly_specs
 
 
-def array(v) -> np.ndarray:
-    """A plotly array from a spec (plotly ≥ 6 ships typed arrays as base64)."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-        shape = v.get("shape")
-        if isinstance(shape, str):
-            shape = [int(n) for n in shape.split(",")]
-        return a.reshape(shape) if shape is not None else a
-    return np.asarray(v)
+array = S.plotly_array
 
 
 def trace_named(spec: dict, name: str) -> dict:
     return next(t for t in spec["data"] if t.get("name") == name)
 
 
-def no_errors(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+no_errors = S.no_errors
 
 
 def ctx_value(at, label: str) -> str:
