@@ -19,7 +19,7 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=block.stage, prefix="attn")
 group, member = analysis.query_member(block.layout, token)
-intro.markdown(texts.attention_intro(block, token, group, member))
+intro.markdown(texts.attention_intro(block, token, group, member, ctx.prepared.hw))
 with right:
     fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head),
                                 lambda: query_attention_figure(ctx.pixels, block, token, head))

@@ -155,3 +155,28 @@ def test_a_failed_export_downloads_a_note_instead_of_raising():
     from pages.common.widgets import _safe
     assert _safe(lambda: b"ok")() == b"ok"
     assert _safe(lambda: 1 / 0)().startswith(b"Export failed: ZeroDivisionError")
+
+
+@pytest.mark.parametrize("kind, hw, G, I", [("lda", (56, 84), 7, None), ("lda", (50, 66), 7, None),
+                                            ("lda", (120, 160), 4, 4), ("lda", (30, 40), 14, 1),
+                                            ("sda", (45, 60), 7, None), ("lda", (5, 6), 7, None)])
+def test_span_sentences_carry_the_layouts_numbers(kind, hw, G, I):
+    """The attention page's span sentence is computed from the layout (demo v1 and ++ layouts, odd sizes)."""
+    L = plan_layout(kind, hw, G, I)
+    px = 4
+    for group in (0, L.num_groups - 1):
+        text = texts.span_sentence(L, group, px, (hw[0] * px, hw[1] * px))
+        if L.is_global:
+            assert "global attention" in text
+            continue
+        m = L.members[group]
+        t = m[m >= 0]
+        rows, cols = t // hw[1], t % hw[1]
+        sh, sw = (rows.max() - rows.min() + 1) * px, (cols.max() - cols.min() + 1) * px
+        assert f"{sh} × {sw} px" in text
+        pad = int((m < 0).sum())
+        assert (f"{pad} of its {L.group_tokens} slots are padding" in text) == (pad > 0)
+        if kind == "lda" and tuple(L.interval) == (1, 1):
+            assert "exactly as SDA" in text
+        elif kind == "lda":
+            assert f"{L.interval[0] * px}" in text and "apart" in text

@@ -33,10 +33,11 @@ def overview_intro(trace: Trace, model_label: str) -> str:
     grids = ", ".join(_hw(hw) for hw in trace.stage_hw)
     sda, lda = first_of_kind(trace, 0, "sda"), first_of_kind(trace, 0, "lda")
     H, W = trace.input_hw
-    s = (f"**{model_label}** reads this {W}×{H}-pixel image as a pyramid of four token maps — {grids} tokens — "
+    s = (f"**{model_label}** reads this {H}×{W}-pixel image as a pyramid of four token maps — {grids} tokens — "
          "where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks alternate "
          "**SDA** (short-distance attention among the G×G neighbours of a window) and **LDA** "
-         "(long-distance attention among tokens *I* apart, spread over the whole image).")
+         "(long-distance attention among tokens *I* apart, sampling a wider area: how wide is on the *SDA & LDA "
+         "groups* page).")
     if sda is not None and lda is not None:
         s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
               f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {_interval(lda.layout)}): one "
@@ -79,9 +80,13 @@ def groups_intro(trace: Trace, stage: int) -> str:
         L = lda.layout
         I = L.interval[0]
         pad = f" (map padded to {_hw(L.padded_hw)})" if L.is_padded else ""
-        parts.append(f"**LDA** groups every {_interval(L)}-th token (I = {_interval(L)}): its {L.num_groups} groups "
-                     f"of {L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
-                     f"steps{pad}.")
+        if tuple(L.interval) == (1, 1):
+            parts.append(f"**LDA** here has I = 1, so it groups neighbours exactly like SDA ({L.num_groups} groups "
+                         f"of {L.group_tokens}){pad}.")
+        else:
+            parts.append(f"**LDA** groups tokens I = {_interval(L)} apart: its {L.num_groups} groups of "
+                         f"{L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
+                         f"steps{pad}.")
     layouts = [b.layout for b in trace.blocks[stage]]
     if layouts:
         parts.append(f"The stage's {len(layouts)} blocks score {cost_sentence(layouts)}.")
@@ -103,14 +108,44 @@ def dpb_intro(block: BlockTrace) -> str:
             "that favour near keys (a peak at the centre) and heads with a direction.")
 
 
-def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, member: int) -> str:
+def group_span(L, group: int, px: int) -> tuple[int, int, int]:
+    """``(height px, width px, padded slots)`` of one group's real members on the input image."""
+    m = L.members[group]
+    t = m[m >= 0]
+    W = L.feature_hw[1]
+    if t.size == 0:
+        return 0, 0, L.group_tokens
+    h, w = t // W, t % W
+    return int((h.max() - h.min() + 1) * px), int((w.max() - w.min() + 1) * px), int(L.group_tokens - t.size)
+
+
+def span_sentence(L, group: int, px: int, input_hw: tuple[int, int]) -> str:
+    """What the query's group covers, computed from the layout (special cases get their own sentence)."""
+    if L.is_global:
+        return " The whole map fits in one group here: this block is global attention."
+    sh, sw, pad = group_span(L, group, px)
+    H, W = input_hw
+    padding = f"; {pad} of its {L.group_tokens} slots are padding" if pad else ""
+    if L.kind == "lda" and tuple(L.interval) == (1, 1):
+        return (f" With I = 1 this LDA block groups neighbours exactly as SDA does: the group spans {sh} × {sw} px "
+                f"of the {H} × {W} input{padding}.")
+    if L.kind == "lda":
+        ih, iw = L.interval
+        steps = f"{ih * px} px" if ih == iw else f"{ih * px} × {iw * px} px"
+        return (f" This LDA group spans {sh} × {sw} px of the {H} × {W} input, with members {steps} apart"
+                f"{padding}.")
+    return f" This SDA window covers {sh} × {sw} px of neighbours{padding}."
+
+
+def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, member: int,
+                    input_hw: tuple[int, int] | None = None) -> str:
     L = block.layout
     px = 4 * 2 ** block.stage
     real = int((L.members[group] >= 0).sum())
     pad = f" ({L.group_tokens - real} of them padding, masked out)" if real < L.group_tokens else ""
     kind = "one global group" if L.is_global else L.kind.upper()
-    spread = (f" LDA members are {L.interval[0] * px} pixels apart, so the query sees the whole image coarsely."
-              if L.kind == "lda" else " SDA members are neighbours, so the query sees its surroundings finely.")
+    hw = input_hw or (L.feature_hw[0] * px, L.feature_hw[1] * px)
+    spread = span_sentence(L, group, px, hw)
     return (f"In block **{block.name}** ({kind}, G = {L.group_size}) the query token ({token[0]}, {token[1]}) is "
             f"member {member} of group {group}, and attends to that group's {L.group_tokens} members only{pad}. "
             f"Its weights are softmax(scale·q·k + DPB bias + mask) over those members, drawn where the members "
