@@ -1,0 +1,106 @@
+"""crossformer.stats: on-device per-head statistics equal the trace-based diagnostics; the CLI."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import crossformer
+from crossformer.stats import FIELDS, head_stats
+from viz.diagnostics import block_head_stats
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
+
+
+def check_against_trace(model, x: torch.Tensor) -> None:
+    rows = head_stats(model, x)
+    n_heads = sum(h * d for h, d in zip(model.cfg.num_heads, model.cfg.depths))
+    assert len(rows) == x.shape[0] * n_heads
+    assert all(set(r) == set(FIELDS) for r in rows)
+    for i in range(x.shape[0]):
+        ref = block_head_stats(model.forward_trace(x[i:i + 1]))
+        mine = [r for r in rows if r["image"] == i]
+        assert len(mine) == n_heads
+        for r in mine:
+            b = ref["names"].index(r["block"])
+            assert r["kind"] == ref["kinds"][b] and r["stage"] == ref["stages"][b]
+            for k in ("entropy", "distance_px", "dpb_share"):
+                np.testing.assert_allclose(r[k], ref[k][b, r["head"]], atol=1e-5, err_msg=f"{r}")
+            np.testing.assert_allclose(r["output_rms"], ref["residual_norm"][b], atol=1e-5)
+        heads = {(r["block"], r["head"]) for r in mine}
+        assert len(heads) == n_heads
+
+
+def test_demo_padded_groups_batch3() -> None:
+    torch.manual_seed(0)
+    model = crossformer.create_model("crossformer_demo").eval()
+    assert any(lay.is_padded for stage in model.plan((64, 96)) for lay in stage)
+    check_against_trace(model, torch.randn(3, 3, 64, 96))
+
+
+def test_crossformer_pp_small() -> None:
+    torch.manual_seed(1)
+    model = crossformer.create_model("crossformer_pp_s", depths=(1, 2, 1, 1)).eval()
+    check_against_trace(model, torch.randn(2, 3, 72, 72))
+
+
+def test_bf16_close() -> None:
+    torch.manual_seed(2)
+    model = crossformer.create_model("crossformer_demo").eval()
+    x = torch.randn(2, 3, 64, 64)
+    a = head_stats(model, x)
+    b = head_stats(model, x, precision="bf16")
+    assert len(a) == len(b)
+    ent = np.array([[r["entropy"] for r in a], [r["entropy"] for r in b]])
+    assert np.isfinite(ent).all() and np.abs(ent[0] - ent[1]).max() < 0.2
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crossformer.stats", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="demo checkpoint missing")
+def test_cli_folder_resume(tmp_path: Path) -> None:
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    (images / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = ["a.png", "b.png", "c.png", "sub/d.png", "sub/e.png"]
+    for i, name in enumerate(names):
+        hw = (40, 50) if i % 2 else (70, 64)
+        Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8)).save(images / name)
+    (images / "x.png").write_text("not an image")
+    out = tmp_path / "stats.csv"
+
+    r = run_cli("--checkpoint", str(DEMO), "--images", str(images), "--size", "64", "--batch", "2",
+                "--device", "cpu", "--precision", "fp32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "images/s" in r.stderr
+    assert re.search(r"\b1 skipped", r.stderr), r.stderr
+    cfg = crossformer.get_config("crossformer_demo")
+    per_image = sum(h * d for h, d in zip(cfg.num_heads, cfg.depths))
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == FIELDS
+    assert len(rows) == 5 * per_image
+    assert sorted({row["image"] for row in rows}) == sorted(names)
+    assert all(np.isfinite(float(row[k])) for row in rows for k in ("entropy", "distance_px", "dpb_share"))
+
+    summary = tmp_path / "summary.png"
+    r2 = run_cli("--checkpoint", str(DEMO), "--images", str(images), "--size", "64",
+                 "--device", "cpu", "--out", str(out), "--summary", str(summary))
+    assert r2.returncode == 0, r2.stderr
+    assert summary.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "0 images done, 5 already" in r2.stderr, r2.stderr
+    with out.open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == 5 * per_image
