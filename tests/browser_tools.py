@@ -6,6 +6,7 @@ keyboard, switching pages. Shared by the browser tests; the pattern is Streamlit
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -72,9 +73,15 @@ def assert_no_exception(page, what: str = "") -> None:
     assert not found, f"exception box after {what}:\n{found[0]}"
 
 
+def nav_link(page, title: str):
+    """The sidebar navigation link whose text is exactly ``title`` ("Attention", not "Why cross-scale attention?")."""
+    return page.locator("[data-testid='stSidebarNavLink']").filter(
+        has_text=re.compile(rf"{re.escape(title)}\s*$")).first   # textContent is the icon's name + the title
+
+
 def goto_page(page, title: str) -> None:
     """Click the sidebar navigation link ``title`` and wait for the page."""
-    page.locator("[data-testid='stSidebarNavLink']").filter(has_text=title).first.click()
+    nav_link(page, title).click()
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
     settle(page)
 

@@ -17,7 +17,8 @@ import time
 import pytest
 
 import app_samples as S
-from browser_tools import CHROMIUM, SHOTS, assert_no_exception, choose_radio, exceptions, goto_page, select, settle
+from browser_tools import (CHROMIUM, SHOTS, assert_no_exception, choose_radio, exceptions, goto_page, nav_link,
+                           select, settle)
 from pages.common.navigation import PAGES
 
 try:
@@ -126,7 +127,7 @@ def _act_slider(page, rng: random.Random) -> str | None:
 
 def _act_page(page, rng: random.Random) -> str:
     spec = rng.choice(PAGES)
-    page.locator("[data-testid='stSidebarNavLink']").filter(has_text=spec.title).first.click()
+    nav_link(page, spec.title).click()
     return f"page {spec.title!r}"
 
 

@@ -61,11 +61,12 @@ def test_overlay_value_at_a_members_pixel_is_its_weight(name):
 
 def test_padded_members_are_marked_and_zoom_crops_the_view():
     c = case("demo_pad")
-    b = c.trace.block(0, 1)                                    # LDA, 50×66 padded to 56×112
-    H, W = b.layout.feature_hw
-    q = (H - 1, W - 1)
+    b = c.trace.block(0, 1)                                    # LDA on 50×66 tokens, padded
+    assert b.layout.is_padded
+    g0 = int(np.flatnonzero(b.layout.key_padding.any(1))[-1])  # the last group with padded slots
+    q = tuple(int(v) for v in b.layout.positions[g0][~b.layout.key_padding[g0]][-1])   # one of its real members
     g, _ = query_group_member(b.layout, q)
-    assert b.layout.key_padding[g].any()
+    assert g == g0 and b.layout.key_padding[g].any()
     fig = query_attention_figure(c.image, b, q, zoom=True)
     marks = trace_named(fig, "padded members (weight 0)")
     pad_pos = b.layout.positions[g][b.layout.key_padding[g]]
