@@ -30,7 +30,7 @@ with left:
                         caption=f"Bias of every head over the (2G−1)² = {(2 * G - 1) ** 2} offsets (Δh, Δw) = "
                                 "query − key, in member units, minus the head's mean: only differences between "
                                 "offsets change attention. Red raises attention, blue lowers it. Absolute range "
-                                "per head: " + ", ".join(f"{h}: {r:.3g}" for h, r in enumerate(ranges)) + "."),
+                                "per head: " + ", ".join(f"{h}: {r:.3g}" for h, r in enumerate(ranges)) + ".")
 with right:
     fig = widgets.cached_figure(ctx, "dpb_surface", (block.name, head),
                                 lambda: dpb_surface_figure(block.dpb_table, G, head))

@@ -190,3 +190,5 @@ def no_errors(at) -> None:
     """No exception and no st.error in an AppTest run."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    # a stray expression statement in a page is drawn by Streamlit's "magic" (e.g. a `None` box)
+    assert not any(m.value in ("`None`", "None") for m in at.markdown), "a page draws a stray `None`"
