@@ -103,3 +103,23 @@ def test_sda_lda_side_by_side_paints_the_query_groups(name):
         stars = [t for t in fig.data if t.name == "query token"]
         assert len(stars) == 2 and all(np.allclose([t.x[0], t.y[0]], [(q[1] + .5) * s, (q[0] + .5) * s])
                                        for t in stars)
+
+
+@pytest.mark.parametrize("hw", [(14, 21), (10, 16), (56, 56), (50, 66)])
+def test_window_borders_lie_on_the_layouts_window_boundaries(hw):
+    """The SDA window-border segments are exactly the inner boundaries between the layout's G×G windows
+    (over the padded map), unit segments of one token each, none missing and none elsewhere."""
+    from crossformer.geometry import plan_layout
+    L = plan_layout("sda", hw, 7, None)
+    s, G = 4, L.group_size
+    Hp, Wp = L.padded_hw
+    fig = group_partition_figure(np.zeros((hw[0] * s, hw[1] * s, 3), np.uint8), L, 0)
+    t = next(d for d in fig.data if d.name == "window borders")
+    pts = list(zip(t.x, t.y))
+    segs = {tuple(sorted((pts[i], pts[i + 1]))) for i in range(0, len(pts), 3)}
+    want = set()
+    for c in range(G, Wp, G):                 # vertical boundaries between window columns
+        want |= {((c * s, r * s), (c * s, (r + 1) * s)) for r in range(Hp)}
+    for r in range(G, Hp, G):                 # horizontal boundaries between window rows
+        want |= {((c * s, r * s), ((c + 1) * s, r * s)) for c in range(Wp)}
+    assert segs == want
