@@ -115,3 +115,14 @@ def navon_fixtures_weights() -> str:
     if not DEMO_WEIGHTS.exists():
         pytest.skip("demo weights missing")
     return str(DEMO_WEIGHTS)
+
+
+def test_tiny_inputs_with_one_token_groups_still_pick_a_head():
+    """At 32 px the last stages are 1×1 maps (ln N = 0): the picks must not fail (found by the monkey test)."""
+    model = crossformer.create_model("crossformer_demo").eval()
+    with torch.no_grad():
+        trace = model.forward_trace(torch.randn(1, 3, 32, 48))
+    for block in trace.all_blocks():
+        pick = findings.attention_pick(trace, block)
+        assert 0 <= pick.head < block.heads
+    findings.dpb_pick(trace)

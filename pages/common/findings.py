@@ -45,7 +45,10 @@ def bias_ranges(block: BlockTrace) -> np.ndarray:
 def normalised_entropy(trace: Trace) -> tuple[np.ndarray, list[BlockTrace]]:
     """``(blocks, max_heads)`` mean attention entropy / ln N (NaN for missing heads) and the blocks in order."""
     st = block_head_stats(trace)
-    return st["entropy"] / st["max_entropy"][:, None], list(trace.all_blocks())
+    ln_n = st["max_entropy"][:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):   # a 1-token group (tiny inputs): ln N = 0
+        ratio = np.where(ln_n > 0, st["entropy"] / np.where(ln_n > 0, ln_n, 1.0), 0.0)
+    return np.where(np.isnan(st["entropy"]), np.nan, ratio), list(trace.all_blocks())
 
 
 def focused_head(block: BlockTrace, trace: Trace) -> tuple[int, float]:
@@ -53,6 +56,8 @@ def focused_head(block: BlockTrace, trace: Trace) -> tuple[int, float]:
     ent, blocks = normalised_entropy(trace)
     i = [b.name for b in blocks].index(block.name)
     row = ent[i, : block.heads]
+    if np.all(np.isnan(row)):                       # no real query at all: nothing to rank
+        return 0, float("nan")
     h = int(np.nanargmin(row))
     return h, float(row[h])
 
