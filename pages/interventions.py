@@ -126,8 +126,8 @@ if edits:
     kept = st.session_state.get("int_edited")
     if kept is None or kept[0] != edits_key:
         with st.spinner("Running the edited model…"), bundle.lock, torch.no_grad():
-            after_logits = bundle.model.forward_edited(x, edits).float().cpu().numpy()[0]
-            edited = bundle.model.forward_trace(x, edits=edits)
+            edited = bundle.model.forward_trace(x, edits=edits)     # one pass: its logits are the edited ones
+        after_logits = np.asarray(edited.logits[0], dtype=np.float64)
         kept = (edits_key, after_logits, edited)
         st.session_state["int_edited"] = kept   # one edited trace per session: the latest
     after_logits, edited_trace = kept[1], kept[2]

@@ -126,3 +126,10 @@ def test_tiny_inputs_with_one_token_groups_still_pick_a_head():
         pick = findings.attention_pick(trace, block)
         assert 0 <= pick.head < block.heads
     findings.dpb_pick(trace)
+
+
+def test_mean_entropy_is_the_diagnostics_entropy(model):
+    trace = _trace(model)
+    st = block_head_stats(trace)
+    for i, b in enumerate(trace.all_blocks()):
+        np.testing.assert_allclose(findings.mean_entropy(b), st["entropy"][i, : b.heads], atol=1e-5)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossformer.trace import BlockTrace, Trace
-from viz.diagnostics import block_head_stats, content_only_attention, entropy, total_variation
+from viz.diagnostics import content_only_attention, entropy, total_variation
 
 UNIFORM = 0.97
 ONE_KEY = 0.9
@@ -42,20 +42,23 @@ def bias_ranges(block: BlockTrace) -> np.ndarray:
     return t.max(0) - t.min(0)
 
 
-def normalised_entropy(trace: Trace) -> tuple[np.ndarray, list[BlockTrace]]:
-    """``(blocks, max_heads)`` mean attention entropy / ln N (NaN for missing heads) and the blocks in order."""
-    st = block_head_stats(trace)
-    ln_n = st["max_entropy"][:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):   # a 1-token group (tiny inputs): ln N = 0
-        ratio = np.where(ln_n > 0, st["entropy"] / np.where(ln_n > 0, ln_n, 1.0), 0.0)
-    return np.where(np.isnan(st["entropy"]), np.nan, ratio), list(trace.all_blocks())
+def mean_entropy(block: BlockTrace) -> np.ndarray:
+    """``(heads,)`` attention entropy over the real keys, averaged over the real queries — the ``entropy`` of
+    ``viz.diagnostics.block_stats`` without its other statistics (this runs on every rerun of a page)."""
+    real = ~block.layout.key_padding                                   # (nG, N)
+    p = np.where(real[:, None, None, :], np.asarray(block.attention[0], np.float32), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)).sum(-1)   # (nG, heads, N)
+    w = real.astype(np.float64)
+    return (ent * w[:, None, :]).sum(axis=(0, 2)) / w.sum()
 
 
 def focused_head(block: BlockTrace, trace: Trace) -> tuple[int, float]:
     """The block's most focused head (lowest mean entropy / ln N over this image's queries) and its value."""
-    ent, blocks = normalised_entropy(trace)
-    i = [b.name for b in blocks].index(block.name)
-    row = ent[i, : block.heads]
+    ln_n = float(np.log(block.layout.group_tokens))      # only this block's statistics (a rerun's hot path)
+    ent = mean_entropy(block)
+    with np.errstate(invalid="ignore"):
+        row = ent / ln_n if ln_n > 0 else np.where(np.isnan(ent), np.nan, 0.0)
     if np.all(np.isnan(row)):                       # no real query at all: nothing to rank
         return 0, float("nan")
     h = int(np.nanargmin(row))
