@@ -6,7 +6,7 @@
     trace = model.forward_trace(torch.randn(1, 3, 200, 264))      # any size ≥ 32
     trace.block(0, 1).attention.shape                              # (B, groups, heads, G², G²)
 
-Torch-free submodules (``geometry``, ``config``, ``trace``, ``reference``) import without torch: the
+Torch-free submodules (``geometry``, ``config``, ``variants``, ``trace``, ``reference``) import without torch: the
 names below that need torch are loaded lazily on first use.
 """
 
@@ -15,12 +15,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import VARIANT_INFO, VARIANTS, CrossFormerConfig, config_from_official, get_config, list_models
+from .config import CrossFormerConfig, config_from_official
+from .variants import VARIANT_INFO, VARIANT_RECORDS, VARIANTS, Variant, get_config, list_models, variant_label
 
 __all__ = [
     "CrossFormer", "CrossFormerConfig", "Trace", "BlockTrace", "EmbeddingTrace", "GroupLayout",
     "create_model", "list_models", "get_config", "from_official_config", "load_official_state_dict",
     "load_checkpoint", "CheckpointError", "CheckpointInfo", "pick_device", "VARIANTS", "VARIANT_INFO",
+    "VARIANT_RECORDS", "Variant", "variant_label",
     "Edit", "head_importance",
     "fetch_official", "cached_official", "FetchError",
 ]

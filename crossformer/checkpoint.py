@@ -3,7 +3,7 @@
 Formats: official ``.pth`` of both code families (state dict under ``'model'``, ``'state_dict'`` or bare;
 ``module.``/``backbone.`` prefixes; v1 buffer keys; a pickled yacs ``CfgNode`` under ``'config'``),
 ``.safetensors`` and ``.npz``. Pickled files are never allowed to run code: ``torch.load(weights_only=True)``
-first, then a restricted unpickler that rebuilds only tensors and plain containers (SPEC §11).
+with a short list of data-only extras (a yacs config read as a dict, numpy scalars; SPEC §11).
 The variant is inferred from the tensors (SPEC §12).
 """
 
@@ -15,6 +15,7 @@ import logging
 import pickle
 import struct
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping
@@ -22,9 +23,10 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 import torch
 
-from .config import VARIANTS, CrossFormerConfig, get_config
+from .config import CrossFormerConfig
 from .model import CrossFormer
-from .registry import RECOMPUTABLE_KEY, clean_state_dict
+from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
+from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
 
 try:  # numpy scalars (e.g. a stored accuracy) pickle through this constructor
     from numpy._core.multiarray import scalar as _np_scalar
@@ -63,8 +65,15 @@ class CheckpointInfo:
 
 
 # ---- safe unpickling ------------------------------------------------------------------------------
-class ConfigDict(dict):
-    """Stand-in for yacs ``CfgNode`` (a dict subclass): keeps the values, runs no yacs code."""
+class ConfigDict:
+    """Stand-in for yacs ``CfgNode`` (a dict subclass): keeps the values, runs no yacs code.
+
+    ``torch.load(weights_only=True)`` fills only plain dicts, so unpickling this class yields an
+    ``OrderedDict`` holding the config's items (and the CfgNode's flags as attributes).
+    """
+
+    def __new__(cls, *args: Any) -> "OrderedDict[str, Any]":  # type: ignore[misc]
+        return OrderedDict()
 
 
 class _Namespace(dict):
@@ -75,69 +84,31 @@ class _Namespace(dict):
             self.update(state)
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
+def _safe_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` may rebuild beyond tensors and plain containers.
+
+    Official training files pickle a yacs ``CfgNode`` (read as a plain :class:`ConfigDict`: no yacs code
+    runs, yacs need not be installed), sometimes an ``argparse.Namespace``, and numpy scalars (a stored
+    accuracy). Each entry is a class or function that builds data only.
+    """
     import codecs
-    import collections
-    import copyreg
 
-    allowed: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "dict"): dict,
-        ("builtins", "list"): list, ("builtins", "tuple"): tuple, ("builtins", "slice"): slice,
-        ("builtins", "object"): object, ("builtins", "complex"): complex,
-        ("copyreg", "_reconstructor"): copyreg._reconstructor,
-        ("_codecs", "encode"): codecs.encode,   # how protocol-2 pickles store bytes (numpy scalars)
-        ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
-        ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_tensor_v3"): getattr(torch._utils, "_rebuild_tensor_v3", None),
-        ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-        ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
-        ("yacs.config", "CfgNode"): ConfigDict,
-        ("argparse", "Namespace"): _Namespace,
-        ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "scalar"): _np_scalar,
-        ("numpy._core.multiarray", "scalar"): _np_scalar,
-    }
-    for name in dir(torch):  # dtypes such as torch.float32 pickle as globals
-        if isinstance(getattr(torch, name, None), torch.dtype):
-            allowed[("torch", name)] = getattr(torch, name)
-    return {k: v for k, v in allowed.items() if v is not None}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds tensors and plain containers only; any other global is refused before it can run."""
-
-    _allowed = None
-
-    def find_class(self, module: str, name: str) -> Any:
-        if _RestrictedUnpickler._allowed is None:
-            _RestrictedUnpickler._allowed = _allowed_globals()
-        obj = _RestrictedUnpickler._allowed.get((module, name))
-        if obj is None:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not a tensor or plain container")
-        return obj
-
-
-class _restricted_pickle_module:  # noqa: N801 — stands in for the ``pickle`` module in torch.load
-    Unpickler = _RestrictedUnpickler
-    UnpicklingError = pickle.UnpicklingError
-    load = staticmethod(lambda f, **kw: _RestrictedUnpickler(f, **kw).load())
-    __name__ = "crossformer_restricted_pickle"
+    dtype_classes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                                  np.int64, np.uint8, np.bool_)}
+    return [(ConfigDict, "yacs.config.CfgNode"), (_Namespace, "argparse.Namespace"),
+            (_np_scalar, "numpy.core.multiarray.scalar"), (_np_scalar, "numpy._core.multiarray.scalar"),
+            np.dtype, *dtype_classes, frozenset, slice, (codecs.encode, "_codecs.encode")]
 
 
 def _torch_load(data: bytes) -> Any:
-    """``torch.load`` that never executes pickled code."""
+    """``torch.load(weights_only=True)`` with :func:`_safe_globals`: pickled code is never executed."""
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as first:
-        log.info("weights_only load refused (%s); trying the restricted unpickler", str(first).splitlines()[0])
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False,
-                          pickle_module=_restricted_pickle_module)
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"refused to unpickle: {err}. The file contains objects other than tensors and "
-                              "plain containers; nothing from it was executed.") from None
+        reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
+        raise CheckpointError(f"refused to unpickle: {reason}. The file contains objects other than tensors "
+                              "and plain containers; nothing from it was executed.") from None
 
 
 # ---- formats --------------------------------------------------------------------------------------
@@ -306,19 +277,21 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
     v1 = any(k.endswith("attn.biases") for k in buffers)
     num_classes = int(sd["head.weight"].shape[0])
     shape_key = dict(embed_dim=D, depths=depths, num_heads=heads, use_acl=acl)
-    for name, cfg in VARIANTS.items():
-        if name != "crossformer_demo" and all(getattr(cfg, k) == v for k, v in shape_key.items()) \
+    for name, rec in VARIANT_RECORDS.items():
+        cfg = rec.config
+        if rec.published is not None and all(getattr(cfg, k) == v for k, v in shape_key.items()) \
                 and cfg.patch_kernels == kernels and cfg.merge_kernels == merges:
-            family = ("CrossFormer++ (TPAMI 2023, v2 code)" if acl
-                      else "CrossFormer (ICLR 2022" + (", trained with the v1 code)" if v1 else ")"))
+            family = (f"{rec.title.split('-')[0]} ({rec.paper}, v2 code)" if acl
+                      else f"{rec.title.split('-')[0]} ({rec.paper}" + (", trained with the v1 code)" if v1 else ")"))
             return name, get_config(name, num_classes=num_classes, mlp_ratio=ratios), family, notes
     demo = VARIANTS["crossformer_demo"]
     if all(getattr(demo, k) == v for k, v in shape_key.items()) and demo.num_classes == num_classes:
         return "crossformer_demo", demo, "CrossFormer demo (this project)", notes
     # Not a released shape: group sizes/intervals cannot be read off the weights (DPB is size-agnostic).
     if acl:
-        G, I = (4, 4, 14, 7), (4, 2, 1, 1)
-        notes.append("custom CrossFormer++ shape: assumed the ++ group sizes 4/4/14/7 and intervals 4/2/1/1")
+        G, I = PP_LAYOUT["group_size"], PP_LAYOUT["interval"]
+        notes.append(f"custom CrossFormer++ shape: assumed the ++ group sizes {'/'.join(map(str, G))} and "
+                     f"intervals {'/'.join(map(str, I))}")
     else:
         G, I = (7,) * n_stages, None
         if v1:
@@ -340,9 +313,8 @@ def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple
     mismatched files. Never executes code from the file.
     """
     raw, fmt, meta, name = read_state_dict(source)
-    dropped = [k for k in raw if RECOMPUTABLE_KEY.search(k)]
-    sd = clean_state_dict(raw)
-    buffers = {k.split("module.")[-1].split("backbone.")[-1]: raw[k] for k in dropped}
+    sd, buffers = split_state_dict(raw)
+    dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     try:
         variant, cfg, family, notes = infer_config(sd, meta, buffers)
     except KeyError as err:
@@ -359,15 +331,14 @@ def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"the weights describe an unsupported architecture: {err}") from None
     own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
+    try:
+        missing, unexpected = check_against(own, sd)
+    except ValueError as err:
+        raise CheckpointError(f"{err} ({variant})") from None
     if missing:
         raise CheckpointError(f"{name} lacks {len(missing)} of the model's {len(own)} weights "
                               f"(first: {', '.join(missing[:3])}); it is not a complete {variant} checkpoint")
-    for k, v in own.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"shape mismatch for {k}: file {tuple(sd[k].shape)} vs {variant} "
-                                  f"{tuple(v.shape)}")
+    for k in own:
         if not sd[k].is_floating_point():
             raise CheckpointError(f"{k} holds {sd[k].dtype} values, expected floating point weights")
     state = {k: sd[k].to(torch.float32) for k in own}

@@ -1,4 +1,4 @@
-"""CrossFormer configurations: the config dataclass, the named variants, and the official-kwargs bridge.
+"""CrossFormer configurations: the config dataclass and the official-kwargs bridge (variants: :mod:`.variants`).
 
 Pure Python (no torch): the app, the NumPy reference and the tests can read configs without torch.
 """
@@ -11,6 +11,8 @@ from typing import Any, Mapping
 #: ImageNet normalisation used by every official config (timm IMAGENET_DEFAULT_*).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Stride of every cross-scale merge between stages (SPEC §3): each halves the token map.
+MERGE_STRIDE = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class CrossFormerConfig:
     def stage_dim(self, i: int) -> int:
         return self.embed_dim * 2 ** i
 
+    def stage_stride(self, i: int) -> int:
+        """Input pixels per token side at stage ``i``: the CEL stride times one merge stride per stage before."""
+        return self.stride * MERGE_STRIDE ** i
+
     def dpb_dim(self, i: int) -> int:
         """Hidden width of stage ``i``'s DPB MLP: the official ``C/16``, raised to ``dpb_min_dim``.
 
@@ -110,54 +116,7 @@ def split_channels(total: int, n: int) -> list[int]:
     return [total // 2 ** (i + 1) for i in range(n - 1)] + [total // 2 ** (n - 1)]
 
 
-# ---- named variants -----------------------------------------------------------------------------
-_PP = dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1), use_acl=True)
-
-VARIANTS: dict[str, CrossFormerConfig] = {
-    # CrossFormer (ICLR 2022), v1 code: G = 7, LDA interval implicit (= H_i / G).
-    "crossformer_t": CrossFormerConfig(64, (1, 1, 8, 6), (2, 4, 8, 16), drop_path_rate=0.1),
-    "crossformer_s": CrossFormerConfig(96, (2, 2, 6, 2), (3, 6, 12, 24), drop_path_rate=0.2),
-    "crossformer_b": CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3),
-    "crossformer_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5),
-    # CrossFormer++ (TPAMI 2023), v2 code: progressive group size, explicit interval, ACL.
-    "crossformer_pp_s": CrossFormerConfig(64, (2, 2, 18, 2), (2, 4, 8, 16), drop_path_rate=0.2, **_PP),
-    "crossformer_pp_b": CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3, **_PP),
-    "crossformer_pp_l": CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
-    "crossformer_pp_h": CrossFormerConfig(128, (6, 6, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **_PP),
-    # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md):
-    # CrossFormer (v1) layout, so one LDA group spans the whole map at every input size, and a DPB hidden
-    # width of at least 8 (the official C/16 would be 2 in stage 0: a flat bias by construction).
-    "crossformer_demo": CrossFormerConfig(32, (2, 2, 2, 2), (2, 4, 8, 16), group_size=(7, 7, 7, 7),
-                                          interval=None, num_classes=25, dpb_min_dim=8),
-}
-
-#: Human names and the paper each variant comes from.
-VARIANT_INFO: dict[str, str] = {
-    "crossformer_t": "CrossFormer-T (ICLR 2022)",
-    "crossformer_s": "CrossFormer-S (ICLR 2022)",
-    "crossformer_b": "CrossFormer-B (ICLR 2022)",
-    "crossformer_l": "CrossFormer-L (ICLR 2022)",
-    "crossformer_pp_s": "CrossFormer++-S (TPAMI 2023)",
-    "crossformer_pp_b": "CrossFormer++-B (TPAMI 2023)",
-    "crossformer_pp_l": "CrossFormer++-L (TPAMI 2023)",
-    "crossformer_pp_h": "CrossFormer++-H (TPAMI 2023)",
-    "crossformer_demo": "CrossFormer demo (this project, Navon figures)",
-}
-
-
-def list_models() -> list[str]:
-    """Names accepted by :func:`crossformer.create_model`."""
-    return list(VARIANTS)
-
-
-def get_config(name: str, **overrides: Any) -> CrossFormerConfig:
-    """The config of a named variant, with field overrides (``num_classes=10``, ``interval=(…)``)."""
-    if name not in VARIANTS:
-        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
-    return replace(VARIANTS[name], **_normalise(overrides))
-
-
-def _normalise(kw: Mapping[str, Any]) -> dict[str, Any]:
+def normalise_overrides(kw: Mapping[str, Any]) -> dict[str, Any]:
     """Lists → tuples so configs stay hashable and comparable."""
     out: dict[str, Any] = {}
     for k, v in kw.items():

@@ -33,9 +33,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
+
+from .variants import VARIANT_RECORDS, WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +54,12 @@ class FetchError(RuntimeError):
     """A download that did not produce a verified checkpoint; the message says what to do instead."""
 
 
-@dataclass(frozen=True)
-class WeightSource:
-    """Where one official checkpoint is published."""
+#: The official ImageNet-1k classification checkpoints a script can download (Google Drive; SPEC §10),
+#: a view of :data:`crossformer.variants.VARIANT_RECORDS`.
+OFFICIAL_WEIGHTS: dict[str, WeightSource] = {n: v.weights for n, v in VARIANT_RECORDS.items() if v.weights}
 
-    drive_id: str            # Google Drive file id
-    filename: str            # the official file name (also the name in the cache)
-    baidu: str = ""          # Baidu Netdisk link with its extraction key, for a manual download
-
-    @property
-    def drive_link(self) -> str:
-        """The Drive page a person can open in a browser."""
-        return f"https://drive.google.com/file/d/{self.drive_id}/view?usp=sharing"
-
-
-#: The official ImageNet-1k classification checkpoints (README of the official repository, SPEC §10).
-OFFICIAL_WEIGHTS: dict[str, WeightSource] = {
-    "crossformer_t": WeightSource("1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq", "crossformer-t.pth",
-                                  "https://pan.baidu.com/s/1M45YXZgVvp6Ew9DO8UhdlA (key nkju)"),
-    "crossformer_s": WeightSource("1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8", "crossformer-s.pth",
-                                  "https://pan.baidu.com/s/1Xf4MXfb_soCnJFBeNDmoQQ (key fgqj)"),
-    "crossformer_b": WeightSource("1bK8biVCi17nz_nkt7rBfio_kywUpllSU", "crossformer-b.pth",
-                                  "https://pan.baidu.com/s/1f5dH__UGDXb-HoOPHT5p0A (key 7md9)"),
-    "crossformer_l": WeightSource("1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG", "crossformer-l.pth",
-                                  "https://pan.baidu.com/s/1YJLeHy_cxLBrZLklQBCA_A (key cc89)"),
-}
-
-#: CrossFormer++ (TPAMI 2023) checkpoints: Baidu Netdisk only (++-H shares ++-L's link in the README,
-#: probably a copy error there).
-BAIDU_ONLY: dict[str, str] = {
-    "crossformer_pp_s": "https://pan.baidu.com/s/1smc_kRoogd0Ig5vfqwuGTA?pwd=crsf (key crsf)",
-    "crossformer_pp_b": "https://pan.baidu.com/s/13XVP0ebtNcyRMmkl11ALYg?pwd=crsf (key crsf)",
-    "crossformer_pp_l": "https://pan.baidu.com/s/1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf (key crsf)",
-    "crossformer_pp_h": "https://pan.baidu.com/s/1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf (key crsf; the official "
-                        "README gives ++-L's link here)",
-}
+#: Variants whose official weights are on Baidu Netdisk only (CrossFormer++, TPAMI 2023): ``{name: link}``.
+BAIDU_ONLY: dict[str, str] = {n: v.baidu for n, v in VARIANT_RECORDS.items() if v.baidu and not v.weights}
 
 
 # ---- cache ----------------------------------------------------------------------------------------
@@ -129,7 +101,8 @@ def _source(name: str) -> WeightSource:
 
 
 def _manual_hint(name: str, src: WeightSource) -> str:
-    alt = f" or {src.baidu}" if src.baidu else ""
+    rec = VARIANT_RECORDS.get(name)
+    alt = f" or {rec.baidu}" if rec is not None and rec.baidu else ""
     return (f"download {src.filename} by hand from {src.drive_link}{alt} and open it with "
             f"--checkpoint PATH (or crossformer.load_checkpoint(path))")
 

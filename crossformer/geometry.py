@@ -154,12 +154,26 @@ class GroupLayout:
         grid[pos[:, 0], pos[:, 1]] = values
         return _readonly(grid)
 
+    @property
+    def interval_text(self) -> str:
+        """The interval as people write it: ``"8"``, or ``"8×4"`` when the two axes differ (v1 rule)."""
+        ih, iw = self.interval
+        return f"{ih}" if ih == iw else f"{ih}×{iw}"
+
+    def locate(self, token: tuple[int, int]) -> tuple[int, int]:
+        """``(group, member)`` of the real token ``(h, w)``; ``ValueError`` outside the feature map."""
+        h, w = int(token[0]), int(token[1])
+        H, W = self.feature_hw
+        if not (0 <= h < H and 0 <= w < W):
+            raise ValueError(f"token {(h, w)} is outside the {H}×{W} token grid")
+        group, member = divmod(int(self.slot_of_token[h * W + w]), self.group_tokens)
+        return group, member
+
     def describe(self) -> str:
         """One line for titles and logs, e.g. ``LDA  G=7  I=8  56×56 → 56×56  64 groups``."""
         H, W = self.feature_hw
         Hp, Wp = self.padded_hw
-        ih, iw = self.interval
-        i_txt = f"I={ih}" if ih == iw else f"I={ih}×{iw}"
+        i_txt = f"I={self.interval_text}"
         note = "  (one global group)" if self.is_global else ""
         return (f"{self.kind.upper()}  G={self.group_size}  {i_txt}  {H}×{W} → {Hp}×{Wp}  "
                 f"{self.num_groups} groups{note}")

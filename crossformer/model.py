@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CrossFormerConfig, split_channels
+from .config import MERGE_STRIDE, CrossFormerConfig, split_channels
 from .edits import Edit, EditPlan, head_edits, plan_edits, swaps
 from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, relative_position_index
 from .trace import BlockTrace, EmbeddingTrace, Trace, readonly
@@ -157,7 +157,7 @@ class PatchMerging(nn.Module):
     def __init__(self, dim: int, out_dim: int, kernels: Sequence[int] = (2, 4)) -> None:
         super().__init__()
         self.kernels = list(kernels)
-        self.stride = 2
+        self.stride = MERGE_STRIDE
         self.channels = split_channels(out_dim, len(kernels))
         # registration order matches the official state_dict: reductions.*, then norm.*
         self.reductions = nn.ModuleList(

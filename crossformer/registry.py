@@ -1,20 +1,18 @@
-"""Named variants, official-config bridge, strict official state-dict loading, device choice."""
+"""Model construction: named variants, the official-config bridge, strict official state-dict loading, device."""
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Mapping
 
 import torch
 
-from .config import config_from_official, get_config
+from .config import config_from_official
 from .model import CrossFormer
+from .state_dict import check_against, clean_state_dict
+from .variants import get_config
 
 log = logging.getLogger(__name__)
-
-#: Keys of official files that are recomputed here and dropped on load (SPEC §4.4, §11, §12).
-RECOMPUTABLE_KEY = re.compile(r"\.attn\.(biases|relative_position_index)$|(^|\.)attn_mask$")
 
 
 def create_model(name: str, num_classes: int = 1000, **overrides: Any) -> CrossFormer:
@@ -32,32 +30,15 @@ def from_official_config(kwargs: Mapping[str, Any], code_version: str) -> CrossF
     return CrossFormer(config_from_official(kwargs, code_version))
 
 
-def clean_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Strip ``module.``/``backbone.`` prefixes and drop the recomputable buffers."""
-    out: dict[str, Any] = {}
-    for key, value in state_dict.items():
-        k = key
-        for prefix in ("module.", "backbone."):
-            while k.startswith(prefix):
-                k = k[len(prefix):]
-        if RECOMPUTABLE_KEY.search(k):
-            continue
-        out[k] = value
-    return out
-
-
 def load_official_state_dict(model: CrossFormer, state_dict: Mapping[str, Any]) -> CrossFormer:
     """Load an official state dict **strictly**, after dropping only the recomputable v1 buffers.
 
-    Values may be tensors or numpy arrays. Raises ``RuntimeError`` naming missing/unexpected keys and
-    ``ValueError`` naming the first shape mismatch.
+    Values may be tensors or numpy arrays. Raises ``ValueError`` naming the first shape mismatch and
+    ``RuntimeError`` naming missing/unexpected keys (the filter and the check are :mod:`.state_dict`'s).
     """
     sd = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(v))
           for k, v in clean_state_dict(state_dict).items()}
-    own = model.state_dict()
-    for k, v in sd.items():
-        if k in own and tuple(own[k].shape) != tuple(v.shape):
-            raise ValueError(f"shape mismatch for {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}")
+    check_against(model.state_dict(), sd)
     model.load_state_dict(sd, strict=True)
     return model
 

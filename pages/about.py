@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from crossformer.config import VARIANT_INFO, VARIANTS
+from crossformer.variants import PP_LAYOUT, VARIANT_RECORDS, Variant
 from pages.common import widgets
 
 widgets.page_header("about", (
@@ -11,42 +11,40 @@ widgets.page_header("about", (
     "long short distance attention alternates short-distance (SDA) and long-distance (LDA) groups so "
     "attention stays cheap yet reaches across the image, and its dynamic position bias (DPB) makes "
     "relative-position bias an MLP that works at any group size. **CrossFormer++** (TPAMI 2023) adds a "
-    "progressive group size (PGS: G = 4, 4, 14, 7 with intervals I = 4, 2, 1, 1) and an activation cooling "
+    f"progressive group size (PGS: G = {', '.join(map(str, PP_LAYOUT['group_size']))} with intervals "
+    f"I = {', '.join(map(str, PP_LAYOUT['interval']))}) and an activation cooling "
     "layer (ACL) that keeps activations from growing with depth. This app runs a faithful re-implementation "
     "(checkpoints of the official code load strictly) and shows what it computes on your image."))
 
 st.subheader("Released variants (ImageNet-1k, 224×224)")
-README = {  # params / FLOPs / top-1 as published in the official README (SPEC §8)
-    "crossformer_t": ("27.8 M", "2.9 G", "81.5 %"), "crossformer_s": ("30.7 M", "4.9 G", "82.5 %"),
-    "crossformer_b": ("52.0 M", "9.2 G", "83.4 %"), "crossformer_l": ("92.0 M", "16.1 G", "84.0 %"),
-    "crossformer_pp_s": ("23.3 M", "4.9 G", "83.2 %"), "crossformer_pp_b": ("52.0 M", "9.5 G", "84.2 %"),
-    "crossformer_pp_l": ("92.0 M", "16.6 G", "84.7 %"), "crossformer_pp_h": ("96.0 M", "21.8 G", "84.9 %"),
-}
 rows = []
-for name, cfg in VARIANTS.items():
-    params, flops, top1 = README.get(name, ("–", "–", "–"))
-    rows.append({"variant": VARIANT_INFO.get(name, name), "name": name, "D": cfg.embed_dim,
+for rec in VARIANT_RECORDS.values():
+    cfg, pub = rec.config, rec.published
+    rows.append({"variant": rec.label, "name": rec.name, "D": cfg.embed_dim,
                  "depths": "-".join(map(str, cfg.depths)), "heads": "-".join(map(str, cfg.num_heads)),
                  "G": "-".join(map(str, cfg.group_size)),
                  "I": "H/G (v1)" if cfg.interval is None else "-".join(map(str, cfg.interval)),
-                 "ACL": "yes" if cfg.use_acl else "–", "params": params, "FLOPs": flops, "top-1": top1})
+                 "ACL": "yes" if cfg.use_acl else "–",
+                 "params": f"{pub.params_m:.1f} M" if pub else "–", "FLOPs": f"{pub.gflops:.1f} G" if pub else "–",
+                 "top-1": f"{pub.top1:.1f} %" if pub else "–"})
 st.dataframe(rows, hide_index=True, key="about_variants")
 st.caption("The demo model is this project's own small CrossFormer trained on Navon figures (a large shape made "
            "of small shapes), a task that needs both fine detail and global layout.")
 
 st.subheader("Official weights")
-st.markdown("""
-| variant | download (links from the official README) |
-|---|---|
-| CrossFormer-T | [Google Drive](https://drive.google.com/file/d/1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq/view?usp=sharing) · [Baidu](https://pan.baidu.com/s/1M45YXZgVvp6Ew9DO8UhdlA) (key nkju) |
-| CrossFormer-S | [Google Drive](https://drive.google.com/file/d/1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8/view?usp=sharing) · [Baidu](https://pan.baidu.com/s/1Xf4MXfb_soCnJFBeNDmoQQ) (key fgqj) |
-| CrossFormer-B | [Google Drive](https://drive.google.com/file/d/1bK8biVCi17nz_nkt7rBfio_kywUpllSU/view?usp=sharing) · [Baidu](https://pan.baidu.com/s/1f5dH__UGDXb-HoOPHT5p0A) (key 7md9) |
-| CrossFormer-L | [Google Drive](https://drive.google.com/file/d/1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG/view?usp=sharing) · [Baidu](https://pan.baidu.com/s/1YJLeHy_cxLBrZLklQBCA_A) (key cc89) |
-| CrossFormer++-S | [Baidu](https://pan.baidu.com/s/1smc_kRoogd0Ig5vfqwuGTA?pwd=crsf) (key crsf) |
-| CrossFormer++-B | [Baidu](https://pan.baidu.com/s/13XVP0ebtNcyRMmkl11ALYg?pwd=crsf) (key crsf) |
-| CrossFormer++-L | [Baidu](https://pan.baidu.com/s/1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf) (key crsf) |
-| CrossFormer++-H | the README gives the ++-L link again (probably a copy error) |
 
+
+def weight_links(rec: Variant) -> str:
+    """Markdown links to where a variant's official weights are published."""
+    links = [f"[Google Drive]({rec.weights.drive_link})"] if rec.weights else []
+    if rec.baidu_url:
+        links.append(f"[Baidu]({rec.baidu_url}) (key {rec.baidu_key})")
+    return " · ".join(links) + (f" — {rec.weights_note}" if rec.weights_note else "")
+
+
+st.markdown("| variant | download (links from the official README) |\n|---|---|\n" + "\n".join(
+    f"| {rec.title} | {weight_links(rec)} |" for rec in VARIANT_RECORDS.values() if rec.published))
+st.markdown("""
 **CrossFormer-T/S/B/L in one command** (network needed once; the file is cached in `$CROSSFORMER_CACHE` or
 `~/.cache/crossformer`, verified by loading it as that variant, and reused offline afterwards):
 
@@ -65,8 +63,9 @@ CROSSFORMER_CHECKPOINT=path/to/crossformer-s.pth streamlit run app.py
 ```
 
 The variant (T/S/B/L, ++-S/B/L/H) is read off the tensors; `.pth` files of both official code versions,
-`.safetensors` and `.npz` load. Pickled `.pth` files are opened with a restricted unpickler that rebuilds
-only tensors and plain containers: a file that tries to run code is refused. Use the **official eval
+`.safetensors` and `.npz` load. Pickled `.pth` files are opened with `torch.load(weights_only=True)`, which
+rebuilds only tensors and plain containers (a yacs config is read as a plain dict): a file that tries to run
+code is refused. Use the **official eval
 transform** (resize 256, centre-crop 224) for ImageNet predictions; class names come from
 `assets/imagenet_classes.json` (the sorted-synset order of the official evaluation).
 """)

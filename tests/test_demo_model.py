@@ -10,7 +10,7 @@ import torch
 
 import crossformer
 from crossformer import navon
-from crossformer.config import VARIANTS
+from crossformer.variants import VARIANTS
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "crossformer_demo.safetensors"
 MEAN, STD = VARIANTS["crossformer_demo"].mean, VARIANTS["crossformer_demo"].std

@@ -44,7 +44,7 @@ def test_v1_family_loads_after_dropping_buffers(official_state_dicts):
 
 @pytest.mark.parametrize("name", [n for n in FAMILY if FAMILY[n][0] == "v2cf"])
 def test_v1_keys_minus_buffers_equal_ours(name, official_state_dicts):
-    from crossformer.registry import clean_state_dict
+    from crossformer.state_dict import clean_state_dict
     entry = official_state_dicts["v1"][FAMILY[name][1]]
     v1_keys = list(clean_state_dict({k: None for k, _, _ in entry["state_dict"]}))
     assert v1_keys == list(_meta_model(name).state_dict())

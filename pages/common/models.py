@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 import crossformer
-from crossformer.config import VARIANT_INFO
+from crossformer.variants import variant_label
 
 from .settings import DEMO_WEIGHTS, IMAGENET_CLASSES
 
@@ -117,7 +117,7 @@ def _ready(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 def _bundle(model_id: str, model: torch.nn.Module, variant: str, family: str, weights: str, trained: bool,
             notes: list[str], device: torch.device) -> ModelBundle:
     model = _ready(model, device)
-    label = VARIANT_INFO.get(variant, f"custom CrossFormer ({family})")
+    label = variant_label(variant, f"custom CrossFormer ({family})")
     return ModelBundle(model_id=model_id, model=model, variant=variant, label=label, family=family,
                        class_names=class_names_for(model.cfg, variant), device=str(device), weights=weights,
                        trained=trained, num_params=sum(p.numel() for p in model.parameters()),
@@ -182,5 +182,5 @@ def build_architecture(model_id: str, variant: str, device: torch.device) -> Mod
     """An official variant with random weights: real geometry, meaningless predictions."""
     notes = ["Random weights (architecture only): groups, padding and shapes are those of the real "
              "model, but attention patterns and predictions are not. Load the official checkpoint for those."]
-    return _bundle(model_id, _random_model(variant), variant, VARIANT_INFO.get(variant, variant),
+    return _bundle(model_id, _random_model(variant), variant, variant_label(variant),
                    "random weights (architecture only)", False, notes, device)

@@ -183,13 +183,13 @@ def _official_model(errors: list[str]) -> ModelBundle:
     """The official ImageNet-1k weights of CrossFormer-T/S/B/L: a cached file is used at once; otherwise a
     button downloads it (the only network access of the app, and only when clicked)."""
     from crossformer import fetch
-    from crossformer.config import VARIANT_INFO
+    from crossformer.variants import variant_label
     names = list(fetch.OFFICIAL_WEIGHTS)
     names = [n for n in names if not n.startswith("crossformer_demo")]
     cached = fetch.cached_official()
     name = state.choice("Official weights", names, "sb_official",
                         default=lambda: next(iter(cached), "crossformer_t"),
-                        format_func=lambda n: VARIANT_INFO.get(n, n) + (" · cached" if n in cached else ""))
+                        format_func=lambda n: variant_label(n) + (" · cached" if n in cached else ""))
     if name not in cached:
         st.caption(f"Not downloaded yet. The file comes from the authors' Google Drive into "
                    f"`{fetch.cache_root()}`, once; or run `python -m crossformer fetch {name}` in a terminal. "
@@ -256,8 +256,8 @@ def model_section(errors: list[str]) -> ModelBundle:
     elif choice == "official":
         bundle = _official_model(errors)
     elif choice == "architecture":
-        from crossformer.config import VARIANT_INFO
-        variant = state.choice("Variant", ARCHITECTURES, "sb_arch", format_func=lambda v: VARIANT_INFO.get(v, v))
+        from crossformer.variants import variant_label
+        variant = state.choice("Variant", ARCHITECTURES, "sb_arch", format_func=lambda v: variant_label(v))
         bundle = loaders.architecture_model(variant)
     else:
         bundle = _demo()
