@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from pages.common import analysis, context, findings, state, texts, widgets
+from pages.common import analysis, findings, startup, state, texts, widgets
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
                                    head_grid_figure, query_attention_figure, rollout_figure)
 
-ctx = context.get()
+ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("attn")
 block = widgets.block_picker(trace, "attn", default_block=1)

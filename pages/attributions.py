@@ -5,13 +5,13 @@ import time
 
 import streamlit as st
 
-from pages.common import analysis, context, loaders, state, texts, widgets
+from pages.common import analysis, loaders, startup, state, texts, widgets
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
 METHODS = {"ig": "Integrated gradients", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
 
-ctx = context.get()
+ctx = startup.page_context()
 trace, bundle = ctx.trace, ctx.bundle
 intro = widgets.page_header("attr")
 method = state.choice("Method", METHODS, "attr_method", default="ig", format_func=METHODS.get, widget="radio",

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from pages.common import context, state, texts, widgets
+from pages.common import startup, state, texts, widgets
 from viz.embedding_figures import kernel_energy_figure, kernel_footprints_figure, top_channels_figure
 
-ctx = context.get()
+ctx = startup.page_context()
 trace = ctx.trace
 n_merges = len(trace.merges)
 

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from pages.common import analysis, context, texts, widgets
+from pages.common import analysis, startup, texts, widgets
 from viz.geometry_figures import group_partition_figure, sda_lda_figure
 
-ctx = context.get()
+ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("grp")
 stage = widgets.stage_picker(trace, "grp")

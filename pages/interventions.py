@@ -10,7 +10,7 @@ import torch
 
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance
-from pages.common import analysis, context, loaders, state, widgets
+from pages.common import analysis, loaders, startup, state, widgets
 from viz.attention_figures import query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 KINDS = {"zero": "Zero the head's output", "uniform": "Uniform attention"}
 VERB = {"zero": "zeroing", "uniform": "making uniform"}
 
-ctx = context.get()
+ctx = startup.page_context()
 trace, bundle = ctx.trace, ctx.bundle
 intro = widgets.page_header("int")
 intro.markdown("An **intervention** changes one thing inside the model for one forward pass — a head's output, "

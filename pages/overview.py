@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages.common import analysis, context, texts, widgets
+from pages.common import analysis, startup, texts, widgets
 
-ctx = context.get()
+ctx = startup.page_context()
 trace, bundle = ctx.trace, ctx.bundle
 widgets.front_door()
 widgets.page_header("overview", texts.overview_intro(trace, bundle.label))

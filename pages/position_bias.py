@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from pages.common import context, findings, loaders, state, texts, widgets
+from pages.common import findings, loaders, startup, state, texts, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
-ctx = context.get()
+ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("dpb")
 pick = findings.dpb_pick(trace)

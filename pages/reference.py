@@ -5,13 +5,13 @@ from functools import partial
 
 import streamlit as st
 
-from pages.common import analysis, context, loaders, state, texts, widgets
+from pages.common import analysis, context, loaders, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
 TOL = 1e-4
 
-ctx = context.get()
+ctx = startup.page_context()
 trace, bundle = ctx.trace, ctx.bundle
 n_blocks = sum(len(s) for s in trace.blocks)
 widgets.page_header("ref", texts.reference_intro(n_blocks, TOL))

@@ -3,13 +3,13 @@
 import streamlit as st
 
 from crossformer import schemes
-from pages.common import context, schemes_text, state, widgets
+from pages.common import schemes_text, startup, state, widgets
 from viz.schemes_figures import cost_figure, reach_figure, visible_keys_figure
 
 DEPTHS = (1, 2, 4)                            # reach after this many blocks
 SIZES_PX = tuple(range(64, 1025, 32))         # cost plot: square images, 64…1024 px
 
-ctx = context.get()
+ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("sch")
 stage = widgets.stage_picker(trace, "sch")

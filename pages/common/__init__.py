@@ -2,7 +2,8 @@
 
 * ``loaders`` — every ``st.cache_resource`` / ``st.cache_data`` computation (models, traces, figures, extras)
 * ``sidebar`` — the shared sidebar widgets → ``context.AppContext``
-* ``context`` — the per-run context pages read, and the shared query token
+* ``startup`` — page config, navigation, sidebar → the run's context (``app.py`` calls it; pages read ``page_context()``)
+* ``context`` — the per-run context (data) and the shared query token
 * ``widgets`` — page header/lesson, figure display + downloads, block/head/query pickers
 * ``images`` — decoding, validation and preprocessing (PIL + NumPy, no Streamlit)
 * ``models`` — building the offered models and what to say about them (no Streamlit)

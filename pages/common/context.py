@@ -1,7 +1,7 @@
 """What every page works on: the model, the image, its preprocessing and the cached trace.
 
-``app.py`` builds one :class:`AppContext` per run from the sidebar (see :mod:`pages.common.sidebar`) and
-keeps it in this session's state; pages read it with :func:`get`. The shared query (the token the
+Data and query state only: :mod:`pages.common.startup` builds one :class:`AppContext` per run from the
+sidebar and pages read it with ``startup.page_context()``. The shared query (the token the
 attention and embedding views look at) is stored as a pixel of the model input, so every stage maps it
 to its own token.
 """
@@ -19,7 +19,6 @@ from .analysis import pixel_of_token, token_of_pixel
 from .images import DecodedImage, PreparedImage, Preprocessing
 from .models import ModelBundle
 
-CONTEXT_KEY = "_ctx"
 QUERY_KEY = "query_px"
 
 
@@ -69,31 +68,6 @@ class AppContext:
     def query_token(self, stage: int) -> tuple[int, int]:
         """The shared query as a token ``(h, w)`` of ``stage``."""
         return token_of_pixel(query_pixel(self), self.trace.stage_hw[stage], self.stride(stage))
-
-
-def get() -> AppContext:
-    """The context ``app.py`` built for this run.
-
-    When a page script runs without ``app.py`` — Streamlit's legacy ``pages/``-folder mode, which a fresh
-    server uses for its very first request if that request names a page URL — the page asks for one
-    rerun (which goes through ``app.py`` and ``st.navigation``); should that happen again, it builds the
-    sidebar and the context itself, so it still works.
-    """
-    ctx = st.session_state.get(CONTEXT_KEY)
-    if ctx is None and not st.session_state.get("_legacy_rerun"):
-        # Once: declare the app's navigation (which switches Streamlit out of the legacy mode for the
-        # process) and rerun; the rerun goes through app.py like every later one.
-        st.session_state["_legacy_rerun"] = True
-        from .navigation import PAGES
-        st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0))
-                       for i, p in enumerate(PAGES)], position="hidden")
-        st.rerun()
-    if ctx is None:
-        from . import sidebar, widgets
-        st.set_page_config(page_title="CrossFormer Explorer", layout="wide")
-        ctx = sidebar.render()
-        widgets.notices(ctx)
-    return ctx
 
 
 def query_pixel(ctx: AppContext) -> tuple[int, int]:

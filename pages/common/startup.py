@@ -1,0 +1,61 @@
+"""Start-up of every run: page config, navigation, the shared sidebar and the run's context.
+
+``app.py`` calls :func:`run_app` once per run. Pages read the context with :func:`page_context`.
+
+Why pages need more than a dictionary lookup: Streamlit's legacy ``pages/``-folder mode. A fresh server
+whose very first request names a page URL (``/attention``) runs that page script *without* ``app.py``,
+because the folder is called ``pages/`` (the project's fixed layout). :func:`page_context` handles it here,
+and only here: once per session it declares the navigation (which switches the process out of the
+legacy mode) and reruns through ``app.py``; should a page still run alone, it builds the sidebar and the
+context itself, so the page works either way.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from . import sidebar, widgets
+from .context import AppContext
+from .navigation import PAGES
+
+#: Session-state key of this run's context (set by :func:`run_app`, removed when the run ends).
+CONTEXT_KEY = "_ctx"
+_LEGACY_RERUN_KEY = "_legacy_rerun"
+PAGE_TITLE = "CrossFormer Explorer"
+
+
+def _navigation(position: str = "sidebar") -> st.navigation:
+    return st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0))
+                          for i, p in enumerate(PAGES)], position=position)
+
+
+def _context() -> AppContext:
+    """Draw the shared sidebar and the notices above the page → this run's context."""
+    ctx = sidebar.render()
+    widgets.notices(ctx)
+    return ctx
+
+
+def run_app() -> None:
+    """The whole of ``app.py``: page config, navigation, sidebar, then the selected page."""
+    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/grid_view:", layout="wide",
+                       initial_sidebar_state="expanded")
+    page = _navigation()
+    st.session_state[CONTEXT_KEY] = _context()
+    try:
+        page.run()
+    finally:   # the context lives for this run only
+        st.session_state.pop(CONTEXT_KEY, None)
+
+
+def page_context() -> AppContext:
+    """The context :func:`run_app` built for this run (see the module docstring for the legacy case)."""
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is not None:
+        return ctx
+    if not st.session_state.get(_LEGACY_RERUN_KEY):
+        st.session_state[_LEGACY_RERUN_KEY] = True
+        _navigation(position="hidden")
+        st.rerun()
+    st.set_page_config(page_title=PAGE_TITLE, layout="wide")
+    return _context()
