@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_viz_invariants import CASES, case
+from viz_cases import CASES, case
 
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
                                    head_grid_figure, query_attention_figure, query_group_member, rollout_figure)

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 import torch
-from test_viz_invariants import sample_image, to_input
+from viz_cases import sample_image, to_input
 
 import crossformer
 from viz import attribution

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_viz_invariants import case
+from viz_cases import case
 
 from crossformer.geometry import plan_layout
 from crossformer.trace import BlockTrace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_viz_invariants import case
+from viz_cases import case
 
 from crossformer.geometry import dpb_offsets, relative_position_index
 from viz.dpb_figures import (bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_viz_invariants import case
+from viz_cases import case
 
 from viz.embedding_figures import (infer_input_stride, kernel_energy_figure, kernel_footprints_figure,
                                    top_channels_figure)

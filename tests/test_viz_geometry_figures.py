@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_viz_invariants import CASES, case
+from viz_cases import CASES, case
 
 from viz import style
 from viz.geometry_figures import group_partition_figure, query_group_member, sda_lda_figure
