@@ -78,6 +78,11 @@ class CrossFormerConfig:
     def stage_dim(self, i: int) -> int:
         return self.embed_dim * 2 ** i
 
+    @property
+    def min_input_side(self) -> int:
+        """Smallest input side (pixels) that leaves one token in the last stage."""
+        return self.stage_stride(self.num_stages - 1)
+
     def stage_stride(self, i: int) -> int:
         """Input pixels per token side at stage ``i``: the CEL stride times one merge stride per stage before."""
         return self.stride * MERGE_STRIDE ** i
@@ -106,6 +111,10 @@ class CrossFormerConfig:
         d = asdict(self)
         d.pop("class_names")
         return d
+
+
+#: Smallest input side of every variant here (CEL stride 4, three merges of stride 2): 32 px.
+MIN_INPUT_SIDE: int = CrossFormerConfig().min_input_side
 
 
 def split_channels(total: int, n: int) -> list[int]:

@@ -36,7 +36,8 @@ def block_kind(index_in_stage: int) -> Kind:
     return "sda" if index_in_stage % 2 == 0 else "lda"
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Mark an array read-only and return it (layouts and traces are shared between app sessions)."""
     a.setflags(write=False)
     return a
 
@@ -96,7 +97,7 @@ class GroupLayout:
     @cached_property
     def key_padding(self) -> np.ndarray:
         """``(nG, N)`` bool: member is a padded position."""
-        return _readonly(self.members < 0)
+        return readonly(self.members < 0)
 
     @cached_property
     def slot_of_token(self) -> np.ndarray:
@@ -105,19 +106,19 @@ class GroupLayout:
         slots = np.empty(self.num_tokens, dtype=np.int64)
         real = flat >= 0
         slots[flat[real]] = np.nonzero(real)[0]
-        return _readonly(slots)
+        return readonly(slots)
 
     @cached_property
     def gather_index(self) -> np.ndarray:
         """``(nG·N,)`` int64: token to read for each slot, ``L`` (an appended zero row) for padding."""
         flat = self.members.reshape(-1).copy()
         flat[flat < 0] = self.num_tokens
-        return _readonly(flat)
+        return readonly(flat)
 
     @cached_property
     def positions(self) -> np.ndarray:
         """``(nG, N, 2)`` int64: ``(h, w)`` on the padded grid of every member (padding included)."""
-        return _readonly(_member_positions(self.kind, self.group_size, self.interval, self.padded_hw))
+        return readonly(_member_positions(self.kind, self.group_size, self.interval, self.padded_hw))
 
     @cached_property
     def group_map(self) -> np.ndarray:
@@ -135,13 +136,13 @@ class GroupLayout:
         H, W = self.feature_hw
         grid = np.ones(self.padded_hw, dtype=bool)
         grid[:H, :W] = False
-        return _readonly(grid)
+        return readonly(grid)
 
     @cached_property
     def attn_mask(self) -> np.ndarray:
         """``(nG, N, N)`` float32 additive mask: ``NEG_INF`` in every padded *key* column, else 0."""
         cols = np.where(self.key_padding, np.float32(NEG_INF), np.float32(0.0))
-        return _readonly(np.ascontiguousarray(np.broadcast_to(cols[:, None, :], (*cols.shape, cols.shape[1]))))
+        return readonly(np.ascontiguousarray(np.broadcast_to(cols[:, None, :], (*cols.shape, cols.shape[1]))))
 
     @cached_property
     def relative_index(self) -> np.ndarray:
@@ -152,7 +153,7 @@ class GroupLayout:
         grid = np.empty(self.padded_hw, dtype=np.int64)
         pos = self.positions.reshape(-1, 2)
         grid[pos[:, 0], pos[:, 1]] = values
-        return _readonly(grid)
+        return readonly(grid)
 
     @property
     def interval_text(self) -> str:
@@ -244,7 +245,7 @@ def plan_layout(configured_kind: Kind, feature_hw: tuple[int, int], group_size: 
     pos = _member_positions(kind, G, (Ih, Iw), (Hp, Wp))      # (nG, N, 2)
     members = token[pos[..., 0], pos[..., 1]]                  # (nG, N)
     return GroupLayout(kind=kind, configured_kind=configured_kind, feature_hw=(H, W), group_size=G,
-                       interval=(Ih, Iw), padded_hw=(Hp, Wp), members=_readonly(members),
+                       interval=(Ih, Iw), padded_hw=(Hp, Wp), members=readonly(members),
                        is_global=is_global)
 
 
@@ -255,7 +256,7 @@ def dpb_offsets(group_size: int) -> np.ndarray:
     G = group_size
     d = np.arange(1 - G, G, dtype=np.float32)
     dh, dw = np.meshgrid(d, d, indexing="ij")
-    return _readonly(np.stack([dh.reshape(-1), dw.reshape(-1)], axis=1))
+    return readonly(np.stack([dh.reshape(-1), dw.reshape(-1)], axis=1))
 
 
 @lru_cache(maxsize=64)
@@ -265,7 +266,7 @@ def relative_position_index(group_size: int) -> np.ndarray:
     r, c = np.divmod(np.arange(G * G), G)
     dr = r[:, None] - r[None, :] + G - 1
     dc = c[:, None] - c[None, :] + G - 1
-    return _readonly((dr * (2 * G - 1) + dc).astype(np.int64))
+    return readonly((dr * (2 * G - 1) + dc).astype(np.int64))
 
 
 def stage_hw(input_hw: tuple[int, int], num_stages: int = 4, stride: int = 4) -> list[tuple[int, int]]:

@@ -19,14 +19,13 @@ from torch import nn
 
 from .config import MERGE_STRIDE, CrossFormerConfig, split_channels
 from .edits import Edit, EditPlan, head_edits, plan_edits, swaps
-from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, relative_position_index
-from .trace import BlockTrace, EmbeddingTrace, Trace, readonly
+from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, readonly, relative_position_index
+from .trace import BlockTrace, EmbeddingTrace, Trace
 
 log = logging.getLogger(__name__)
 
 HW = tuple[int, int]
 
-MIN_INPUT_SIDE = 32   # four stages of stride 4·2·2·2 need at least one token at the end
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -84,7 +83,7 @@ class _Recorder:
         self.blocks[where[0]].append(BlockTrace(
             stage=where[0], index=where[1], dim=blk.dim, heads=blk.num_heads, scale=float(blk.attn.scale),
             layout=layout, content=content, attention=attention, dpb_table=table, dpb_bias=bias,
-            output=_np(output), has_acl=blk.has_acl))
+            output=_np(output), has_acl=blk.has_acl, stride=int(np.prod([e.stride for e in self.embeddings]))))
 
     def stage(self, hw: HW, output: torch.Tensor) -> None:
         """A stage finished: its grid and its output tokens ``(B, H·W, C)`` (before merging)."""
@@ -528,8 +527,8 @@ class CrossFormer(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.cfg.in_chans:
             raise ValueError(f"expected input (B, {self.cfg.in_chans}, H, W), got {tuple(x.shape)}")
-        if min(x.shape[-2:]) < MIN_INPUT_SIDE:
-            raise ValueError(f"input sides must be ≥ {MIN_INPUT_SIDE} pixels, got {tuple(x.shape[-2:])}")
+        if min(x.shape[-2:]) < self.cfg.min_input_side:
+            raise ValueError(f"input sides must be ≥ {self.cfg.min_input_side} pixels, got {tuple(x.shape[-2:])}")
 
     def _run(self, x: torch.Tensor, rec: _Recorder | None = None, edits: EditPlan | None = None,
              taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -65,6 +65,7 @@ class BlockTrace:
         dpb_bias: ``(heads, N, N)`` the table expanded with ``layout.relative_index``.
         output: ``(B, H·W, C)`` block output (after the MLP residual, and the ACL if any).
         has_acl: the block ends with a CrossFormer++ activation cooling layer.
+        stride: input pixels per token side of this block's map (the CEL stride × the merge strides).
     """
 
     stage: int
@@ -79,6 +80,7 @@ class BlockTrace:
     dpb_bias: np.ndarray
     output: np.ndarray
     has_acl: bool
+    stride: int
 
     @property
     def kind(self) -> str:
@@ -132,6 +134,13 @@ class Trace:
     pooled: np.ndarray
     logits: np.ndarray
 
+    def stage_stride(self, stage: int) -> int:
+        """Input pixels per token side at ``stage``: the CEL stride times the strides of the merges before it."""
+        s = self.embedding.stride
+        for merge in self.merges[:stage]:
+            s *= merge.stride
+        return s
+
     def block(self, stage: int, index: int) -> BlockTrace:
         return self.blocks[stage][index]
 
@@ -162,9 +171,3 @@ class Trace:
         out["pooled"] = self.pooled
         out["logits"] = self.logits
         return out
-
-
-def readonly(a: np.ndarray) -> np.ndarray:
-    """Mark an array read-only and return it (traces are shared between app sessions)."""
-    a.setflags(write=False)
-    return a

@@ -18,7 +18,7 @@ widgets.informative_default_line(pick.why if head == pick.head else None, "attn"
 left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=block.stage, prefix="attn")
-group, member = analysis.query_member(block.layout, token)
+group, member = block.layout.locate(token)
 intro.markdown(texts.attention_intro(block, token, group, member, ctx.prepared.hw))
 with right:
     fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head),

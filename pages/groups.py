@@ -20,7 +20,7 @@ layout = blocks[j].layout
 left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=stage, prefix="grp")
-group, member = analysis.query_member(layout, token)
+group, member = layout.locate(token)
 with right:
     fig = widgets.cached_figure(ctx, "grp_partition", (stage, j, group, token), lambda: group_partition_figure(
         ctx.pixels, layout, stage, selected_group=group, query=token))

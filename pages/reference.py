@@ -78,7 +78,7 @@ if run is not None:
     block = widgets.block_picker(trace, "ref", default_block=1)
     L = block.layout
     token = ctx.query_token(block.stage)
-    g0, m0 = analysis.query_member(L, token)
+    g0, m0 = L.locate(token)
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         head = _index("Head", block.heads, "ref_head", 0)

@@ -79,7 +79,7 @@ def test_explain_attention_against_the_numpy_reference(demo):
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     _, ref = reference.forward(weights, x.numpy(), model.cfg)
     block = trace.block(1, 1)
-    g, m = analysis.query_member(block.layout, (3, 4))
+    g, m = block.layout.locate((3, 4))
     ex = analysis.explain_attention(block, ref, head=1, group=g, query=m, key=0)
     assert max(st.diff for st in ex.steps if st.what not in ("+ mask",)) < 1e-4
     grouped = group_errors(reference.compare(trace.flat(), ref))
@@ -94,7 +94,7 @@ def test_query_maps_between_pixels_tokens_and_members(demo):
     assert analysis.token_of_pixel((999, -5), (16, 24), 4) == (15, 0)     # clamped
     assert analysis.pixel_of_token((9, 22), 4) == (38, 90)
     L = trace.block(0, 1).layout
-    g, n = analysis.query_member(L, (9, 22))
+    g, n = L.locate((9, 22))
     assert L.members[g, n] == 9 * 24 + 22
 
 

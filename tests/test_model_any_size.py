@@ -46,6 +46,12 @@ def check_layout_invariants(layout) -> None:
     assert np.array_equal(layout.padding_map[pos[..., 0], pos[..., 1]], layout.key_padding)
     np.testing.assert_array_equal(layout.group_map[pos[..., 0], pos[..., 1]], np.arange(nG)[:, None].repeat(N, 1))
     np.testing.assert_array_equal(layout.member_map[pos[..., 0], pos[..., 1]], np.arange(N)[None].repeat(nG, 0))
+    # locate(token) is the inverse of members: the token sits in that group at that member slot
+    for t in {0, H * W - 1, (H * W) // 2}:
+        g, n = layout.locate(divmod(t, W))
+        assert layout.members[g, n] == t
+    with pytest.raises(ValueError, match="outside"):
+        layout.locate((H, 0))
     if layout.kind == "sda":
         assert (Ih, Iw) == (1, 1) and Hp % G == 0 and Wp % G == 0 and Hp - H < G and Wp - W < G
     else:
@@ -176,6 +182,18 @@ def test_trace_embedding_split(tiny_models):
     m0 = trace.merges[0]
     np.testing.assert_allclose(m0.output[..., m0.channel_slice(1)],
                                m0.per_kernel[1].reshape(1, 16, -1).transpose(0, 2, 1), atol=0)
+
+
+def test_strides_are_read_off_the_layers(tiny_models):
+    """One owner for pixels per token: the trace's strides, from its own CEL and merges, equal the config's
+    and the real ratio of input size to token grid."""
+    model = tiny_models["v1"]
+    trace = model.forward_trace(torch.randn(1, 3, 64, 96))
+    for stage, (h, w) in enumerate(trace.stage_hw):
+        s = trace.stage_stride(stage)
+        assert s == model.cfg.stage_stride(stage) == 64 // h == 96 // w == 4 * 2 ** stage
+        assert {b.stride for b in trace.blocks[stage]} == {s}
+    assert model.cfg.min_input_side == model.cfg.stage_stride(3) == 32
 
 
 def test_dpb_table_any_group_size(tiny_models):

@@ -32,7 +32,7 @@ def synthetic_block(attn_kind: str, stage: int = 1, heads: int = 2) -> BlockTrac
     return BlockTrace(stage=stage, index=1, dim=8, heads=heads, scale=1.0, layout=lay, content=zeros,
                       attention=attn, dpb_table=np.zeros((25, heads), np.float32),
                       dpb_bias=np.zeros((heads, N, N), np.float32),
-                      output=np.full((1, 35, 8), 2.0, np.float32), has_acl=False)
+                      output=np.full((1, 35, 8), 2.0, np.float32), has_acl=False, stride=4 * 2 ** stage)
 
 
 def test_self_attention_has_zero_entropy_and_zero_distance():

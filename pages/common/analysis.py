@@ -14,15 +14,10 @@ import numpy as np
 
 from crossformer.geometry import NEG_INF, GroupLayout
 from crossformer.trace import BlockTrace, Trace
+from viz.diagnostics import softmax  # noqa: F401 — pages use analysis.softmax for logits
 
 
 # ---- predictions ----------------------------------------------------------------------------------
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """``(C,)`` logits → probabilities (float64)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
 
 
 def top_k(logits: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[tuple[int, str, float]]:
@@ -91,13 +86,12 @@ def stage_rows(trace: Trace) -> list[dict[str, Any]]:
         rows.append({
             "stage": i,
             "tokens": f"{hw[0]}×{hw[1]}",
-            "px/token": 4 * 2 ** i,
+            "px/token": trace.stage_stride(i),
             "channels": blocks[0].dim if blocks else 0,
             "heads": blocks[0].heads if blocks else 0,
             "blocks": len(blocks),
             "G": (f"{sl.group_size} (global)" if glob else str(sl.group_size)) if sl else "–",
-            "I (LDA)": ("–" if ll is None or ll.kind != "lda" else
-                        (str(ll.interval[0]) if ll.interval[0] == ll.interval[1] else f"{ll.interval[0]}×{ll.interval[1]}")),
+            "I (LDA)": "–" if ll is None or ll.kind != "lda" else ll.interval_text,
             "SDA groups": sl.num_groups if sl else 0,
             "LDA groups": ll.num_groups if ll else 0,
             "SDA padded to": _padded(sl),
@@ -206,10 +200,3 @@ def token_of_pixel(pixel: tuple[int, int], stage_hw: tuple[int, int], stride: in
 def pixel_of_token(token: tuple[int, int], stride: int) -> tuple[int, int]:
     """Centre pixel ``(y, x)`` of token ``(h, w)``."""
     return int(token[0]) * stride + stride // 2, int(token[1]) * stride + stride // 2
-
-
-def query_member(layout: GroupLayout, token: tuple[int, int]) -> tuple[int, int]:
-    """``(group, member)`` of real token ``(h, w)`` in ``layout``."""
-    t = token[0] * layout.feature_hw[1] + token[1]
-    slot = int(layout.slot_of_token[t])
-    return divmod(slot, layout.group_tokens)

@@ -20,12 +20,14 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from crossformer.config import MIN_INPUT_SIDE
+
 #: Largest image accepted, in pixels (PIL's own bomb guard warns at 89 MP; we stop earlier).
 MAX_PIXELS = 40_000_000
 #: Largest image file accepted, in bytes (the uploader's own cap is in .streamlit/config.toml).
 MAX_IMAGE_BYTES = 60 * 1024 * 1024
 #: Smallest side the model accepts (four stages of stride 4·2·2·2).
-MIN_MODEL_SIDE = 32
+MIN_MODEL_SIDE = MIN_INPUT_SIDE
 #: Keep-aspect mode crops the long side to at most this multiple of the short side.
 MAX_ASPECT = 3.0
 #: Above this many pixels the official transform resamples only the crop box (see :func:`preprocess`).
