@@ -156,3 +156,43 @@ def test_official_weights_entry_uses_a_cached_file_and_never_fetches_unasked(tmp
     assert not at.exception and not calls
     assert any("CrossFormer-T" in c.value and "1000 classes" in c.value and "crossformer-t.pth" in c.value
                for c in at.sidebar.caption)
+
+
+def test_default_query_is_on_the_predicted_object_with_imagenet_weights(tmp_path, monkeypatch):
+    """ImageNet weights (a 1000-class checkpoint): the Attention page's default query is the object token of
+    the top class — from the evidence of the very weights loaded — and the page says so."""
+    import numpy as np
+    import torch
+
+    import crossformer
+    from crossformer import fetch
+    from pages.common import findings
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = crossformer.create_model("crossformer_t").eval()
+    torch.save({"model": model.state_dict()}, tmp_path / fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename)
+    seen = []
+    real = findings.object_token
+    monkeypatch.setattr(findings, "object_token", lambda trace, ev: seen.append((trace, ev, real(trace, ev))) or seen[-1][2])
+    at = S.new_app(96, sb_model="official", sb_official="crossformer_t").run()
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception and seen
+    assert any(c.value.startswith("Default query: on the predicted object") for c in at.caption)
+    trace, evidence, token = seen[-1]
+    top = int(np.argmax(trace.logits[0]))
+    expected = findings.class_evidence(trace, model.norm.weight.detach().numpy(), model.norm.bias.detach().numpy(),
+                                       model.head.weight.detach()[top].numpy())
+    np.testing.assert_allclose(evidence, expected, atol=1e-5)
+    r = trace.stage_stride(3) // trace.stage_stride(0)
+    assert divmod(int(np.argmax(evidence)), evidence.shape[1]) == (token[0] // r, token[1] // r)
+    assert (S.widget(at.slider, "attn_qrow").value, S.widget(at.slider, "attn_qcol").value) == token
+
+
+def test_default_query_on_the_demo_is_the_embedding_salience():
+    at = S.new_app(96).run()
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception
+    assert any(c.value.startswith("Default query: the token where the cross-scale embedding") for c in at.caption)
+    at.slider(key=S.widget(at.slider, "attn_qrow").key).set_value(1).run()      # a picked query: no default line
+    assert not any(c.value.startswith("Default query") for c in at.caption)

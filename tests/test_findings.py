@@ -133,3 +133,25 @@ def test_mean_entropy_is_the_diagnostics_entropy(model):
     st = block_head_stats(trace)
     for i, b in enumerate(trace.all_blocks()):
         np.testing.assert_allclose(findings.mean_entropy(b), st["entropy"][i, : b.heads], atol=1e-5)
+
+
+def test_class_evidence_sums_to_each_logit(model):
+    """The per-token class map is exact: for every class it sums to the logit minus the head's bias."""
+    trace = _trace(model)
+    w, b = model.norm.weight.detach().numpy(), model.norm.bias.detach().numpy()
+    for c in range(model.cfg.num_classes):
+        ev = findings.class_evidence(trace, w, b, model.head.weight.detach()[c].numpy(), eps=model.norm.eps)
+        assert ev.shape == trace.stage_hw[-1]
+        np.testing.assert_allclose(ev.sum() + float(model.head.bias.detach()[c]), trace.logits[0, c], atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", [(0, 0), (1, 2), (-1, -1)])
+def test_object_token_lies_in_the_cell_with_the_most_evidence(model, cell):
+    from crossformer import navon
+    trace = _trace(model, navon_input(model, navon.render_navon("circle", "cross", (200, 264), seed=1)))
+    evidence = np.zeros(trace.stage_hw[-1])
+    evidence[cell] = 1.0
+    cell = tuple(int(c) % n for c, n in zip(cell, evidence.shape))
+    h, w = findings.object_token(trace, evidence)
+    r = trace.stage_stride(3) // trace.stage_stride(0)
+    assert (h // r, w // r) == cell

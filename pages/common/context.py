@@ -73,15 +73,50 @@ class AppContext:
 def query_pixel(ctx: AppContext) -> tuple[int, int]:
     """The shared query pixel ``(y, x)``, clamped to the model input.
 
-    Until the user picks one it is the centre of the stage-0 token where the cross-scale embedding responds
-    most unlike the average token (``findings.salient_token``: on the figure or object, not the background).
+    Until the user picks one it is :func:`default_query_token`'s token (its centre pixel).
     """
     H, W = ctx.prepared.hw
     q = st.session_state.get(QUERY_KEY)
     if q is None:
-        from .findings import salient_token
-        q = pixel_of_token(salient_token(ctx.trace), ctx.stride(0))
+        q = pixel_of_token(default_query_token(ctx), ctx.stride(0))
     return min(max(int(q[0]), 0), H - 1), min(max(int(q[1]), 0), W - 1)
+
+
+def default_query_token(ctx: AppContext) -> tuple[int, int]:
+    """The informative default query, a stage-0 token ``(h, w)``.
+
+    With ImageNet weights (trained, 1000 classes): on the predicted object — the last-stage cell with the
+    most evidence for the top class (``findings.class_evidence``, exact for the mean-pooled head), refined to
+    the most distinctive token inside it. Otherwise (the Navon demo, random weights): the token where the
+    cross-scale embedding responds most unlike the average token (``findings.salient_token``: on the figure,
+    not the paper).
+    """
+    from . import findings
+    model = ctx.bundle.model
+    if not _imagenet_semantics(ctx):
+        return findings.salient_token(ctx.trace)
+    top = int(np.argmax(ctx.trace.logits[0]))
+    arrays = [t.float().cpu().numpy() for t in (model.norm.weight.detach(), model.norm.bias.detach(),
+                                                model.head.weight.detach()[top])]
+    return findings.object_token(ctx.trace, findings.class_evidence(ctx.trace, *arrays, eps=model.norm.eps))
+
+
+def _imagenet_semantics(ctx: AppContext) -> bool:
+    return bool(ctx.bundle.trained and ctx.bundle.model.cfg.num_classes == 1000)
+
+
+def default_query_reason(ctx: AppContext) -> str | None:
+    """One line on why the query is where it is, while it is the default (``None`` once the user picked)."""
+    if st.session_state.get(QUERY_KEY) is not None:
+        return None
+    if _imagenet_semantics(ctx):
+        top = int(np.argmax(ctx.trace.logits[0]))
+        name = ctx.bundle.class_names[top] if top < len(ctx.bundle.class_names) else f"class {top}"
+        s = ctx.trace.stage_stride(len(ctx.trace.stage_hw) - 1)
+        return (f"Default query: on the predicted object — inside the {s}×{s}-px last-stage cell that adds the "
+                f"most to the logit of “{name}”, the most distinctive token.")
+    return ("Default query: the token where the cross-scale embedding responds most unlike the image's average "
+            "token (on a Navon figure: on the figure, not the paper).")
 
 
 def reset_query() -> None:

@@ -82,9 +82,8 @@ def dpb_pick(trace: Trace) -> Pick:
                                      f"({r:.3f} over its offsets): the bias there moves attention the most.")
 
 
-def salient_token(trace: Trace) -> tuple[int, int]:
-    """The stage-0 token where the cross-scale embedding responds most unlike the image's average token
-    (on a Navon figure: on the figure, not the paper; on a photo: the most distinctive spot).
+def _salience_map(trace: Trace) -> np.ndarray:
+    """``(H_0, W_0)`` how unlike the image's average token the cross-scale embedding responds at each token.
 
     Each kernel's raw response ``(c_k, H, W)`` is centred on its mean over tokens and scaled by its spread,
     the squared deviations are summed over channels and kernels, then box-smoothed over 3 × 3 tokens so
@@ -98,9 +97,43 @@ def salient_token(trace: Trace) -> tuple[int, int]:
         r = r / (r.std(axis=(1, 2), keepdims=True) + 1e-9)
         score += (r * r).sum(0)
     pad = np.pad(score, 1, mode="edge")
-    smooth = sum(pad[dy: dy + H, dx: dx + W] for dy in range(3) for dx in range(3)) / 9.0
+    return sum(pad[dy: dy + H, dx: dx + W] for dy in range(3) for dx in range(3)) / 9.0
+
+
+def salient_token(trace: Trace) -> tuple[int, int]:
+    """The stage-0 token where the cross-scale embedding responds most unlike the image's average token
+    (on a Navon figure: on the figure, not the paper; on a photo: the most distinctive spot)."""
+    smooth = _salience_map(trace)
     h, w = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     return int(h), int(w)
+
+
+def class_evidence(trace: Trace, norm_weight: np.ndarray, norm_bias: np.ndarray, head_row: np.ndarray,
+                   eps: float = 1e-5) -> np.ndarray:
+    """``(H_3, W_3)`` each last-stage token's share of one class logit (class activation map, exact).
+
+    The head reads the mean over tokens of the final LayerNorm, so ``logit_c − b_c = Σ_t w_c · LN(x_t) / T``:
+    the map sums to the logit minus the head's bias. ``norm_weight``, ``norm_bias``: ``(C_3,)`` of the final
+    LayerNorm; ``head_row``: ``(C_3,)`` the class's row of the head.
+    """
+    x = np.asarray(trace.stage_outputs[-1][0], np.float64)                     # (T, C_3)
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    ln = (x - mu) / np.sqrt(var + eps) * np.asarray(norm_weight, np.float64) + np.asarray(norm_bias, np.float64)
+    per_token = ln @ np.asarray(head_row, np.float64) / x.shape[0]             # (T,)
+    return per_token.reshape(trace.stage_hw[-1])
+
+
+def object_token(trace: Trace, evidence: np.ndarray) -> tuple[int, int]:
+    """The stage-0 token on the predicted object: inside the last-stage cell with the most class evidence
+    (:func:`class_evidence`), the token where the embedding responds most distinctively."""
+    h3, w3 = np.unravel_index(int(np.argmax(evidence)), evidence.shape)
+    r = trace.stage_stride(len(trace.stage_hw) - 1) // trace.stage_stride(0)   # stage-0 tokens per cell side
+    cell = _salience_map(trace)[h3 * r:(h3 + 1) * r, w3 * r:(w3 + 1) * r]
+    if cell.size == 0:                                                           # the map's floor division
+        return min(h3 * r, trace.stage_hw[0][0] - 1), min(w3 * r, trace.stage_hw[0][1] - 1)
+    dh, dw = np.unravel_index(int(np.argmax(cell)), cell.shape)
+    return int(h3 * r + dh), int(w3 * r + dw)
 
 
 def query_row(block: BlockTrace, group: int, member: int, head: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import streamlit as st
 from crossformer.trace import BlockTrace, Trace
 
 from . import images, loaders, navigation, state, texts
-from .context import AppContext, reset_query, set_query_pixel, set_query_token
+from .context import AppContext, default_query_reason, reset_query, set_query_pixel, set_query_token
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -233,6 +233,9 @@ def query_picker(ctx: AppContext, stage: int, prefix: str, caption: str | None =
                                 on_click=partial(_on_click, prefix, ctx.prepared.hw))
     st.caption(caption or f"Click the image to pick the query token (stage {stage}: {stride}×{stride} px "
                           f"per token), or use the sliders.")
+    why = default_query_reason(ctx)
+    if why:
+        st.caption(why)
     c1, c2 = st.columns(2)
     for col, axis, n, value in ((c1, "row", hw[0], token[0]), (c2, "col", hw[1], token[1])):
         key = f"{prefix}_q{axis}"
