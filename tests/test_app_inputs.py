@@ -174,7 +174,11 @@ def test_default_query_is_on_the_predicted_object_with_imagenet_weights(tmp_path
     torch.save({"model": model.state_dict()}, tmp_path / fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename)
     seen = []
     real = findings.object_token
-    monkeypatch.setattr(findings, "object_token", lambda trace, ev: seen.append((trace, ev, real(trace, ev))) or seen[-1][2])
+
+    def spy(trace, ev):
+        seen.append((trace, ev, real(trace, ev)))
+        return seen[-1][2]
+    monkeypatch.setattr(findings, "object_token", spy)
     at = S.new_app(96, sb_model="official", sb_official="crossformer_t").run()
     at.switch_page("pages/attention.py").run()
     assert not at.exception and seen
