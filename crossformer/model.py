@@ -63,7 +63,8 @@ class _Recorder:
         self.embeddings.append(EmbeddingTrace(
             kernels=tuple(layer.kernels), channels=tuple(layer.channels), stride=layer.stride,
             paddings=tuple((k - layer.stride) // 2 for k in layer.kernels), input_hw=in_hw,
-            output_hw=out_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output)))
+            output_hw=out_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output),
+            input_stride=int(np.prod([e.stride for e in self.embeddings]))))
 
     def attention(self, content: torch.Tensor, attention: torch.Tensor, table: torch.Tensor,
                   bias: torch.Tensor) -> None:

@@ -28,6 +28,7 @@ class EmbeddingTrace:
         output_hw: ``(Ho, Wo)``.
         per_kernel: one ``(B, c_k, Ho, Wo)`` array per kernel, the raw conv outputs (before the CEL's norm).
         output: ``(B, Ho·Wo, Σc_k)`` tokens leaving the layer (CEL: after LayerNorm; merge: the concat).
+        input_stride: input pixels per position the layer reads (1 for the CEL; the stage stride for a merge).
     """
 
     kernels: tuple[int, ...]
@@ -38,6 +39,7 @@ class EmbeddingTrace:
     output_hw: tuple[int, int]
     per_kernel: tuple[np.ndarray, ...]
     output: np.ndarray
+    input_stride: int
 
     def channel_slice(self, i: int) -> slice:
         """Channels of kernel ``i`` inside :attr:`output`."""

@@ -18,7 +18,7 @@ def _layer_name(i: int) -> str:
 intro = widgets.page_header("emb")
 layer = state.choice("Layer", range(1 + n_merges), "emb_layer", format_func=_layer_name)
 emb = trace.embedding if layer == 0 else trace.merges[layer - 1]
-px_in = 1 if layer == 0 else ctx.stride(layer - 1)         # image pixels per position the layer reads
+px_in = emb.input_stride                                   # image pixels per position the layer reads
 intro.markdown(texts.embedding_intro(emb, "CEL" if layer == 0 else "cross-scale merge", px_in))
 
 left, right = st.columns([1, 2], gap="large")

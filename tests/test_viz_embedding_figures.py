@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from viz_cases import case
 
-from viz.embedding_figures import (infer_input_stride, kernel_energy_figure, kernel_footprints_figure,
+from viz.embedding_figures import (kernel_energy_figure, kernel_footprints_figure,
                                    top_channels_figure)
 
 
@@ -17,7 +17,7 @@ def test_kernel_energy_maps_are_channel_mean_energy(name):
     for i, emb in enumerate(layers):
         fig = kernel_energy_figure(emb, c.image)
         out_stride = 4 if i == 0 else 4 * 2 ** i           # pixels per output token
-        assert infer_input_stride(emb, c.image.shape) * emb.stride == out_stride
+        assert emb.input_stride * emb.stride == out_stride
         maps = [t for t in fig.data if t.type == "heatmap"]
         assert [t.name for t in maps] == [f"k={k} energy" for k in emb.kernels]
         for t, a in zip(maps, emb.per_kernel):

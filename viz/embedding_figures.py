@@ -14,7 +14,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from crossformer.geometry import stage_hw as _stage_hw
 from crossformer.trace import EmbeddingTrace
 
 from . import canvas, style
@@ -30,19 +29,6 @@ def channel_energy(emb: EmbeddingTrace, kernel_index: int, batch: int = 0) -> np
     """``(c_k,)`` mean energy of each channel of one kernel over the map."""
     a = np.asarray(emb.per_kernel[kernel_index][batch], dtype=np.float64)
     return (a * a).mean(axis=(1, 2))
-
-
-def infer_input_stride(emb: EmbeddingTrace, image_hw: Sequence[int] | None) -> int:
-    """Input pixels per position the layer reads: 1 for the CEL, ``4·2^i`` for the merge after stage ``i``.
-
-    Read from the sizes: the layer's ``input_hw`` is the image itself or one of its stage grids.
-    """
-    if image_hw is None or tuple(emb.input_hw) == tuple(image_hw[:2]):
-        return 1
-    for i, hw in enumerate(_stage_hw(tuple(image_hw[:2]))):
-        if tuple(hw) == tuple(emb.input_hw):
-            return style.stage_stride(i)
-    return max(1, int(round(image_hw[0] / emb.input_hw[0])))
 
 
 def layer_name(emb: EmbeddingTrace, input_stride: int) -> str:
@@ -61,13 +47,13 @@ def kernel_energy_figure(emb: EmbeddingTrace, image: np.ndarray | None = None, b
         image: ``(H, W, 3)`` the model's input image, drawn under the maps (optional).
         batch: which image of the batch.
         input_stride: input pixels per position the layer reads (1 for the CEL, ``4·2^i`` for the merge
-            after stage ``i``); inferred from the image size when omitted.
+            after stage ``i``); ``emb.input_stride`` (what the forward pass recorded) when omitted.
 
     Traces: one heat map per kernel named ``"k=K energy"`` with ``z = mean_c per_kernel[i][batch]²``
     ``(Ho, Wo)``, drawn with ``input_stride · stride`` pixels per cell.
     """
     known = input_stride is not None or image is not None
-    s_in = input_stride or infer_input_stride(emb, None if image is None else np.asarray(image).shape)
+    s_in = input_stride or emb.input_stride
     s = s_in * emb.stride
     unit = "pixels" if known or emb.stride == 4 else "input positions"   # a merge without scale: its own grid
     Ho, Wo = emb.output_hw

@@ -63,7 +63,7 @@ class AppContext:
 
     def stride(self, stage: int) -> int:
         """Input pixels per token side at ``stage``."""
-        return self.bundle.cfg.stride * 2 ** stage
+        return self.trace.stage_stride(stage)
 
     def query_token(self, stage: int) -> tuple[int, int]:
         """The shared query as a token ``(h, w)`` of ``stage``."""
