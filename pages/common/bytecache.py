@@ -107,6 +107,12 @@ class ByteLRU:
                 self._bytes -= m
         return value
 
+    def find_key(self, match: Callable[[Any], bool]) -> Hashable | None:
+        """The key of the first cached value for which ``match(value)`` holds (no LRU update), else None."""
+        with self._lock:
+            items = [(k, v) for k, (v, _) in self._items.items()]
+        return next((k for k, v in items if match(v)), None)
+
     def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """The cached value, or ``build()`` once (concurrent callers for the same key wait for it)."""
         missing = object()

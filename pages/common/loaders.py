@@ -19,13 +19,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import numpy as np
 import streamlit as st
 import torch
 
 import crossformer
+from crossformer.geometry import GroupLayout
 
 from . import images, models
 from .bytecache import ByteLRU, budget_bytes
@@ -169,6 +170,63 @@ def dpb_tables(model_id: str, stage: int, block: int, sizes: tuple[int, ...],
 
 
 # ---- figures ------------------------------------------------------------------------------------------------
+_ARRAY_HASH_LIMIT = 64 << 20     # larger arrays are not hashed for a figure key (pass their block instead)
+
+
+def _trace_part(obj: Any) -> tuple | None:
+    """``(trace key, where)`` of a trace, or of one of its blocks / embeddings, held by the trace store."""
+    def holds(t: crossformer.Trace) -> bool:
+        return obj is t or obj is t.embedding or any(obj is m for m in t.merges) or any(
+            obj is b for b in t.all_blocks())
+    key = trace_store().find_key(holds)
+    if key is None:
+        return None
+    if isinstance(obj, crossformer.BlockTrace):
+        return key, ("block", obj.stage, obj.index)
+    if isinstance(obj, crossformer.EmbeddingTrace):
+        return key, ("embedding", obj.input_stride)
+    return key, ("trace",)
+
+
+def figure_key(value: Any) -> Hashable:
+    """A hashable fingerprint of a figure builder's argument, or ``None`` when it cannot have one.
+
+    Numbers, strings, ``None`` and tuples of them stand for themselves; a NumPy array for its shape, dtype
+    and a hash of its bytes; a :class:`~crossformer.geometry.GroupLayout` for what defines it (kind, map
+    size, G, I); a trace, block or embedding for the trace-store key of the trace it belongs to (so the
+    same block of two different images never shares a figure).
+    """
+    if value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+        return value
+    if isinstance(value, (tuple, list)):
+        parts = tuple(figure_key(v) for v in value)
+        return None if any(p is None and v is not None for p, v in zip(parts, value)) else ("seq", parts)
+    if isinstance(value, np.ndarray):
+        if value.nbytes > _ARRAY_HASH_LIMIT:
+            return None
+        digest = hashlib.blake2b(np.ascontiguousarray(value).view(np.uint8).data, digest_size=16).hexdigest()
+        return ("array", value.shape, value.dtype.str, digest)
+    if isinstance(value, GroupLayout):
+        return ("layout", value.kind, value.feature_hw, value.group_size, value.interval)
+    if isinstance(value, (crossformer.Trace, crossformer.BlockTrace, crossformer.EmbeddingTrace)):
+        return _trace_part(value)
+    return None
+
+
+def built_figure(builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``builder(*args, **kwargs)``, built once per builder and arguments and shared read-only by every
+    session; the cache key comes from the arguments themselves (:func:`figure_key`). Arguments without a
+    fingerprint (a trace that is no longer cached, a huge array) make the figure build uncached."""
+    parts = [figure_key(a) for a in args] + [(k, figure_key(v)) for k, v in sorted(kwargs.items())]
+    unkeyed = [a for a, p in zip(args, parts) if p is None and a is not None] + [
+        k for k, v in kwargs.items() if v is not None and figure_key(v) is None]
+    if unkeyed:
+        log.debug("figure %s built uncached (no key for %d argument(s))", builder.__qualname__, len(unkeyed))
+        return builder(*args, **kwargs)
+    key = (f"{builder.__module__}.{builder.__qualname__}", *parts)
+    return figure_store().get_or_build(key, lambda: builder(*args, **kwargs))
+
+
 def figure(key: tuple, build: Callable[[], Any]) -> Any:
     """A built figure, shared read-only by every session that asks for the same ``key``.
 

@@ -1,0 +1,65 @@
+"""Figure cache keys come from the builder's own arguments (pages/common/loaders.py::built_figure)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import crossformer
+from pages.common import loaders
+
+
+@pytest.fixture(scope="module")
+def two_traces():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = crossformer.create_model("crossformer_demo").eval()
+        xa, xb = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = model.forward_trace(xa), model.forward_trace(xb)
+    store = loaders.trace_store()
+    store.put(("test-model", "image-a", "prep"), a)
+    store.put(("test-model", "image-b", "prep"), b)
+    return a, b
+
+
+def test_same_arguments_build_once_and_other_arguments_rebuild(two_traces):
+    a, _ = two_traces
+    calls = []
+
+    def builder(block, head, pixels):
+        calls.append((block.name, head))
+        return {"figure": len(calls)}
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    first = loaders.built_figure(builder, a.block(0, 1), 0, pixels)
+    assert loaders.built_figure(builder, a.block(0, 1), 0, pixels.copy()) is first     # equal content: a hit
+    assert len(calls) == 1
+    loaders.built_figure(builder, a.block(0, 1), 1, pixels)                              # another head
+    loaders.built_figure(builder, a.block(0, 0), 0, pixels)                              # another block
+    pixels[0, 0, 0] = 1
+    loaders.built_figure(builder, a.block(0, 1), 0, pixels)                              # other pixels
+    assert len(calls) == 4
+
+
+def test_the_same_block_of_two_images_never_shares_a_figure(two_traces):
+    a, b = two_traces
+    assert loaders.figure_key(a.block(1, 0)) != loaders.figure_key(b.block(1, 0))
+    assert loaders.figure_key(a.block(1, 0)) == loaders.figure_key(a.block(1, 0))
+    assert loaders.figure_key(a.embedding) != loaders.figure_key(a.merges[0])
+    assert loaders.figure_key(a.block(0, 1).layout) == loaders.figure_key(a.block(0, 1).layout)
+    assert loaders.figure_key(a.block(0, 0).layout) != loaders.figure_key(a.block(0, 1).layout)
+
+
+def test_arguments_without_a_key_build_uncached(two_traces):
+    calls = []
+
+    def builder(fn):
+        calls.append(1)
+        return fn()
+    loaders.built_figure(builder, lambda: 1)
+    loaders.built_figure(builder, lambda: 1)
+    assert len(calls) == 2
+    with torch.no_grad():
+        stray = crossformer.create_model("crossformer_demo").eval().forward_trace(torch.randn(1, 3, 32, 32))
+    assert loaders.figure_key(stray) is None                      # a trace the store does not hold
