@@ -41,7 +41,7 @@ def click(at, spec, row: int, head: int) -> None:
 
 
 def test_cells_cover_every_real_head():
-    at, spec = scanned()
+    _, spec = scanned()
     heat = next(t for t in spec["data"] if t.get("name") == "importance")
     z = S.plotly_array(heat["z"]).astype(np.float64)
     cells = next(t for t in spec["data"] if t.get("name") == "cells")

@@ -66,4 +66,5 @@ def with_click_targets(fig: go.Figure, delta: np.ndarray, names: Sequence[str], 
         hovertemplate=f"block %{{y}} · head %{{x}}<br>{value_label}: %{{customdata[2]:+.3f}}"
                       "<br>click: apply this edit below<extra></extra>"))
     out.update_layout(clickmode="event+select", dragmode=False)
+    out.update_xaxes(range=[-0.5, z.shape[1] - 0.5])       # the markers must not widen the heat map's axis
     return out

@@ -227,7 +227,7 @@ def choose(ctx: AppContext, prefix: str) -> SideB | None:
         try:
             prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
             trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels)
-        except Exception as err:  # noqa: BLE001 — shown, the page keeps running without B
+        except Exception as err:  # shown, the page keeps running without B
             log.exception("B's forward pass failed")
             st.warning(f"B could not run ({type(err).__name__}: {err}); choose another B.", icon=":material/warning:")
             return None
@@ -350,7 +350,7 @@ def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None
             blk_b.dpb_table, blk_b.group_size, centred=True,
             title=f"B · {blk_b.name} · its own G={blk_b.group_size}"))
         widgets.show_figure(fig, key="cmp_dpb_b", filename=f"compare_B_dpb_{block.name}",
-                            caption=f"B's DPB per head minus its mean, at the G B's input gives this block.")
+                            caption="B's DPB per head minus its mean, at the G B's input gives this block.")
     with right:
         fig = widgets.cached_figure(ctx, "cmp_dpb_diff", b.key("B", block.name), lambda: dpb_difference_figure(
             diff, G, title=f"A − B · {block.name} · G={G}"))
