@@ -85,8 +85,10 @@ else:
     if points:
         row, head_clicked = int(points[0]["customdata"][0]), int(points[0]["customdata"][1])
         clicked = (request, row, head_clicked)
-        if st.session_state.get("int_clicked") != clicked:       # a new click, not the same selection again
-            st.session_state["int_clicked"] = clicked
+        prev = st.session_state.get("int_clicked")
+        st.session_state["int_clicked"] = clicked
+        # apply a new click only: not the same selection on a rerun, nor a stale one carried over to a new scan
+        if prev is None or prev[1:] != clicked[1:]:
             stage_c, index_c = (int(v) for v in res["where"][row])
             for key_, value in (("int_stage", stage_c), ("int_block", index_c), ("int_zero", head_clicked),
                                 ("int_headkind", kind)):

@@ -80,6 +80,11 @@ def test_click_selects_the_edit_and_reruns_before_after():
     assert S.widget(at.selectbox, "int_zero").value == other
     at.run()
     assert S.widget(at.selectbox, "int_zero").value == other
+    # nor does the stale selection apply itself to a new scan (another ablation kind)
+    S.widget(at.radio, "int_kind").set_value("uniform").run()
+    at.button(key="int_scan").click().run()
+    S.no_errors(at)
+    assert S.widget(at.selectbox, "int_zero").value == other
 
 
 def test_click_with_uniform_scan_selects_uniform():
