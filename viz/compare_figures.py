@@ -162,5 +162,7 @@ def dpb_difference_figure(diff: np.ndarray, group_size: int, *, title: str | Non
     fig = dpb_heatmap_figure(diff, group_size, heads, centred=False,
                              title=title or f"DPB difference A − B · G={group_size}")
     span = symmetric_span(diff)
-    fig.update_layout(coloraxis=dict(cmin=-span, cmax=span, cmid=0, colorbar=style.colorbar("A − B")))
+    fig.update_layout(coloraxis=dict(cmin=-span, cmax=span, cmid=0, colorbar=style.colorbar("A − B")),
+                      title_subtitle_text="A's bias minus B's at each offset (Δy, Δx) = query − key · red: A "
+                                          "favours the offset more · one symmetric scale for all heads")
     return fig
