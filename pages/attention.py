@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import analysis, findings, startup, state, texts, widgets
+from pages.common import compare, findings, startup, state, texts, widgets
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
                                    head_grid_figure, query_attention_figure, rollout_figure)
 
@@ -27,6 +27,11 @@ with right:
                         filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
     for note in findings.attention_notes(block, group, member, head):
         st.info(note, icon=":material/lightbulb:")
+
+# ---- A/B compare: B beside A, same query point, block and head (pages/common/compare.py) ----
+side_b = compare.choose(ctx, "attn")
+if side_b is not None:
+    compare.attention_section(ctx, side_b, block, token, head)
 
 VIEWS = {
     "heads": "All heads",
@@ -64,3 +69,5 @@ if view in ("heads", "matrix", "split"):
             else " ".join(findings.attention_notes(block, group, member, head)))
     if note:
         st.info(note, icon=":material/lightbulb:")
+if side_b is not None:
+    compare.attention_view(ctx, side_b, view, block, head)

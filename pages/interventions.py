@@ -12,7 +12,7 @@ from crossformer.edits import Edit
 from crossformer.interventions import head_importance
 from pages.common import analysis, loaders, startup, state, widgets
 from viz.attention_figures import query_attention_figure, query_weights
-from viz.intervention_figures import head_importance_figure
+from viz.intervention_figures import head_importance_figure, with_click_targets
 
 log = logging.getLogger(__name__)
 KINDS = {"zero": "Zero the head's output", "uniform": "Uniform attention"}
@@ -71,12 +71,31 @@ else:
     dl = np.asarray(res["delta_logit"], dtype=np.float64)
     dp = np.asarray(res["delta_prob"], dtype=np.float64)
     name = class_name(int(target))
-    fig = head_importance_figure(dl, res["blocks"], res["heads"],
-                                 title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)")
-    widgets.show_figure(fig, key="int_scan_fig", filename=f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}",
-                        caption=f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability "
-                                f"{res['base_prob']:.1%}); computed in {res['precision']} — the measured deviation "
-                                "of bf16 from fp32 is given in the README.")
+    fig = with_click_targets(head_importance_figure(
+        dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
+        dl, res["blocks"], res["heads"])
+    # a click on a cell selects that (block, head) edit in section (b) below, once per new click
+    event = st.plotly_chart(fig, key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG, on_select="rerun",
+                            selection_mode="points")
+    st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
+               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in the README. "
+               "Click a cell to apply that edit in “Edit one block” below.")
+    widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}")
+    points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
+    if points:
+        row, head_clicked = int(points[0]["customdata"][0]), int(points[0]["customdata"][1])
+        clicked = (request, row, head_clicked)
+        prev = st.session_state.get("int_clicked")
+        st.session_state["int_clicked"] = clicked
+        # apply a new click only: not the same selection on a rerun, nor a stale one carried over to a new scan
+        if prev is None or prev[1:] != clicked[1:]:
+            stage_c, index_c = (int(v) for v in res["where"][row])
+            for key_, value in (("int_stage", stage_c), ("int_block", index_c), ("int_zero", head_clicked),
+                                ("int_headkind", kind)):
+                state.set_choice(key_, value)
+            st.toast(f"Applied: {VERB[kind]} head {head_clicked} of {res['blocks'][row]}", icon=":material/touch_app:")
+    else:
+        st.session_state.pop("int_clicked", None)     # deselected: the same cell may be clicked again
     rows = [{"block": b, "stage": int(w[0]), "kind": kind, "head": h,
              "delta_logit": float(dl[i, h]), "delta_prob": float(dp[i, h])}
             for i, (b, w, nh) in enumerate(zip(res["blocks"], res["where"], res["heads"])) for h in range(nh)]
@@ -107,15 +126,17 @@ with c2:
     swap = state.choice("Swap SDA↔LDA", ["off", "on"], "int_swap", default="off", widget="radio",
                         format_func={"off": "off", "on": f"run as {'SDA' if block.kind == 'lda' else 'LDA'}"}.get)
 with c3:
-    zero = state.choice("Zero one head", [None, *range(block.heads)], "int_zero",
+    zero = state.choice("Ablate one head", [None, *range(block.heads)], "int_zero",
                         format_func=lambda h: "none" if h is None else f"head {h}")
+    head_kind = state.choice("How", list(KINDS), "int_headkind", default="zero", widget="radio", horizontal=True,
+                             format_func={"zero": "zeroed", "uniform": "uniform"}.get)
 edits: list[Edit] = []
 if no_dpb == "all":
     edits.append(Edit(block.stage, block.index, "no_dpb"))
 if swap == "on":
     edits.append(Edit(block.stage, block.index, "swap"))
 if zero is not None:
-    edits.append(Edit(block.stage, block.index, "zero", head=int(zero)))
+    edits.append(Edit(block.stage, block.index, head_kind, head=int(zero)))
 edits_key = (ctx.model_id, ctx.image_key, ctx.prep_key, tuple(edits))
 
 order = list(trace.all_blocks())
@@ -168,7 +189,7 @@ if not edits:
     st.info("No edit is on: the two columns are the same forward pass. Drop the position bias, swap the layout or "
             "zero a head above and watch the table and the right-hand map.", icon=":material/lightbulb:")
 else:
-    what = " + ".join({"no_dpb": "no DPB", "swap": "SDA↔LDA swap", "zero": f"head {zero} zeroed"}[e.kind]
+    what = " + ".join({"no_dpb": "no DPB", "swap": "SDA↔LDA swap", "zero": f"head {zero} zeroed", "uniform": f"head {zero} made uniform"}[e.kind]
                       for e in edits)
     new_top = int(np.argmax(after_logits))
     verdict = (f"the prediction stays “{class_name(t0)}”" if new_top == t0

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import findings, loaders, startup, state, texts, widgets
+from pages.common import compare, findings, loaders, startup, state, texts, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
 ctx = startup.page_context()
@@ -36,6 +36,11 @@ with right:
                                 lambda: dpb_surface_figure(block.dpb_table, G, head))
     widgets.show_figure(fig, key="dpb_surface",
                         filename=f"dpb_{block.name}_head{head}_surface")
+
+# ---- A/B compare: B's DPB for the same block and A − B at the same G (pages/common/compare.py) ----
+side_b = compare.choose(ctx, "dpb")
+if side_b is not None:
+    compare.dpb_section(ctx, side_b, block, head)
 
 st.subheader("The bias each group adds")
 fig = widgets.cached_figure(ctx, "dpb_matrix", (block.name, head), lambda: bias_matrix_figure(block.dpb_bias, head, G))

@@ -116,3 +116,15 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    """A fresh 1400×2400 browser page on the app, settled after its first run."""
+    from browser_tools import settle
+    ctx = browser.new_context(viewport={"width": 1400, "height": 2400})
+    pg = ctx.new_page()
+    pg.goto(server)
+    settle(pg)
+    yield pg
+    ctx.close()

@@ -32,16 +32,6 @@ pytestmark = [pytest.mark.browser,
 TITLE = {p.id: p.title for p in PAGES}
 
 
-@pytest.fixture
-def page(server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 2400})
-    pg = ctx.new_page()
-    pg.goto(server)
-    settle(pg)
-    yield pg
-    ctx.close()
-
-
 def test_attention_block_then_stages_regression(page):
     goto_page(page, TITLE["attn"])
     for label, option in (("Block", "s0_b0"), ("Stage", "Stage 2"), ("Block", "s2_b1"), ("Stage", "Stage 3"),

@@ -45,3 +45,26 @@ def head_importance_figure(delta: np.ndarray, names: Sequence[str], heads: Seque
                        width=max(520, 60 * z.shape[1] + 260), height=max(360, 28 * len(names) + 200),
                        legend=False)
     return fig
+
+
+def with_click_targets(fig: go.Figure, delta: np.ndarray, names: Sequence[str], heads: Sequence[int],
+                       value_label: str = "Δ logit") -> go.Figure:
+    """``fig`` (a :func:`head_importance_figure`) plus an invisible square marker on every real cell, so that a
+    click selects it (plotly heat maps emit no point selections; scatter points do).
+
+    Trace ``"cells"``: ``x`` = head, ``y`` = block name, one point per (block, head) the block has, in row-major
+    order; ``customdata`` = ``(row, head, delta)``. Returns a new figure; ``fig`` is not changed.
+    """
+    z = np.asarray(delta, dtype=np.float64)
+    rows = [(i, h) for i, n in enumerate(heads) for h in range(int(n))]
+    out = go.Figure(fig)
+    out.add_trace(go.Scatter(
+        x=[h for _, h in rows], y=[names[i] for i, _ in rows], mode="markers", name="cells", showlegend=False,
+        customdata=[(i, h, float(z[i, h])) for i, h in rows],
+        marker=dict(symbol="square", size=22, color="rgba(0,0,0,0.01)", line=dict(width=0)),
+        selected=dict(marker=dict(color="rgba(0,0,0,0.25)")), unselected=dict(marker=dict(opacity=1.0)),
+        hovertemplate=f"block %{{y}} · head %{{x}}<br>{value_label}: %{{customdata[2]:+.3f}}"
+                      "<br>click: apply this edit below<extra></extra>"))
+    out.update_layout(clickmode="event+select", dragmode=False)
+    out.update_xaxes(range=[-0.5, z.shape[1] - 0.5])       # the markers must not widen the heat map's axis
+    return out

@@ -2,7 +2,7 @@
 
 * ``loaders`` — every ``st.cache_resource`` / ``st.cache_data`` computation (models, traces, figures, extras)
 * ``sidebar`` — the shared sidebar widgets → ``context.AppContext``
-* ``startup`` — page config, navigation, sidebar → the run's context (``app.py`` calls it; pages read ``page_context()``)
+* ``startup`` — page config, navigation, sidebar → the run's context (``app.py``; pages: ``page_context()``)
 * ``context`` — the per-run context (data) and the shared query token
 * ``widgets`` — page header/lesson, figure display + downloads, block/head/query pickers
 * ``images`` — decoding, validation and preprocessing (PIL + NumPy, no Streamlit)

@@ -39,7 +39,7 @@ def _on_upload() -> None:
         state.set_choice("sb_source", "Uploaded image")
 
 
-def _upload_digest(upload) -> str:
+def upload_digest(upload) -> str:
     """SHA-256 of an upload, computed once per file (keyed by Streamlit's file id)."""
     seen: dict[str, str] = st.session_state.setdefault(_DIGESTS, {})
     fid = getattr(upload, "file_id", None) or upload.name
@@ -66,7 +66,8 @@ def _expected_from_name(name: str) -> str | None:
     return max(hits, key=len) if hits else None
 
 
-def _navon(global_shape: str, local_shape: str, element: float, seed: int) -> tuple[str, str, DecodedImage, str]:
+def navon_figure(global_shape: str, local_shape: str, element: float,
+                 seed: int) -> tuple[str, str, DecodedImage, str]:
     rgb = loaders.navon_image(global_shape, local_shape, NAVON_SIZE, float(element), int(seed))
     key = f"navon:{global_shape}:{local_shape}:{NAVON_SIZE}:{element}:{seed}"
     name = f"Navon figure: {_navon_expected(global_shape, local_shape)} (element {element} px, seed {seed})"
@@ -74,7 +75,7 @@ def _navon(global_shape: str, local_shape: str, element: float, seed: int) -> tu
                                                                                             local_shape)
 
 
-def _sample(name: str, path: str) -> tuple[str, str, DecodedImage | None, str | None, str | None]:
+def sample_image(name: str, path: str) -> tuple[str, str, DecodedImage | None, str | None, str | None]:
     data = loaders.sample_bytes(path)
     key = loaders.digest(data)
     dec = loaders.decode(key, Path(path).name, _data=data)
@@ -94,11 +95,11 @@ def _default_image() -> tuple[str, str, DecodedImage, str | None]:
     samples = loaders.sample_files()
     name = default_sample(samples)
     if name is not None:
-        key, label, img, err, expected = _sample(name, samples[name])
+        key, label, img, err, expected = sample_image(name, samples[name])
         if img is not None:
             return key, label, img, expected
         log.warning("default sample unreadable: %s", err)
-    key, label, img, expected = _navon("triangle", "square", 10.0, 0)
+    key, label, img, expected = navon_figure("triangle", "square", 10.0, 0)
     return key, label, img, expected
 
 
@@ -111,7 +112,7 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
     if source == "Sample":
         if samples:
             name = state.choice("Sample image", list(samples), "sb_sample", default=lambda: default_sample(samples))
-            key, label, img, err, expected = _sample(name, samples[name])
+            key, label, img, err, expected = sample_image(name, samples[name])
             if img is None:
                 errors.append(f"The sample {name} could not be read: {err}")
             else:
@@ -128,7 +129,7 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
         element = state.number("Element size (px)", 5, 24, "sb_navon_element", default=10,
                                help="Diameter of each small local shape, in pixels of the 224×224 figure.")
         seed = st.number_input("Seed (position, colours, texture)", 0, 9999, 0, key="sb_navon_seed")
-        result = _navon(g, l, float(element), int(seed))
+        result = navon_figure(g, l, float(element), int(seed))
     upload = st.file_uploader("Upload an image", type=list(IMAGE_TYPES), key="sb_upload", on_change=_on_upload,
                               max_upload_size=MAX_IMAGE_BYTES // 2**20,
                               help="PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF.")
@@ -137,7 +138,7 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
             st.info("Upload an image above; the default sample is shown meanwhile.")
         else:
             data = upload.getvalue()
-            key = _upload_digest(upload)
+            key = upload_digest(upload)
             dec = loaders.decode(key, upload.name, _data=data)
             if dec.image is None:
                 errors.append(f"Could not use the uploaded file — {dec.error} The default image is shown instead.")
@@ -160,7 +161,7 @@ def prep_section(default_mode: str) -> Preprocessing:
 
 
 # ---- model -----------------------------------------------------------------------------------------
-def _demo() -> ModelBundle:
+def demo_bundle() -> ModelBundle:
     from .models import demo_model_id
     return loaders.demo_model(demo_model_id())
 
@@ -171,11 +172,11 @@ def _startup_model(path: Path, errors: list[str]) -> ModelBundle:
         model_id = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     except OSError:
         errors.append(f"The checkpoint {path} does not exist; using the demo model.")
-        return _demo()
+        return demo_bundle()
     got = loaders.checkpoint_file_model(model_id, str(path.resolve()))
     if isinstance(got, ModelFailure):
         errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
-        return _demo()
+        return demo_bundle()
     return got
 
 
@@ -196,7 +197,7 @@ def _official_model(errors: list[str]) -> ModelBundle:
                    "CrossFormer++ weights are on Baidu only: see the About page.")
         if not st.button(f"Download {name}", key="sb_fetch", icon=":material/download:"):
             st.caption("Until then: the demo model.")
-            return _demo()
+            return demo_bundle()
         bar = st.progress(0.0, text="Connecting…")
 
         def show(done: int, total: int | None) -> None:
@@ -206,7 +207,7 @@ def _official_model(errors: list[str]) -> ModelBundle:
             path = fetch.fetch_official(name, progress=show)
         except fetch.FetchError as err:
             errors.append(f"Could not download the official {name} weights — {err} Using the demo model.")
-            return _demo()
+            return demo_bundle()
         bar.empty()
         cached = fetch.cached_official()
     path = cached.get(name) or fetch.cache_root() / fetch.OFFICIAL_WEIGHTS[name].filename
@@ -214,7 +215,7 @@ def _official_model(errors: list[str]) -> ModelBundle:
     got = loaders.checkpoint_file_model(f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", str(path))
     if isinstance(got, ModelFailure):
         errors.append(f"Could not load the cached {name} weights — {got.message} Using the demo model.")
-        return _demo()
+        return demo_bundle()
     return got
 
 
@@ -225,12 +226,12 @@ def _uploaded_model(errors: list[str]) -> ModelBundle:
                           "Files above the upload limit: start the app with -- --checkpoint PATH.")
     if up is None:
         st.caption("No checkpoint uploaded yet: the demo model is used.")
-        return _demo()
-    key = _upload_digest(up)
+        return demo_bundle()
+    key = upload_digest(up)
     got = loaders.uploaded_model(f"upload:{key}", up.name, _data=up.getvalue())
     if isinstance(got, ModelFailure):
         errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
-        return _demo()
+        return demo_bundle()
     return got
 
 
@@ -260,7 +261,7 @@ def model_section(errors: list[str]) -> ModelBundle:
         variant = state.choice("Variant", ARCHITECTURES, "sb_arch", format_func=lambda v: variant_label(v))
         bundle = loaders.architecture_model(variant)
     else:
-        bundle = _demo()
+        bundle = demo_bundle()
     st.caption(f"**{bundle.label}** · {bundle.family} · {bundle.num_params / 1e6:.2f} M parameters · "
                f"{bundle.cfg.num_classes} classes · weights: {bundle.weights}")
     if bundle.notes:

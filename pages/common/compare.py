@@ -1,0 +1,381 @@
+"""A/B compare: a second input B — another image, another model, or the same model at another input size —
+beside the run's input A, on the Attention and DPB pages (UI helpers; figures in :mod:`viz.compare_figures`).
+
+B's trace comes from the same cached loaders as A's (``loaders.trace``, keyed by B's own model id, image key
+and preprocessing); nothing is stored on the model. The shared query is a pixel of A's model input
+(:func:`~pages.common.context.query_pixel`); B looks at the same point of the picture, mapped
+proportionally when B's input has another size (:func:`map_pixel`). Blocks and heads are matched by
+position (``s1_b0``, head 2); when B has no such block or head the page says so.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from crossformer.trace import BlockTrace, Trace
+
+from . import loaders, sidebar, state, widgets
+from .analysis import token_of_pixel
+from .context import AppContext, query_pixel
+from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, PreparedImage, Preprocessing
+from .models import ARCHITECTURES, ModelBundle, ModelFailure
+from .settings import CHECKPOINT_TYPES
+
+log = logging.getLogger(__name__)
+
+SOURCES = {"image": "Another image", "model": "Another model", "size": "Another input size"}
+MODELS = {"architecture": "Official architecture, random weights", "demo": "Demo model (Navon figures)",
+          "upload": "Upload a checkpoint…"}
+
+
+@dataclass(frozen=True, eq=False)
+class SideB:
+    """The second input and its trace (read-only, shared through the loaders' caches).
+
+    Attributes:
+        what: ``"image"``, ``"model"`` or ``"size"`` (what differs from A).
+        label: B in words (image · model · input size).
+        bundle: B's model (A's unless ``what == "model"``).
+        image_key, prep: identify B's image and preprocessing (cache keys).
+        prepared: B's model input ``(H_B, W_B, 3)`` uint8.
+        trace: ``forward_trace`` of B's model on it.
+    """
+
+    what: str
+    label: str
+    bundle: ModelBundle
+    image_key: str
+    prep: Preprocessing
+    prepared: PreparedImage
+    trace: Trace
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.prepared.pixels
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    def stride(self, stage: int) -> int:
+        """Input pixels per token side at ``stage`` of B's model."""
+        return self.trace.stage_stride(stage)
+
+    def key(self, name: str, *params: Any) -> tuple:
+        """Figure-cache key of a figure of B."""
+        return (self.model_id, self.image_key, self.prep.key, name, *params)
+
+    def same_as(self, ctx: AppContext) -> bool:
+        return (self.model_id, self.image_key, self.prep.key) == (ctx.model_id, ctx.image_key, ctx.prep_key)
+
+
+# ---- geometry shared by A and B (pure) ------------------------------------------------------------------------
+def map_pixel(pixel: tuple[int, int], hw_a: tuple[int, int], hw_b: tuple[int, int]) -> tuple[int, int]:
+    """Pixel ``(y, x)`` of A's input → the pixel of B's input at the same relative position (pixel centre to
+    pixel centre, clamped): the identity when the sizes agree."""
+    out = []
+    for v, a, b in zip(pixel, hw_a, hw_b):
+        out.append(min(max(int((int(v) + 0.5) * b / a), 0), b - 1))
+    return out[0], out[1]
+
+
+def query_token_b(ctx: AppContext, b: SideB, stage: int) -> tuple[int, int]:
+    """The shared query as a token ``(h, w)`` of B's ``stage``."""
+    pixel = map_pixel(query_pixel(ctx), ctx.prepared.hw, b.prepared.hw)
+    return token_of_pixel(pixel, b.trace.stage_hw[stage], b.stride(stage))
+
+
+def same_block(trace: Trace, stage: int, index: int) -> BlockTrace | None:
+    """Block ``index`` of ``stage`` in ``trace``, or ``None`` when that model has no such block."""
+    if stage < len(trace.blocks) and index < len(trace.blocks[stage]):
+        return trace.blocks[stage][index]
+    return None
+
+
+def difference_note(diff: dict, block_name: str, head: int | None) -> str:
+    """Teaching text with the numbers of :func:`viz.compare_figures.head_stat_difference` for one block
+    (``head=None``: the head of that block whose focus changes most) and over all blocks."""
+    names = list(diff["names"])
+    i = names.index(block_name)
+    n = int(diff["heads"][i])
+    d_ent = np.asarray(diff["d_entropy"], dtype=np.float64)
+    if head is None or head >= n:
+        row = np.where(np.isfinite(d_ent[i, :n]), np.abs(d_ent[i, :n]), -1.0)
+        head = int(np.argmax(row))
+    parts = []
+    d, d_px = float(d_ent[i, head]), float(diff["d_distance"][i, head])
+    if not np.isfinite(d):
+        parts.append(f"B has no head {head} in {block_name}: nothing to compare there.")
+    else:
+        who = ("A" if d < 0 else "B") if abs(d) >= 0.005 else None
+        focus = (f"is {abs(d):.2f} ln N more focused on {who} than on {'B' if who == 'A' else 'A'}" if who else
+                 "is about as focused on A as on B")
+        parts.append(f"Head {head} of {block_name} {focus} (entropy {diff['a_entropy'][i, head]:.2f} vs "
+                     f"{diff['b_entropy'][i, head]:.2f} of ln N) and looks {abs(d_px):.1f} px "
+                     f"{'farther' if d_px >= 0 else 'nearer'} on A (mean distance {diff['a_distance'][i, head]:.1f} "
+                     f"vs {diff['b_distance'][i, head]:.1f} px).")
+    mag = np.where(np.isfinite(d_ent), np.abs(d_ent), -1.0)
+    if mag.max() >= 0:
+        r, c = np.unravel_index(int(np.argmax(mag)), mag.shape)
+        parts.append(f"Over all blocks, the focus changes most for head {c} of {names[r]} "
+                     f"({float(d_ent[r, c]):+.2f} ln N, A − B); the mean |Δ| over the "
+                     f"{int(np.isfinite(d_ent).sum())} heads both have is {float(np.nanmean(np.abs(d_ent))):.3f} ln N.")
+    missing = int(np.asarray(diff["missing"]).sum())
+    if missing:
+        parts.append(f"{missing} heads of A have no counterpart in B (× in the map).")
+    return " ".join(parts)
+
+
+# ---- choosing B -------------------------------------------------------------------------------------------------
+def _image_b(ctx: AppContext, errors: list[str]) -> tuple[str, str, DecodedImage] | None:
+    """Widgets for B's image (the sidebar's sources and loaders) → ``(image key, caption, image)``."""
+    samples = loaders.sample_files()
+    src = state.choice("B's image", sidebar.SOURCES, "cmp_img_src",
+                       default="Sample" if samples else "Navon generator", widget="radio", horizontal=True)
+    if src == "Sample":
+        if not samples:
+            st.info("No sample images found in assets/samples.")
+            return None
+        names = list(samples)
+        name = state.choice("B's sample", names, "cmp_sample",
+                            default=lambda: next((n for n in names if f"sample: {n}" != ctx.image_name), names[0]))
+        key, label, img, err, _ = sidebar.sample_image(name, samples[name])
+        if img is None:
+            errors.append(f"B's sample {name} could not be read: {err}")
+            return None
+        return key, label, img
+    if src == "Navon generator":
+        from crossformer.navon import SHAPES
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            g = state.choice("B's global shape", SHAPES, "cmp_navon_global", default=SHAPES[-1])
+        with c2:
+            loc = state.choice("B's local shape", SHAPES, "cmp_navon_local", default=SHAPES[0])
+        with c3:
+            element = state.number("B's element size (px)", 5, 24, "cmp_navon_element", default=10)
+        key, label, img, _ = sidebar.navon_figure(g, loc, float(element), 0)
+        return key, label, img
+    up = st.file_uploader("B's image", type=list(IMAGE_TYPES), key="cmp_upload",
+                          max_upload_size=MAX_IMAGE_BYTES // 2**20)
+    if up is None:
+        st.info("Upload B's image above; until then B is A's image.")
+        return None
+    key = sidebar.upload_digest(up)
+    dec = loaders.decode(key, up.name, _data=up.getvalue())
+    if dec.image is None:
+        errors.append(f"Could not use B's upload — {dec.error} B is A's image meanwhile.")
+        return None
+    return key, f"upload: {up.name}", dec.image
+
+
+def _model_b(errors: list[str]) -> ModelBundle:
+    """Widgets for B's model: another architecture with random weights, the demo model, an upload."""
+    choice = state.choice("B's model", list(MODELS), "cmp_model", format_func=MODELS.get)
+    if choice == "architecture":
+        from crossformer.variants import variant_label
+        variant = state.choice("B's variant", ARCHITECTURES, "cmp_arch", format_func=variant_label)
+        return loaders.architecture_model(variant)
+    if choice == "upload":
+        up = st.file_uploader("B's checkpoint (.pth, .safetensors, .npz)", type=list(CHECKPOINT_TYPES), key="cmp_ckpt")
+        if up is not None:
+            got = loaders.uploaded_model(f"upload:{sidebar.upload_digest(up)}", up.name, _data=up.getvalue())
+            if not isinstance(got, ModelFailure):
+                return got
+            errors.append(f"Could not load B's checkpoint — {got.message} B uses the demo model.")
+        else:
+            st.caption("No checkpoint uploaded yet: B uses the demo model.")
+    return sidebar.demo_bundle()
+
+
+def _size_b(ctx: AppContext) -> Preprocessing:
+    """Widget for B's input size (same preprocessing mode as A, so the same framing of the picture)."""
+    label = "B's shorter side (px)" if ctx.prep.mode == "aspect" else "B's crop size (px)"
+    size = state.number(label, 32, 512, "cmp_size", default=min(512, ctx.prep.size + 64), step=16,
+                        help="The same model and image at another input size: groups, padding and the "
+                             "number of tokens per stage change, the weights do not.")
+    return Preprocessing(ctx.prep.mode, int(size))
+
+
+def choose(ctx: AppContext, prefix: str) -> SideB | None:
+    """The "Compare with…" toggle and, when on, the choice of B → B with its trace (``None`` when off)."""
+    if not st.toggle("Compare with…", key=f"{prefix}_cmp",
+                     help="Put a second input B beside this one: another image, another model or another input "
+                          "size, with the same query point, block and head, and the difference drawn."):
+        return None
+    errors: list[str] = []
+    with st.container(border=True):
+        what = state.choice("B is", list(SOURCES), "cmp_what", format_func=SOURCES.get, widget="radio",
+                            horizontal=True)
+        key, name, decoded = ctx.image_key, ctx.image_name, ctx.decoded
+        bundle, prep = ctx.bundle, ctx.prep
+        if what == "image":
+            got = _image_b(ctx, errors)
+            if got is not None:
+                key, name, decoded = got
+        elif what == "model":
+            bundle = _model_b(errors)
+        else:
+            prep = _size_b(ctx)
+        for msg in errors:
+            st.warning(msg, icon=":material/warning:")
+        try:
+            prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
+            trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels)
+        except Exception as err:  # shown, the page keeps running without B
+            log.exception("B's forward pass failed")
+            st.warning(f"B could not run ({type(err).__name__}: {err}); choose another B.", icon=":material/warning:")
+            return None
+        hw = prepared.hw
+        b = SideB(what, f"{name} · {bundle.label} · input {hw[0]}×{hw[1]}", bundle, key, prep, prepared, trace)
+        st.caption(f"**A**: {ctx.image_name} · {ctx.bundle.label} · input {ctx.prepared.hw[0]}×"
+                   f"{ctx.prepared.hw[1]}  \n**B**: {b.label}")
+        if b.same_as(ctx):
+            st.info("B is the same input as A, so every difference below is 0: choose another image, model or "
+                    "size.", icon=":material/info:")
+    return b
+
+
+# ---- drawing ----------------------------------------------------------------------------------------------------
+def _b_figure(b: SideB, name: str, params: tuple, build: Callable[[], Any]) -> Any:
+    return loaders.figure(b.key(name, *params), build)
+
+
+def _csv(rows: list[dict]) -> bytes:
+    import pandas as pd
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False)
+    return buf.getvalue().encode()
+
+
+def _b_block(b: SideB, block: BlockTrace, head: int | None) -> tuple[BlockTrace | None, int | None]:
+    """B's block at A's position and the head to show there; warns when B lacks either."""
+    blk = same_block(b.trace, block.stage, block.index)
+    if blk is None:
+        n = len(b.trace.blocks[block.stage]) if block.stage < len(b.trace.blocks) else 0
+        st.warning(f"B's model has no block {block.name}: its stage {block.stage} has {n} block(s).",
+                   icon=":material/block:")
+        return None, None
+    if head is not None and head >= blk.heads:
+        st.warning(f"B's {block.name} has {blk.heads} heads, so no head {head}: B shows the mean of its heads.",
+                   icon=":material/info:")
+        return blk, None
+    return blk, head
+
+
+def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple[int, int],
+                      head: int | None) -> None:
+    """A's and B's attention for the shared query, side by side, then the per-head difference map."""
+    from viz.attention_figures import query_attention_figure
+    from viz.compare_figures import difference_figure, difference_rows, head_stat_difference
+
+    token_b = query_token_b(ctx, b, block.stage)
+    pa = query_pixel(ctx)
+    pb = map_pixel(pa, ctx.prepared.hw, b.prepared.hw)
+    st.caption(f"Shared query: pixel (y={pa[0]}, x={pa[1]}) of A's {ctx.prepared.hw[0]}×{ctx.prepared.hw[1]} input "
+               f"→ pixel (y={pb[0]}, x={pb[1]}) of B's {b.prepared.hw[0]}×{b.prepared.hw[1]} input → B's token "
+               f"(h={token_b[0]}, w={token_b[1]}) of stage {block.stage} (A's: (h={token[0]}, w={token[1]})).")
+    left, right = st.columns(2, gap="large")
+    with left:
+        fig = widgets.cached_figure(ctx, "cmp_attn_a", (block.name, token, head), lambda: query_attention_figure(
+            ctx.pixels, block, token, head, panel=420, title=f"A · {block.name} · token ({token[0]}, {token[1]})"))
+        widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
+    with right:
+        blk_b, head_b = _b_block(b, block, head)
+        if blk_b is not None:
+            fig = _b_figure(b, "cmp_attn_b", (block.name, token_b, head_b), lambda: query_attention_figure(
+                b.pixels, blk_b, token_b, head_b, panel=420,
+                title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})"))
+            widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
+    sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
+    sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+    diff = head_stat_difference(sa, sb)
+    fig = widgets.cached_figure(ctx, "cmp_diff", b.key("B"), lambda: difference_figure(diff))
+    widgets.show_figure(fig, key="cmp_diff", filename=f"compare_heads_{ctx.image_key[:8]}_{b.image_key[:8]}",
+                        caption="Per block × head, averaged over the real query tokens of each input: attention "
+                                "entropy divided by ln N (N = members of a full group, so inputs whose G differs "
+                                "compare) and mean attended distance in each input's pixels.")
+    st.download_button("Difference table (CSV)", _csv(difference_rows(diff)), "compare_heads.csv", "text/csv",
+                       key="cmp_diff_csv", on_click="ignore", icon=":material/download:")
+    st.info(difference_note(diff, block.name, head), icon=":material/lightbulb:")
+
+
+def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head: int | None) -> None:
+    """B's version of the Attention page's "More views" figure (same block, head and shared query)."""
+    from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
+                                       head_grid_figure, rollout_figure)
+    from viz.diagnostics_figures import diagnostics_figure
+
+    st.markdown(f"**B** · {b.label}")
+    if view == "diagnostics":
+        sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+        params, build = (), lambda: diagnostics_figure(sb, title="B · attention diagnostics: every block and head")
+    elif view == "rollout":
+        params, build = (), lambda: rollout_figure(b.pixels, attention_rollout(b.trace), stride=b.stride(0))
+    else:
+        blk_b, head_b = _b_block(b, block, head)
+        if blk_b is None:
+            return
+        token_b = query_token_b(ctx, b, block.stage)
+        if view == "heads":
+            params, build = (block.name, token_b), lambda: head_grid_figure(b.pixels, blk_b, token_b)
+        elif view == "matrix":
+            group_b = blk_b.layout.locate(token_b)[0]
+            params, build = (block.name, group_b, head_b), lambda: group_matrix_figure(blk_b, group_b, head_b)
+        else:
+            params, build = (block.name, token_b, head_b), lambda: bias_content_split_figure(blk_b, token_b, head_b)
+    fig = _b_figure(b, f"cmp_{view}", params, build)
+    widgets.show_figure(fig, key=f"cmp_{view}_b", filename=f"compare_B_{view}_{block.name}")
+
+
+def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None:
+    """B's DPB for the same block beside the difference A − B of the two tables at A's group size."""
+    from viz.compare_figures import dpb_difference, dpb_difference_figure
+    from viz.dpb_figures import dpb_heatmap_figure, offsets
+
+    blk_b, _ = _b_block(b, block, None)
+    if blk_b is None:
+        return
+    G = block.group_size
+    table_b = loaders.dpb_tables(b.model_id, block.stage, block.index, (G,), _bundle=b.bundle)[G]
+    diff = dpb_difference(block.dpb_table, table_b, centred=True)
+    left, right = st.columns(2, gap="large")
+    with left:
+        fig = _b_figure(b, "cmp_dpb_b", (block.name,), lambda: dpb_heatmap_figure(
+            blk_b.dpb_table, blk_b.group_size, centred=True,
+            title=f"B · {blk_b.name} · its own G={blk_b.group_size}"))
+        widgets.show_figure(fig, key="cmp_dpb_b", filename=f"compare_B_dpb_{block.name}",
+                            caption="B's DPB per head minus its mean, at the G B's input gives this block.")
+    with right:
+        fig = widgets.cached_figure(ctx, "cmp_dpb_diff", b.key("B", block.name), lambda: dpb_difference_figure(
+            diff, G, title=f"A − B · {block.name} · G={G}"))
+        widgets.show_figure(fig, key="cmp_dpb_diff", filename=f"compare_dpb_diff_{block.name}",
+                            caption=f"A's table minus B's, both evaluated at A's G={G} and each centred on its "
+                                    "mean (a constant bias moves no attention); one symmetric scale.")
+    d = offsets(G)
+    rows = [{"dy": int(d[r // (2 * G - 1)]), "dx": int(d[r % (2 * G - 1)]), "head": h, "a_minus_b": float(diff[r, h])}
+            for r in range(diff.shape[0]) for h in range(diff.shape[1])]
+    st.download_button("DPB difference (CSV)", _csv(rows), f"compare_dpb_{block.name}.csv", "text/csv",
+                       key="cmp_dpb_csv", on_click="ignore", icon=":material/download:")
+    notes = []
+    if b.model_id == ctx.model_id:
+        notes.append("A and B share the model, and the DPB depends only on the weights and the offset — not on "
+                     "the image — so A − B is 0 at the same G.")
+        if blk_b.group_size != G:
+            notes.append(f"At B's input size, though, {block.name} groups G={blk_b.group_size} tokens instead of "
+                         f"{G}: the same MLP read at other offsets (left).")
+    else:
+        h = head if head < diff.shape[1] else 0
+        r = int(np.argmax(np.abs(diff[:, h])))
+        notes.append(f"Head {h} of {block.name}: the centred biases differ most at offset (Δy, Δx) = "
+                     f"({int(d[r // (2 * G - 1)])}, {int(d[r % (2 * G - 1)])}), by {float(diff[r, h]):+.3f} (A − B); "
+                     f"over all offsets and heads the largest |A − B| is {float(np.abs(diff).max()):.3f}.")
+    if blk_b.heads != block.heads:
+        notes.append(f"B's block has {blk_b.heads} heads and A's {block.heads}: the difference covers the "
+                     f"first {diff.shape[1]}.")
+    st.info(" ".join(notes), icon=":material/lightbulb:")
