@@ -151,7 +151,8 @@ def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
 
 def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Calibration:
     """Time two tiny passes of ``bundle.model`` (``engine`` ``"fp32"``/``"bf16"``: torch forward under that
-    precision; ``"numpy"``: the NumPy reference) and fit a :class:`Calibration` (best of two runs each)."""
+    precision; ``"numpy"``: the NumPy reference) and fit a :class:`Calibration` (best of two runs each,
+    after an untimed warm-up)."""
     import numpy as np
     import torch
 
@@ -162,7 +163,7 @@ def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Cal
     for size in sizes:
         x = torch.zeros(1, 3, size, size, device=device)
         best = math.inf
-        for _ in range(2):
+        for run in range(3):                                  # the first pass of a shape warms up: not timed
             t0 = time.perf_counter()
             if engine == "numpy":
                 from crossformer import reference
@@ -172,7 +173,7 @@ def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Cal
             else:
                 with bundle.lock, torch.no_grad(), precision.autocast(device, engine):
                     bundle.model(x)
-            best = min(best, time.perf_counter() - t0)
+            best = best if run == 0 else min(best, time.perf_counter() - t0)
         times.append(best)
         flops.append(forward_flops(bundle.cfg, (size, size)))
     cal = fit_calibration(times[0], times[1], flops[0], flops[1], where)
@@ -213,17 +214,19 @@ def report_cancelled(key: str) -> dict | None:
 
 
 def action(key: str, label: str, request: Hashable, est: Estimate, compute: Callable[[Progress], T],
-           store: Any, *, threshold_s: float = THRESHOLD_S, progress_label: str | None = None,
+           store: Any, *, threshold_s: float | None = None, progress_label: str | None = None,
            help: str | None = None, primary: bool = True) -> tuple[T | None, bool]:
     """A heavy action's button (widget key ``key``), confirmation, progress bar and Cancel; returns
     ``(result, just_ran)``.
 
     ``result`` is ``store.get(request)`` (a :class:`~pages.common.bytecache.ByteLRU` shared by every
     session, or a plain dict in ``session_state`` for results kept per session), computed now by
-    ``compute(progress)`` if the user asked (and confirmed when ``est.seconds > threshold_s``); ``None``
+    ``compute(progress)`` if the user asked (and confirmed when ``est.seconds > threshold_s``, default
+    :data:`THRESHOLD_S`); ``None``
     when not computed (yet). ``compute`` must call ``progress(done, total)`` after every step; only a
     complete result is stored. An exception of ``compute`` is shown and the page goes on.
     """
+    threshold_s = THRESHOLD_S if threshold_s is None else threshold_s
     report_cancelled(key)
     result = store.get(request)
     if result is not None:
@@ -246,8 +249,7 @@ def action(key: str, label: str, request: Hashable, est: Estimate, compute: Call
         go = c1.button("Continue", key=f"{key}_confirm", type="primary", icon=":material/check:")
         if c2.button("Not now", key=f"{key}_decline", icon=":material/close:") or go:
             st.session_state.pop(confirm_key, None)
-            if not go:
-                slot.empty()
+            slot.empty()
     if not go:
         return None, False
     bar = st.progress(0.0, text=f"{progress_label or label}: starting…")
