@@ -23,6 +23,23 @@ if not bundle.trained:
     st.warning("Random weights: attributions explain a meaningless prediction.", icon=":material/warning:")
 
 widgets.prediction_caveat(ctx)
+x_hw = tuple(ctx.pixels.shape[:2])
+engine = precision.resolve("auto", bundle.device)
+flops = heavy.forward_flops(bundle.cfg, x_hw)
+calib = loaders.calibration(ctx.model_id, engine, _bundle=bundle)
+store = loaders.heavy_store()
+IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
+
+
+def default_ig_steps() -> int:
+    """The most steps (of 32, 24, 16, 12, 8) whose estimate stays under ``IG_TARGET_S``, else 4."""
+    batch = attribution.batch_for(x_hw)
+    for n in (32, 24, 16, 12, 8):
+        if heavy.estimate(heavy.ig_cost(n, min(n, batch)), flops, calib).seconds <= IG_TARGET_S:
+            return n
+    return 4
+
+
 top = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
 probs = {i: p for i, _, p in top}
 c1, c2 = st.columns(2)
@@ -31,9 +48,9 @@ with c1:
                           format_func=lambda i: f"{bundle.class_names[i]} ({probs[i]:.1%})")
 with c2:
     if method == "ig":
-        param = state.number("Steps along the path", 4, 64, "attr_steps", default=16, step=4,
-                             help="Fewer steps are faster; the convergence delta under the map says how good "
-                                  "the approximation is.")
+        param = state.number("Steps along the path", 4, 64, "attr_steps", default=default_ig_steps, step=4,
+                             help="Fewer steps are faster (the default keeps the estimate under 20 s); the "
+                                  "convergence delta under the map says how good the approximation is.")
     elif method == "gradcam":
         n_stages = len(trace.stage_hw)
         param = state.choice("Stage", range(n_stages), "attr_stage", default=n_stages - 1,
@@ -44,11 +61,6 @@ with c2:
                              widget="select_slider",
                              help="Squares tile the image without overlap: one forward pass per square.")
 
-x_hw = tuple(ctx.pixels.shape[:2])
-engine = precision.resolve("auto", bundle.device)
-flops = heavy.forward_flops(bundle.cfg, x_hw)
-calib = loaders.calibration(ctx.model_id, engine, _bundle=bundle)
-store = loaders.heavy_store()
 
 
 def map_cost(m: str, p: int) -> heavy.Cost:
@@ -87,7 +99,7 @@ st.markdown("A map is faithful when the patches it ranks highest really carry th
             "class should fall fast (low area under the curve). **Insertion** starts from the blurred image and "
             "puts the patches back in the same order: it should rise fast (high area). A random patch order is "
             "the reference to beat.")
-FAITH_PARAMS = {"ig": 16, "gradcam": len(trace.stage_hw) - 1, "occlusion": 32}
+FAITH_PARAMS = {"ig": default_ig_steps(), "gradcam": len(trace.stage_hw) - 1, "occlusion": 32}
 FAITH_STEPS = 32
 faith_patch = state.choice("Patch size (px)", [16, 32], "attr_faith_patch", default=16, widget="select_slider",
                            help="Side of the squares removed / inserted one at a time.")

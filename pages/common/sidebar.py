@@ -170,8 +170,9 @@ def _size_control() -> None:
     draft = state.number("Shorter side (px)", 32, 512, "sb_size_draft", default=applied, step=16,
                          help="The long side follows the image's aspect ratio (cropped to at most 3:1). The model "
                               "re-runs when you press Apply.")
-    if st.button(f"Apply {draft} px" if draft != applied else f"Applied: {applied} px", key="sb_size_apply",
-                 disabled=draft == applied, icon=":material/check:", on_click=_apply_size, args=(int(draft),)):
+    st.button(f"Apply {draft} px" if draft != applied else f"Applied: {applied} px", key="sb_size_apply",
+              disabled=draft == applied, icon=":material/check:", on_click=_apply_size, args=(int(draft),))
+    if st.session_state.pop("sb_size::applied_now", False):
         from streamlit.runtime.scriptrunner import get_script_run_ctx
         run = get_script_run_ctx()
         if run is not None and run.fragment_ids_this_run:   # only this fragment ran: now run the whole page
@@ -180,6 +181,7 @@ def _size_control() -> None:
 
 def _apply_size(size: int) -> None:
     st.session_state["sb_size"] = size
+    st.session_state["sb_size::applied_now"] = True
 
 
 # ---- model -----------------------------------------------------------------------------------------
