@@ -248,11 +248,12 @@ def test_a_failing_job_is_shown_and_the_app_goes_on():
 
 # ---- the app's pages -----------------------------------------------------------------------------------
 def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
+    monkeypatch.setattr(heavy, "THRESHOLD_S", 1e9)                   # "below": whatever this loaded CPU estimates
     at = S.new_app(64).run()
     at.switch_page("pages/attributions.py").run()
     no_errors(at)
     assert any("Estimated" in c.value and "on this CPU" in c.value for c in at.caption)
-    at.button(key="attr_run").click().run()                           # 64 px demo model: far below 10 s
+    at.button(key="attr_run").click().run()
     assert len(at.get("plotly_chart")) == 1
     assert not any("continue?" in w.value for w in at.warning)
     assert any("convergence delta" in c.value for c in at.caption)

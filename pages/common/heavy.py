@@ -160,10 +160,12 @@ def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Cal
     device = torch.device(bundle.device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
     times, flops = [], []
+    if engine == "numpy":          # NumPy needs no warm-up, and a pass costs 10× torch's: one run each, smaller
+        sizes = (32, 64)
     for size in sizes:
         x = torch.zeros(1, 3, size, size, device=device)
         best = math.inf
-        for run in range(3):                                  # the first pass of a shape warms up: not timed
+        for run in range(3 if engine != "numpy" else 2):      # the first pass of a shape warms up: not timed
             t0 = time.perf_counter()
             if engine == "numpy":
                 from crossformer import reference
