@@ -344,12 +344,13 @@ def check_weights(state_dict: Mapping[str, Any], cfg: dict, dtype=np.float32) ->
 
 # ---- the model --------------------------------------------------------------------------------------------------
 def forward(state_dict: Mapping[str, Any], x: Array, config: Any, *, dtype=np.float32,
-            trace: bool = True) -> tuple[Array, dict[str, Array]]:
+            trace: bool = True, progress: Any = None) -> tuple[Array, dict[str, Array]]:
     """CrossFormer / CrossFormer++ classifier (SPEC §1) on ``x`` ``(B, 3, H, W)``, any ``H, W ≥ 32``.
 
     ``state_dict`` holds the official names (numpy arrays, or anything ``np.asarray`` reads); ``config`` is
     read by :func:`read_config`; ``dtype=np.float64`` gives a high-precision reference. Returns logits
     ``(B, classes)`` and, if ``trace``, every intermediate under the names and layouts of ``Trace.flat()``.
+    ``progress``, if given, is called as ``progress(blocks done, blocks in all)`` after every block.
     """
     cfg = read_config(config)
     p = check_weights(state_dict, cfg, dtype)
@@ -367,6 +368,8 @@ def forward(state_dict: Mapping[str, Any], x: Array, config: Any, *, dtype=np.fl
             plan = group_plan(kind, hw, cfg["group_size"][i], cfg["interval"] and cfg["interval"][i])
             p_block, acl = params(p, f"layers.{i}.blocks.{j}."), acl_block(cfg, i, j)
             tokens = block(tokens, hw, p_block, heads, plan, scale, acl, rec)
+            if progress is not None:
+                progress(sum(cfg["depths"][:i]) + j + 1, sum(cfg["depths"]))
             if trace:
                 rec |= dict(output=tokens, members=rec.pop("members"))
                 flat |= {f"blocks.s{i}_b{j}.{name}": a for name, a in rec.items()}

@@ -5,7 +5,9 @@ import time
 
 import streamlit as st
 
-from pages.common import analysis, loaders, startup, state, texts, widgets
+from crossformer import precision
+from pages.common import analysis, heavy, loaders, startup, state, texts, widgets
+from viz import attribution
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,23 @@ if not bundle.trained:
     st.warning("Random weights: attributions explain a meaningless prediction.", icon=":material/warning:")
 
 widgets.prediction_caveat(ctx)
+x_hw = tuple(ctx.pixels.shape[:2])
+engine = precision.resolve("auto", bundle.device)
+flops = heavy.forward_flops(bundle.cfg, x_hw)
+calib = loaders.calibration(ctx.model_id, engine, _bundle=bundle)
+store = loaders.heavy_store()
+IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
+
+
+def default_ig_steps() -> int:
+    """The most steps (of 32, 24, 16, 12, 8) whose estimate stays under ``IG_TARGET_S``, else 4."""
+    batch = attribution.batch_for(x_hw)
+    for n in (32, 24, 16, 12, 8):
+        if heavy.estimate(heavy.ig_cost(n, min(n, batch)), flops, calib).seconds <= IG_TARGET_S:
+            return n
+    return 4
+
+
 top = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
 probs = {i: p for i, _, p in top}
 c1, c2 = st.columns(2)
@@ -29,7 +48,9 @@ with c1:
                           format_func=lambda i: f"{bundle.class_names[i]} ({probs[i]:.1%})")
 with c2:
     if method == "ig":
-        param = state.number("Steps along the path", 8, 64, "attr_steps", default=32, step=8)
+        param = state.number("Steps along the path", 4, 64, "attr_steps", default=default_ig_steps, step=4,
+                             help="Fewer steps are faster (the default keeps the estimate under 20 s); the "
+                                  "convergence delta under the map says how good the approximation is.")
     elif method == "gradcam":
         n_stages = len(trace.stage_hw)
         param = state.choice("Stage", range(n_stages), "attr_stage", default=n_stages - 1,
@@ -40,31 +61,35 @@ with c2:
                              widget="select_slider",
                              help="Squares tile the image without overlap: one forward pass per square.")
 
-request = (method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
-done: set = st.session_state.setdefault("attr_done", set())
-if st.button(f"Compute {METHODS[method].lower()}", key="attr_run", type="primary", icon=":material/play_arrow:"):
-    done.add(request)
 
-if request in done:
-    try:
-        with st.spinner(f"Computing {METHODS[method].lower()}…"):
-            res = loaders.attribution(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
-                                      _bundle=bundle, _pixels=ctx.pixels)
-    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
-        log.exception("attribution failed")
-        done.discard(request)
-        st.error(f"{METHODS[method]} failed: {type(err).__name__}: {err}")
-    else:
-        name = bundle.class_names[int(target)]
-        fig = widgets.cached_figure(ctx, "attr", request[:1] + request[4:], lambda: attribution_overlay_figure(
-            ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”", signed=res.signed,
-            colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
-            clip_percentile=99.5 if method == "ig" else None))
-        widgets.show_figure(fig, key=f"attr_fig_{method}", filename=f"{method}_{ctx.image_key[:8]}_class{target}",
-                            caption=f"Computed in {res.seconds:.2f} s. {res.note}")
+
+def map_cost(m: str, p: int) -> heavy.Cost:
+    """What computing method ``m`` with parameter ``p`` runs on this input (nothing if already stored)."""
+    if loaders.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), p) in store:
+        return heavy.Cost(0.0, 0, 0)
+    if m == "ig":
+        return heavy.ig_cost(p, min(p, attribution.batch_for(x_hw)))
+    if m == "gradcam":
+        return heavy.gradcam_cost()
+    return heavy.occlusion_cost(attribution.occlusion_total(x_hw, p, p), attribution.batch_for(x_hw))
+
+
+request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
+res, _ = heavy.action(
+    "attr_run", f"Compute {METHODS[method].lower()}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
+    lambda progress: loaders.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress),
+    store, progress_label=METHODS[method])
+if res is not None:
+    name = bundle.class_names[int(target)]
+    fig = widgets.cached_figure(ctx, "attr", request[1:2] + request[5:], lambda: attribution_overlay_figure(
+        ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”", signed=res.signed,
+        colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
+        clip_percentile=99.5 if method == "ig" else None))
+    widgets.show_figure(fig, key=f"attr_fig_{method}", filename=f"{method}_{ctx.image_key[:8]}_class{target}",
+                        caption=f"Computed in {res.seconds:.2f} s. {res.note}")
 else:
-    st.info("Press the button to compute (a few seconds on a CPU for the demo model); results are cached, so "
-            "coming back to this class and method is instant.", icon=":material/hourglass_empty:")
+    st.info("Press the button to compute; results are kept for every session, so coming back to this class "
+            "and method is instant.", icon=":material/hourglass_empty:")
 
 # ---- faithfulness: deletion / insertion --------------------------------------------------------------
 st.divider()
@@ -74,46 +99,56 @@ st.markdown("A map is faithful when the patches it ranks highest really carry th
             "class should fall fast (low area under the curve). **Insertion** starts from the blurred image and "
             "puts the patches back in the same order: it should rise fast (high area). A random patch order is "
             "the reference to beat.")
-FAITH_PARAMS = {"ig": 32, "gradcam": len(trace.stage_hw) - 1, "occlusion": 32}
+FAITH_PARAMS = {"ig": default_ig_steps(), "gradcam": len(trace.stage_hw) - 1, "occlusion": 32}
 FAITH_STEPS = 32
 faith_patch = state.choice("Patch size (px)", [16, 32], "attr_faith_patch", default=16, widget="select_slider",
                            help="Side of the squares removed / inserted one at a time.")
-faith_key = (ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(faith_patch))
-faith_store: dict = st.session_state.setdefault("attr_faith_results", {})
-if st.button("Compare methods (deletion / insertion)", key="attr_faith_run", icon=":material/balance:"):
+faith_key = ("faith", ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(faith_patch))
+gh, gw = -(-x_hw[0] // faith_patch), -(-x_hw[1] // faith_patch)
+faith_steps = min(gh * gw, FAITH_STEPS)
+curve_images = 2 + 4 * (faith_steps - 1)
+faith_cost = heavy.add(*(map_cost(m, p) for m, p in FAITH_PARAMS.items()),
+                       heavy.forward_cost(len(FAITH_PARAMS) * curve_images, 16), unit="images")
+
+
+def compare_methods(progress: heavy.Progress) -> tuple[dict, float]:
+    """The three maps (stored ones reused) and their deletion / insertion curves; ``progress`` counts
+    every image run."""
     from crossformer.faithfulness import deletion_insertion
 
-    bar = st.progress(0.0, text="Computing the attribution maps…")
-    try:
-        t0 = time.perf_counter()
-        results = {}
-        for i, (m, p) in enumerate(FAITH_PARAMS.items()):
-            bar.progress(i / len(FAITH_PARAMS), text=f"{METHODS[m]}: map…")
-            amap = loaders.attribution(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(p),
-                                       _bundle=bundle, _pixels=ctx.pixels)
+    t0, offset, results = time.perf_counter(), 0, {}
+    for m, p in FAITH_PARAMS.items():
+        key = loaders.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(p))
+        amap = store.get(key)
+        if amap is None:
+            n = map_cost(m, p).steps
 
-            def tick(done: int, total: int, i: int = i, m: str = m) -> None:
-                bar.progress(min(1.0, (i + done / max(total, 1)) / len(FAITH_PARAMS)),
-                             text=f"{METHODS[m]}: deletion / insertion, {done}/{total} images")
+            def tick_map(done: int, total: int, base: int = offset) -> None:
+                progress(base + done)
 
-            x_in = loaders.model_input(bundle, ctx.pixels)
-            with bundle.lock:
-                gh, gw = -(-x_in.shape[-2] // faith_patch), -(-x_in.shape[-1] // faith_patch)
-                results[METHODS[m]] = deletion_insertion(bundle.model, x_in, amap.values, int(target),
-                                                         patch=int(faith_patch), steps=min(gh * gw, FAITH_STEPS),
-                                                         progress=tick)
-        faith_store[faith_key] = (results, time.perf_counter() - t0)
-    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
-        log.exception("faithfulness failed")
-        st.error(f"Deletion / insertion failed: {type(err).__name__}: {err}")
-    finally:
-        bar.empty()
+            amap = store.put(key, loaders.attribution(m, bundle, ctx.pixels, int(target), int(p),
+                                                      progress=tick_map))
+            offset += n
 
-if faith_key in faith_store:
+        def tick(done: int, total: int, base: int = offset) -> None:
+            progress(base + done)
+
+        x_in = loaders.model_input(bundle, ctx.pixels)
+        with bundle.lock:
+            results[METHODS[m]] = deletion_insertion(bundle.model, x_in, amap.values, int(target),
+                                                     patch=int(faith_patch), steps=faith_steps, progress=tick)
+        offset += curve_images
+    return results, time.perf_counter() - t0
+
+
+faith, _ = heavy.action("attr_faith_run", "Compare methods (deletion / insertion)", faith_key,
+                        heavy.estimate(faith_cost, flops, calib), compare_methods, store, primary=False,
+                        progress_label="Maps and deletion / insertion curves")
+if faith is not None:
     from crossformer.faithfulness import faithfulness_summary
     from viz.faithfulness_figures import faithfulness_figure
 
-    results, seconds = faith_store[faith_key]
+    results, seconds = faith
     first = next(iter(results.values()))
     name = bundle.class_names[int(target)]
     fig = faithfulness_figure(results, title=f"Deletion and insertion for “{name}”")
@@ -125,5 +160,5 @@ if faith_key in faith_store:
                                 f"squares. Computed in {seconds:.1f} s.")
     st.markdown(faithfulness_summary(results)[1])
 else:
-    st.caption("Press the button to compute the three maps and their deletion / insertion curves (about "
-               f"{4 * FAITH_STEPS} forward passes per method).")
+    st.caption("Press the button to compute the three maps and their deletion / insertion curves "
+               f"({curve_images} images per method).")

@@ -8,9 +8,10 @@ import numpy as np
 import streamlit as st
 import torch
 
+from crossformer import precision
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance
-from pages.common import analysis, loaders, startup, state, widgets
+from pages.common import analysis, heavy, loaders, startup, state, widgets
 from viz.attention_figures import query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
@@ -48,22 +49,18 @@ with c2:
 request = (ctx.model_id, ctx.image_key, ctx.prep_key, int(target), kind)
 scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
-if st.button("Scan every head", key="int_scan", type="primary", icon=":material/play_arrow:",
-             help=f"{n_heads} edited forward passes, batched; each ablates one head alone."):
-    bar = st.progress(0.0, text=f"Ablating 0 of {n_heads} heads…")
-    try:
-        with bundle.lock:
-            res = head_importance(bundle.model, x, int(target), kind=kind,
-                                  progress=lambda done, total: bar.progress(
-                                      done / total, text=f"Ablating heads: {done} of {total}"))
-    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
-        log.exception("head importance scan failed")
-        st.error(f"The scan failed: {type(err).__name__}: {err}")
-    else:
-        scans[request] = res
-    bar.empty()
+scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
+                          loaders.calibration(ctx.model_id, precision.resolve("auto", bundle.device), _bundle=bundle))
 
-res = scans.get(request)
+
+def scan(progress: heavy.Progress) -> dict:
+    with bundle.lock:
+        return head_importance(bundle.model, x, int(target), kind=kind, progress=progress)
+
+
+res, _ = heavy.action("int_scan", "Scan every head", request, scan_est, scan, scans,
+                      progress_label="Ablating heads",
+                      help=f"{n_heads} edited forward passes, batched; each ablates one head alone.")
 if res is None:
     st.info(f"Press the button to ablate each of the {n_heads} heads in turn (a few seconds on a CPU for the demo "
             "model); the result is kept for this session.", icon=":material/hourglass_empty:")

@@ -5,7 +5,7 @@ from functools import partial
 
 import streamlit as st
 
-from pages.common import analysis, context, loaders, startup, state, texts, widgets
+from pages.common import analysis, context, heavy, loaders, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
@@ -16,10 +16,7 @@ trace, bundle = ctx.trace, ctx.bundle
 n_blocks = sum(len(s) for s in trace.blocks)
 widgets.page_header("ref", texts.reference_intro(n_blocks, TOL))
 
-request = (ctx.model_id, ctx.image_key, ctx.prep_key)
-done: set = st.session_state.setdefault("ref_done", set())
-if st.button("Run the NumPy reference on this image", key="ref_run", type="primary", icon=":material/play_arrow:"):
-    done.add(request)
+request = ("ref", ctx.model_id, ctx.image_key, ctx.prep_key)
 
 
 def _index(label: str, n: int, key: str, default: int, value: int | None = None, on_change=None) -> int:
@@ -42,18 +39,13 @@ def _query_from_sliders(layout, stride: int) -> None:
             context.set_query_token((t // W, t % W), stride)
 
 
-run = None
-if request in done:
-    try:
-        with st.spinner("Running the NumPy reference (plain NumPy, one image)…"):
-            run = loaders.reference_run(ctx.model_id, ctx.image_key, ctx.prep_key, _bundle=bundle,
-                                        _pixels=ctx.pixels, _trace=trace)
-    except Exception as err:  # noqa: BLE001 — shown, the app keeps working
-        log.exception("NumPy reference failed")
-        done.discard(request)
-        st.error(f"The NumPy reference failed: {type(err).__name__}: {err}")
-else:
-    st.info("Press the button to run the reference (a few seconds for the demo model on a CPU; it is cached).",
+calib = loaders.calibration(ctx.model_id, "numpy", _bundle=bundle)
+est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
+run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
+                      lambda progress: loaders.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress),
+                      loaders.heavy_store(), progress_label="NumPy reference (plain NumPy, fp32)")
+if run is None:
+    st.info("Press the button to run the reference; the result is kept for every session.",
             icon=":material/hourglass_empty:")
 
 if run is not None:

@@ -28,11 +28,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, env: dict | None = None, root: Path = ROOT) -> subprocess.Popen:
-    """``streamlit run app.py`` (of ``root``) on ``127.0.0.1:port``; returns once ``/_stcore/health`` answers."""
+def start_server(port: int, env: dict | None = None, root: Path = ROOT, log: Path | None = None) -> subprocess.Popen:
+    """``streamlit run app.py`` (of ``root``) on ``127.0.0.1:port``; returns once ``/_stcore/health`` answers.
+    ``log``: a file that receives the server's output (the app's log lines), else it is discarded."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    out = open(log, "w") if log is not None else subprocess.DEVNULL   # noqa: SIM115 — the server owns it
+    proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     deadline = time.time() + 60
     while time.time() < deadline:

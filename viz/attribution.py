@@ -6,18 +6,60 @@ The only ``viz`` module that runs torch: a model and an input tensor in, NumPy m
 pre-wired Grad-CAM target, so no layer or reshape is guessed. Attribution methods re-run modules on saved
 inputs; an in-place activation would overwrite them, so a model that has one (e.g. an official DPB built
 with ``ReLU(inplace=True)``) is attributed on a private copy with in-place switched off.
+
+Speed: integrated gradients and occlusion run their images in batches (sized by a pixel budget, so a large
+input does not exhaust memory) under bf16 autocast where :mod:`crossformer.precision` says the hardware
+does bf16 natively (``precision="fp32"`` for the plain path). Every pass reports ``progress(done, total)``
+(images done), which is where a page can interrupt the run.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from crossformer import precision as prec
+
 log = logging.getLogger(__name__)
+ProgressFn = Callable[[int, int], None]
+#: images × pixels per batch: 16 images of 224 × 224 (a few hundred MiB of activations for the demo model).
+PIXEL_BUDGET = 16 * 224 * 224
+
+
+def batch_for(hw: tuple[int, int], cap: int = 64, budget: int = PIXEL_BUDGET) -> int:
+    """Images per forward pass for inputs of ``hw = (H, W)`` pixels: ``budget // (H·W)``, in ``1…cap``."""
+    return int(max(1, min(cap, budget // max(1, hw[0] * hw[1]))))
+
+
+class _Counted(nn.Module):
+    """``model`` under autocast ``precision``, returning fp32 logits and reporting images done.
+
+    ``progress(done, total)`` is called after every forward pass (``done`` capped at ``total``); an
+    exception it raises (a page's interruption) propagates out of captum unchanged.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str, total: int,
+                 progress: ProgressFn | None) -> None:
+        super().__init__()
+        self.model, self.device, self.precision = model, device, precision
+        self.total, self.progress, self.done = int(total), progress, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with prec.autocast(self.device, self.precision):
+            out = self.model(x)
+        self.done += int(x.shape[0])
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+        return out.float()
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _batch1(x: torch.Tensor) -> torch.Tensor:
@@ -49,8 +91,14 @@ def safe_model(model: nn.Module) -> nn.Module:
     return clone
 
 
+def ig_total(steps: int) -> int:
+    """Images integrated gradients runs: ``steps`` along the path + the input and the baseline (delta)."""
+    return int(steps) + 2
+
+
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, steps: int = 32,
-                         internal_batch_size: int = 8, baseline: torch.Tensor | float = 0.0
+                         internal_batch_size: int | None = None, baseline: torch.Tensor | float = 0.0,
+                         precision: str = "fp32", progress: ProgressFn | None = None
                          ) -> tuple[np.ndarray, float]:
     """Integrated Gradients of logit ``target`` w.r.t. the (normalised) input pixels.
 
@@ -59,8 +107,11 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, steps: 
         x: ``(1, 3, H, W)`` normalised input.
         target: class index.
         steps: integration steps (Gauss–Legendre).
-        internal_batch_size: images per forward pass along the path (bounds memory regardless of ``steps``).
+        internal_batch_size: images per forward pass along the path (bounds memory regardless of
+            ``steps``); ``None``: :func:`batch_for` the input size, at most ``steps``.
         baseline: the reference input (0 = the dataset-mean colour after normalisation).
+        precision: ``"fp32"`` (plain), ``"bf16"`` or ``"auto"`` (bf16 where native).
+        progress: ``progress(images done, ig_total(steps))`` after each forward pass.
 
     Returns:
         ``(attr, delta)``: ``attr`` ``(H, W)`` float32, summed over colour channels (signed; its total
@@ -71,11 +122,12 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, steps: 
 
     m = safe_model(model)
     xi = _batch1(x)
-    ig = IntegratedGradients(m)
+    batch = internal_batch_size or min(int(steps), batch_for(tuple(x.shape[-2:])))
+    wrapped = _Counted(m, _device(m), precision, ig_total(steps), progress)
+    ig = IntegratedGradients(wrapped)
     attr, delta = ig.attribute(xi, baselines=baseline, target=int(target), n_steps=int(steps),
-                               internal_batch_size=max(1, int(internal_batch_size)),
-                               return_convergence_delta=True)
-    return attr[0].sum(0).detach().cpu().numpy().astype(np.float32), float(delta.abs().max())
+                               internal_batch_size=max(1, int(batch)), return_convergence_delta=True)
+    return attr[0].sum(0).detach().float().cpu().numpy().astype(np.float32), float(delta.abs().max())
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int, stage: int, relu: bool = True) -> np.ndarray:
@@ -94,19 +146,30 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, stage: int, relu: b
     return a[0, 0].detach().cpu().numpy().astype(np.float32)
 
 
+def occlusion_total(hw: tuple[int, int], window: int, stride: int) -> int:
+    """Images occlusion runs on an ``hw`` input: one per window position + the unoccluded input."""
+    n = [(d - int(window)) // int(stride) + 1 if d >= window else 0 for d in hw]
+    return int(n[0] * n[1]) + 1
+
+
 def occlusion(model: nn.Module, x: torch.Tensor, target: int, window: int = 32, stride: int = 16,
-              baseline: float = 0.0, perturbations_per_eval: int = 8) -> np.ndarray:
+              baseline: float = 0.0, perturbations_per_eval: int | None = None, precision: str = "fp32",
+              progress: ProgressFn | None = None) -> np.ndarray:
     """Occlusion: the drop of logit ``target`` when a ``window × window`` patch is set to ``baseline``,
     averaged over the windows covering each pixel → ``(H, W)`` float32 (positive = evidence for the class).
 
-    ``perturbations_per_eval`` occluded copies run per forward pass (bounds memory).
+    ``perturbations_per_eval`` occluded copies run per forward pass (bounds memory; ``None``:
+    :func:`batch_for` the input size); ``precision`` as in :func:`integrated_gradients`; ``progress(images
+    done, occlusion_total(...))`` after each pass.
     """
     from captum.attr import Occlusion
 
     m = safe_model(model)
-    occ = Occlusion(m)
+    batch = perturbations_per_eval or batch_for(tuple(x.shape[-2:]))
+    total = occlusion_total(tuple(x.shape[-2:]), window, stride)
+    occ = Occlusion(_Counted(m, _device(m), precision, total, progress))
     with torch.no_grad():
         a = occ.attribute(_batch1(x).detach(), sliding_window_shapes=(x.shape[-3], int(window), int(window)),
                           strides=(x.shape[-3], int(stride), int(stride)), baselines=baseline,
-                          target=int(target), perturbations_per_eval=max(1, int(perturbations_per_eval)))
-    return a[0].mean(0).detach().cpu().numpy().astype(np.float32)
+                          target=int(target), perturbations_per_eval=max(1, int(batch)))
+    return a[0].mean(0).detach().float().cpu().numpy().astype(np.float32)

@@ -249,26 +249,57 @@ class Attribution:
     note: str = ""
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def attribution(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int,
-                _bundle: ModelBundle, _pixels: np.ndarray) -> Attribution:
+@st.cache_resource(show_spinner=False)
+def heavy_store() -> ByteLRU:
+    """Finished heavy results (attributions, faithfulness curves, NumPy reference runs, head scans), shared by
+    every session and bounded in bytes (``CROSSFORMER_HEAVY_CACHE_MB``, default 256). Only complete
+    results are put here (:func:`pages.common.heavy.action`): a cancelled run leaves nothing."""
+    return ByteLRU(budget_bytes("CROSSFORMER_HEAVY_CACHE_MB", 256), name="heavy results")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Timing this machine on two tiny passes…")
+def calibration(model_id: str, engine: str, _bundle: ModelBundle) -> Any:
+    """The cost model's :class:`~pages.common.heavy.Calibration` for this model and ``engine`` (``"fp32"``,
+    ``"bf16"`` or ``"numpy"``), measured once per server."""
+    from . import heavy
+    return heavy.measure(_bundle, engine)
+
+
+def attribution_key(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int) -> tuple:
+    """The :func:`heavy_store` key of one attribution map."""
+    return ("attr", method, model_id, image_key, prep_key, int(target), int(param))
+
+
+def attribution(method: str, bundle: ModelBundle, pixels: np.ndarray, target: int, param: int,
+                progress: Callable[[int, int], None] | None = None) -> Attribution:
     """Integrated gradients (``param`` = steps), Grad-CAM (``param`` = stage) or occlusion (``param`` =
-    window in pixels) for class ``target``. Runs under the model's lock (captum attaches hooks)."""
+    window in pixels) for class ``target``, batched and in bf16 where native (:mod:`crossformer.precision`).
+    Runs under the model's lock (captum attaches hooks); not cached here: callers store finished maps in
+    :func:`heavy_store` under :func:`attribution_key`."""
+    from crossformer.precision import resolve
     from viz import attribution as attr
 
-    x = model_input(_bundle, _pixels)
+    x = model_input(bundle, pixels)
+    used = resolve("auto", bundle.device)
     t0 = time.perf_counter()
     note = ""
-    with _bundle.lock:
+    with bundle.lock:
         if method == "ig":
-            values, delta = attr.integrated_gradients(_bundle.model, x, target, steps=param)
+            values, delta = attr.integrated_gradients(bundle.model, x, target, steps=param, precision=used,
+                                                      progress=progress)
             signed = True
-            note = f"convergence delta {delta:.3g} (how far the attributions' sum is from the logit change)"
+            total = float(np.abs(values.sum()))
+            note = (f"{param} steps in {used}; convergence delta {delta:.3g} ({delta / max(total, 1e-12):.1%} of "
+                    "the attributions' total: how far their sum is from the logit change — more steps lower it)")
         elif method == "gradcam":
-            values, signed = attr.grad_cam(_bundle.model, x, target, stage=param), False
+            values, signed = attr.grad_cam(bundle.model, x, target, stage=param), False
+            if progress is not None:
+                progress(1, 1)
         elif method == "occlusion":
-            values = attr.occlusion(_bundle.model, x, target, window=param, stride=param)
+            values = attr.occlusion(bundle.model, x, target, window=param, stride=param, precision=used,
+                                    progress=progress)
             signed = True
+            note = f"Precision {used}."
         else:
             raise ValueError(f"unknown attribution method {method!r}")
     return Attribution(np.asarray(values, dtype=np.float32), signed, time.perf_counter() - t0, note)
@@ -284,18 +315,18 @@ class ReferenceRun:
     seconds: float
 
 
-@st.cache_data(max_entries=6, show_spinner=False)
-def reference_run(model_id: str, image_key: str, prep_key: str, _bundle: ModelBundle,
-                  _pixels: np.ndarray, _trace: crossformer.Trace) -> ReferenceRun:
-    """Run :func:`crossformer.reference.forward` on the same input and compare with the trace."""
+def reference_run(model_id: str, bundle: ModelBundle, pixels: np.ndarray, trace_: crossformer.Trace,
+                  progress: Callable[[int, int], None] | None = None) -> ReferenceRun:
+    """Run :func:`crossformer.reference.forward` (fp32) on the same input and compare with the trace; not
+    cached here: the page stores finished runs in :func:`heavy_store`."""
     from crossformer import reference
 
-    x = images.normalise(_pixels, _bundle.cfg.mean, _bundle.cfg.std)[None]    # (1, 3, H, W)
-    weights = numpy_weights(model_id, _bundle)
+    x = images.normalise(pixels, bundle.cfg.mean, bundle.cfg.std)[None]    # (1, 3, H, W)
+    weights = numpy_weights(model_id, bundle)
     t0 = time.perf_counter()
-    logits, flat = reference.forward(weights, x, _bundle.cfg)
+    logits, flat = reference.forward(weights, x, bundle.cfg, progress=progress)
     seconds = time.perf_counter() - t0
-    errors = reference.compare(_trace.flat(), flat)
+    errors = reference.compare(trace_.flat(), flat)
     return ReferenceRun(np.asarray(logits), {k: np.asarray(v) for k, v in flat.items()}, errors, seconds)
 
 

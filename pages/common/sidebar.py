@@ -154,10 +154,35 @@ def prep_section(default_mode: str) -> Preprocessing:
                          "Keeping the aspect ratio shows the padding of groups on non-square token maps: "
                          "the model runs at any size ≥ 32 pixels.")
     if mode == "aspect":
-        size = state.number("Shorter side (px)", 32, 512, "sb_size", default=224, step=16,
-                            help="The long side follows the image's aspect ratio (cropped to at most 3:1).")
-        return Preprocessing("aspect", int(size))
+        _size_control()
+        return Preprocessing("aspect", int(state.chosen("sb_size", 224)))
     return Preprocessing("official", 224)
+
+
+@st.fragment
+def _size_control() -> None:
+    """The "Shorter side" slider and its Apply button, in a fragment: moving the slider (mouse or arrow
+    keys) reruns only this fragment, so the model runs once, on Apply, not per step. The applied size is
+    the choice ``sb_size``; the slider's own choice is ``sb_size_draft``."""
+    applied = int(state.chosen("sb_size", 224))
+    if st.session_state.get("sb_size_draft::follows") != applied:      # first run, or set from code / a test
+        st.session_state["sb_size_draft::follows"] = applied
+        state.set_choice("sb_size_draft", applied)
+    draft = state.number("Shorter side (px)", 32, 512, "sb_size_draft", default=applied, step=16,
+                         help="The long side follows the image's aspect ratio (cropped to at most 3:1). The model "
+                              "re-runs when you press Apply.")
+    st.button(f"Apply {draft} px" if draft != applied else f"Applied: {applied} px", key="sb_size_apply",
+              disabled=draft == applied, icon=":material/check:", on_click=_apply_size, args=(int(draft),))
+    if st.session_state.pop("sb_size::applied_now", False):
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        run = get_script_run_ctx()
+        if run is not None and run.fragment_ids_this_run:   # only this fragment ran: now run the whole page
+            st.rerun()
+
+
+def _apply_size(size: int) -> None:
+    st.session_state["sb_size"] = size
+    st.session_state["sb_size::applied_now"] = True
 
 
 # ---- model -----------------------------------------------------------------------------------------
