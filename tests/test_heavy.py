@@ -10,7 +10,7 @@ import torch
 
 import app_samples as S
 from app_samples import no_errors
-from crossformer import config as cfgs
+from crossformer import variants as cfgs
 from crossformer import precision
 from pages.common import heavy
 from viz import attribution
