@@ -12,8 +12,8 @@ another user's, and reports the server's peak memory (RSS of the server process 
     .venv/bin/python benchmarks/bench_many_users.py --heavy      # CrossFormer-B, random weights, shorter side 512
 
 ``--heavy``: the server starts with a random-weight CrossFormer-B checkpoint (``--variant``) as its start-up
-model (``CROSSFORMER_CHECKPOINT``), and every session first switches the preprocessing to *Keep aspect ratio*
-at the slider's maximum, 512 px; the NumPy-reference user only opens that page (the reference of a B model
+model (``CROSSFORMER_CHECKPOINT``), and every session, once it has its image, switches the preprocessing to
+*Keep aspect ratio* at the slider's maximum, 512 px; the NumPy-reference user only opens that page (the reference of a B model
 at 512 px takes minutes on a CPU). Reports the server's peak RSS against the 4 GB goal.
 """
 
@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from browser_tools import start_server  # noqa: E402
-from test_browser import CHROMIUM, FLAGS, free_port  # noqa: E402
+from browser_tools import CHROMIUM, FLAGS, free_port, start_server  # noqa: E402
 
 PAGES = ["Cross-scale embedding", "SDA & LDA groups", "Dynamic position bias", "Attention", "Attributions",
          "NumPy reference", "About", "Overview"]
 TIMEOUT_MS = 150_000
+HEAVY_TIMEOUT_MS = 900_000      # 8 CrossFormer-B traces at 512 px share the model's lock on 2 cores
 HEAVY_RSS_GOAL_MB = 4096
 SHAPES = [("triangle", "square"), ("circle", "cross"), ("square", "ring"), ("cross", "triangle")]
 
@@ -127,14 +127,13 @@ async def large_input(page) -> None:
 
 async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dict:
     """One session: its own image, one page visited with an interaction, back to the Overview; returns what
-    it saw. ``heavy``: shorter side 512 first, and no NumPy-reference run."""
+    it saw. ``heavy``: once the image is chosen, shorter side 512; no NumPy-reference run."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 2000})
+    ctx.set_default_timeout(TIMEOUT_MS)
     page = await ctx.new_page()
     t0 = time.perf_counter()
-    await page.goto(url)
+    await page.goto(url, timeout=TIMEOUT_MS)
     await settle(page)
-    if heavy:
-        await large_input(page)
     if i % 2 == 0:                                            # photo upload, each of another size
         import app_samples as S
         h, w = 200 + 8 * i, 300 + 16 * i
@@ -155,6 +154,8 @@ async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dic
         expect = f"Navon figure: {CLASS_NAMES[label_of(g, l)]}"
         await page.get_by_text(expect, exact=False).first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
+    if heavy:                                                 # its own image first (cheap 224 px traces), then 512
+        await large_input(page)
     ready = time.perf_counter() - t0
     target = PAGES[i % len(PAGES)]
     await page.locator("[data-testid='stSidebarNavLink']", has_text=target).first.click()
@@ -191,7 +192,8 @@ async def run_users(url: str, n: int, tmp: Path, server_pid: int, browser_cpu: l
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
-            return await asyncio.gather(*(user(browser, url, i, tmp, heavy) for i in range(n)))
+            return await asyncio.gather(*(user(browser, url, i, tmp, heavy) for i in range(n)),
+                                        return_exceptions=True)
         finally:   # CPU used by the browser side (playwright driver + chromium), measured before it exits
             browser_cpu.append(tree_cpu_seconds(os.getpid(), exclude=server_pid) - cpu_seconds(os.getpid()))
             await browser.close()
@@ -203,6 +205,9 @@ def main() -> None:
     ap.add_argument("--heavy", action="store_true", help="random-weight --variant at shorter side 512")
     ap.add_argument("--variant", default="crossformer_b")
     args = ap.parse_args()
+    if args.heavy:
+        global TIMEOUT_MS
+        TIMEOUT_MS = HEAVY_TIMEOUT_MS
     if not os.path.exists(CHROMIUM):
         sys.exit(f"needs {CHROMIUM} (apt-get install chromium)")
     import tempfile
@@ -239,6 +244,11 @@ def main() -> None:
         proc.wait(timeout=20)
         ckpt_dir.cleanup()
     ok = True
+    failed = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
+    results = [r for r in results if not isinstance(r, BaseException)]
+    for i, err in failed:
+        ok = False
+        print(f"  user {i}: FAILED {type(err).__name__}: {str(err).splitlines()[0][:160]}")
     print(("HEAVY: " if args.heavy else "") + f"{args.users} concurrent sessions on one server · {os.cpu_count()} CPU cores · load average before "
           f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}")
     for r in results:

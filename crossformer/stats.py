@@ -357,7 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_done, t0 = 0, time.perf_counter()
     with out.open("a", newline="") as f:
         # appending to a file from before the newer columns: keep its header
-        fields = FIELDS if new_file else tuple(out.read_text().split("\n", 1)[0].strip().split(","))
+        fields = FIELDS
+        if not new_file:
+            with out.open(newline="") as g:
+                fields = tuple(next(csv.reader(g), FIELDS))
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new_file:
             writer.writeheader()
