@@ -1,11 +1,17 @@
-"""Latency of the fused (SDPA) path, the explicit-softmax path and ``forward_trace``, with peak memory.
+"""Latency of the fused (SDPA) path, the explicit-softmax path and ``forward_trace``; fp32 against bf16.
 
     .venv/bin/python benchmarks/bench_model.py                       # CPU, 2 threads (the README figures)
+    .venv/bin/python benchmarks/bench_model.py --tables bf16         # only the fp32 / bf16 table
     .venv/bin/python benchmarks/bench_model.py --device cuda --amp bf16
 
-Prints one table: for each model and batch, the median of ``--runs`` timed runs after ``--warmup`` runs,
+Table ``paths``: for each model and batch, the median of ``--runs`` timed runs after ``--warmup`` runs,
 the ratios fast/explicit and trace/fast, and peak memory (CUDA: ``max_memory_allocated``; CPU: the growth
 of the process's peak RSS during that measurement, which only shows new high-water marks).
+
+Table ``bf16``: the plain forward (fused path) in fp32 and under bf16 autocast
+(:func:`crossformer.precision.autocast`), timed in interleaved repeats (fp32, bf16, fp32, …) so that a load
+change on a shared machine hits both alike; prints the median of each and bf16/fp32. Only where
+:func:`crossformer.precision.bf16_supported` says the device does bf16 natively (else a note, no rows).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -57,7 +64,8 @@ def measure(fn, device: torch.device, warmup: int, runs: int) -> tuple[float, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["crossformer_t", "crossformer_s"])
+    ap.add_argument("--models", nargs="+", default=["crossformer_t", "crossformer_s", "crossformer_pp_s"])
+    ap.add_argument("--tables", nargs="+", choices=["paths", "bf16"], default=["paths", "bf16"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--device", default="cpu")
@@ -72,8 +80,59 @@ def main() -> None:
     amp = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16"
            else contextlib.nullcontext())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# torch {torch.__version__}, {name}, input {args.size}×{args.size}, amp={args.amp}, "
-          f"median of {args.runs} after {args.warmup} warm-up (cpu count {os.cpu_count()})")
+          f"median of {args.runs} after {args.warmup} warm-up (cpu count {os.cpu_count()}, "
+          f"load average {load:.1f} at start{' — machine loaded, compare ratios only' if load > 1 else ''})")
+    if "paths" in args.tables:
+        paths_table(args, device, amp)
+    if "bf16" in args.tables:
+        bf16_table(args, device)
+
+
+def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int,
+                runs: int) -> dict[str, float]:
+    """Median seconds of each function, timed round-robin (a, b, a, b, …) after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    _sync(device)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bf16_table(args: argparse.Namespace, device: torch.device) -> None:
+    """fp32 vs bf16 autocast of the plain (fused) forward, interleaved; prints bf16/fp32 per row."""
+    from crossformer.precision import autocast, bf16_supported
+
+    if not bf16_supported(device):
+        print(f"# bf16: {device} has no native bf16 (precision.bf16_supported) — no bf16 rows")
+        return
+    print(f"\n# plain forward, fp32 vs bf16 autocast, interleaved, median of {args.runs}")
+    print(f"{'model':<18}{'batch':>6}{'fp32 ms':>10}{'bf16 ms':>10}{'bf16/fp32':>11}")
+    for model_name in args.models:
+        model = crossformer.create_model(model_name).to(device).eval().set_fused_attention(True)
+        for batch in args.batches:
+            x = torch.randn(batch, 3, args.size, args.size, device=device)
+
+            def run(precision: str) -> None:
+                with torch.inference_mode(), autocast(device, precision):
+                    model(x)
+
+            t = interleaved({"fp32": lambda: run("fp32"), "bf16": lambda: run("bf16")}, device,
+                            args.warmup, args.runs)
+            print(f"{model_name:<18}{batch:>6}{t['fp32'] * 1e3:>10.1f}{t['bf16'] * 1e3:>10.1f}"
+                  f"{t['bf16'] / t['fp32']:>11.2f}", flush=True)
+
+
+def paths_table(args: argparse.Namespace, device: torch.device, amp) -> None:
+    """Fused vs explicit vs trace latency and peak memory per model and batch."""
     print(f"{'model':<16}{'batch':>6}{'fast ms':>10}{'explicit ms':>13}{'trace ms':>10}"
           f"{'fast/expl':>11}{'trace/fast':>12}{'peak MB fast/expl/trace':>26}")
     for model_name in args.models:

@@ -16,10 +16,13 @@ under bf16 autocast) and only those few numbers reach the host.
 Command line (``python -m crossformer.stats --help``)::
 
     python -m crossformer.stats --checkpoint ckpt.safetensors --images DIR --out stats.csv \\
-        [--size 224 | --official-eval] [--batch 32] [--device auto] [--precision auto] [--summary s.png]
+        [--size 224 | --official-eval] [--batch 32] [--device auto] [--precision auto] [--summary s.html]
 
 walks ``DIR`` recursively, skips (and counts) unreadable files, writes one CSV row per image × block × head
-(``image`` = path relative to ``DIR``) and resumes: images already in ``--out`` are not run again.
+(``image`` = path relative to ``DIR``; also ``acl``: the block has a CrossFormer++ cooling layer, and
+``uniform_entropy``: the mean ``ln(real keys)``, what ``entropy`` would be for uniform attention) and resumes:
+images already in ``--out`` are not run again. :func:`read_csv` validates such a file; the summary figure
+(``--summary s.html|s.png``) is :func:`viz.stats_figures.stats_summary_figure`, the one the app draws.
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .geometry import GroupLayout
+from .geometry import NEG_INF, GroupLayout
 from .model import CrossFormer, _Recorder
 
-FIELDS = ("image", "stage", "block", "kind", "head", "entropy", "distance_px", "dpb_share", "output_rms")
+FIELDS = ("image", "stage", "block", "kind", "head", "entropy", "distance_px", "dpb_share", "output_rms",
+          "acl", "uniform_entropy")
+#: Columns a statistics CSV must have (``acl`` and ``uniform_entropy`` are newer and optional).
+REQUIRED = FIELDS[:9]
+NUMERIC = ("entropy", "distance_px", "dpb_share", "output_rms", "uniform_entropy")
 
 
 class _StatsRecorder(_Recorder):
@@ -46,6 +53,11 @@ class _StatsRecorder(_Recorder):
 
     The layouts come from ``model.plan(input_hw)`` in block order (``attention`` is reported before
     ``block`` names the layout). Lives for one call; stores nothing on modules.
+
+    Every statistic is a mean over the real queries of a sum over keys: the sum over keys is one matrix
+    product reading the attention-sized tensor once (no broadcast copies), the mean over queries works on
+    ``(B, nG, h, N)``. Padded keys need no masking: their softmax weight is exactly 0 (the additive mask is
+    −10⁶); padded queries have weight 0.
     """
 
     def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], cel_stride: int,
@@ -56,19 +68,37 @@ class _StatsRecorder(_Recorder):
         self.dtype = dtype
         self._i = 0                           # next block whose attention arrives
         self._pending: torch.Tensor | None = None
-        self._geom: dict[tuple, tuple[torch.Tensor, ...]] = {}
-        self.rows: list[tuple[int, int, str, torch.Tensor, torch.Tensor]] = []   # stage, idx, kind, (B,3,h), (B,)
+        self._geom: dict[tuple, tuple] = {}
+        # stage, index, kind, acl, (B, 3, h) stats, (B,) rms, uniform entropy
+        self.rows: list[tuple[int, int, str, bool, torch.Tensor, torch.Tensor, float]] = []
 
-    def _geometry(self, layout: GroupLayout, stage: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _geometry(self, layout: GroupLayout, stage: int, device: torch.device) -> tuple:
+        """``(w, dq, mask, uniform)`` of a layout: real-query weights ``(nG, N)`` summing to 1, the distance
+        operator ``dq (N·N, N)`` with ``dq[q·N + k, q] = ‖pos_q − pos_k‖ · px`` (the same for every group:
+        SDA and LDA members sit at the same offsets in every group, checked), the additive key mask
+        ``(nG, 1, 1, N)`` or ``None``, and the mean over real queries of ``ln(real keys)``."""
         key = (layout.kind, layout.feature_hw, layout.group_size, layout.interval, stage)
         if key not in self._geom:
-            real = torch.as_tensor(np.array(~layout.key_padding), device=device)                      # (nG, N) bool
-            pos = torch.as_tensor(np.array(layout.positions), device=device, dtype=torch.float64)      # (nG, N, 2)
-            dist = torch.sqrt(((pos[:, :, None, :] - pos[:, None, :, :]) ** 2).sum(-1))
-            dist = (dist * (self.cel_stride * 2 ** stage)).to(self.dtype)                   # (nG, N, N)
-            mask = torch.as_tensor(np.array(layout.attn_mask), device=device, dtype=self.dtype)       # (nG, N, N)
-            w = real.to(self.dtype)                                                          # real queries
-            self._geom[key] = (real, dist, mask, w, w.sum())
+            real = ~np.asarray(layout.key_padding)                                          # (nG, N)
+            N = real.shape[1]
+            w = real.astype(np.float64) / real.sum()                                         # real queries
+            pos = np.asarray(layout.positions, dtype=np.float64)                             # (nG, N, 2)
+            rel = pos - pos[:, :1]                                                           # offsets in group
+            if not np.array_equal(rel, np.broadcast_to(rel[:1], rel.shape)):
+                raise RuntimeError(f"{layout.kind} groups with different member offsets")
+            dist = np.sqrt(((rel[0][:, None, :] - rel[0][None, :, :]) ** 2).sum(-1))         # (N, N)
+            dist *= self.cel_stride * 2 ** stage                                             # px
+            dq = np.zeros((N, N, N))
+            dq[np.arange(N), :, np.arange(N)] = dist                                         # (q, k, q)
+            n_real = real.sum(1)                                                             # keys per group
+            uniform = float((w.sum(1) * np.log(np.maximum(n_real, 1))).sum())
+            mask = None
+            if layout.is_padded:
+                mask = torch.as_tensor(np.where(real, 0.0, NEG_INF)[:, None, None, :], device=device,
+                                       dtype=self.dtype)
+            self._geom[key] = (torch.as_tensor(w, device=device, dtype=self.dtype),
+                               torch.as_tensor(dq.reshape(N * N, N), device=device, dtype=self.dtype),
+                               mask, uniform)
         return self._geom[key]
 
     def embedding(self, *args, **kwargs) -> None:   # nothing kept
@@ -83,19 +113,35 @@ class _StatsRecorder(_Recorder):
         if self._i >= len(self.layouts):
             raise RuntimeError("more attention reports than blocks in the plan")
         stage, _, layout = self.layouts[self._i]
-        B, nG, h, N, _ = attention.shape
+        _, nG, _, N, _ = attention.shape
         if (nG, N) != (layout.num_groups, layout.group_tokens):
             raise RuntimeError(f"attention {tuple(attention.shape)} does not match the planned layout")
-        real, dist, mask, w, n_q = self._geometry(layout, stage, attention.device)
-        keys = real[:, None, None, :]                                                        # (nG,1,1,N)
-        p = torch.where(keys, attention.to(self.dtype), 0.0)                                 # (B,nG,h,N,N)
-        ent = -torch.special.xlogy(p, p).sum(-1)                                             # (B,nG,h,N)
-        dis = (p * dist[:, None]).sum(-1)
-        q = torch.where(keys, (content.to(self.dtype) + mask[:, None]).softmax(-1), 0.0)
-        tv = 0.5 * (p - q).abs().sum(-1)
-        del p, q
-        stats = torch.stack([ent, dis, tv], 1)                                               # (B,3,nG,h,N)
-        self._pending = (stats * w[:, None, :]).sum(dim=(2, 4)) / n_q                         # (B,3,h)
+        w, dq, mask, _ = self._geometry(layout, stage, attention.device)
+        with torch.autocast(attention.device.type, enabled=False):      # reductions in fp32 under bf16 too
+            self._pending = self._reduce(content, attention, w, dq, mask)
+
+    def _reduce(self, content: torch.Tensor, attention: torch.Tensor, w: torch.Tensor, dq: torch.Tensor,
+                mask: torch.Tensor | None) -> torch.Tensor:
+        """``(B, 3, h)``: entropy, distance and DPB share of each head, averaged over real queries.
+
+        Each sum over keys is one matrix product that reads the ``(B, nG, h, N, N)`` tensor once (a plain
+        ``(…, N) @ (N, 1)`` for row sums, ``(…, N·N) @ (N·N, N)`` for the distance-weighted sums); only the
+        ``(B, nG, h, N)`` per-query results are then weighted by ``w``.
+        """
+        B, nG, h, N, _ = attention.shape
+        ones = torch.ones(N, 1, dtype=self.dtype, device=attention.device)
+
+        def rowsum(t: torch.Tensor) -> torch.Tensor:                      # (B,nG,h,N,N) → (B,nG,h,N)
+            return (t.reshape(-1, N) @ ones).view(B, nG, h, N)
+
+        p = attention.to(self.dtype)                                                         # (B,nG,h,N,N)
+        dis = (p.reshape(-1, N * N) @ dq).view(B, nG, h, N)
+        ent = -rowsum(torch.special.xlogy(p, p))
+        q = content.to(self.dtype)
+        q = (q + mask if mask is not None else q).softmax(-1)       # attention without the DPB (a new tensor)
+        tv = 1.0 - rowsum(torch.minimum(q, p, out=q))              # ½Σ|p − q| = 1 − Σ min(p, q): one pass less
+        per_query = torch.stack([ent, dis, tv], 1)                                           # (B,3,nG,h,N)
+        return (per_query * w[:, None, :]).sum(dim=(2, 4))                                   # (B,3,h)
 
     @torch.no_grad()
     def block(self, blk, where: tuple[int, int], layout: GroupLayout, output: torch.Tensor) -> None:
@@ -105,7 +151,8 @@ class _StatsRecorder(_Recorder):
         if (stage, index) != tuple(where):
             raise RuntimeError(f"block {where} ran where {(stage, index)} was planned")
         rms = output.to(self.dtype).pow(2).mean(dim=(1, 2)).sqrt()                           # (B,)
-        self.rows.append((stage, index, layout.kind, self._pending, rms))
+        uniform = self._geometry(layout, stage, output.device)[3]
+        self.rows.append((stage, index, layout.kind, bool(blk.has_acl), self._pending, rms, uniform))
         self._pending = None
         self._i += 1
 
@@ -130,16 +177,16 @@ def head_stats(model: CrossFormer, x: torch.Tensor, *, precision: str = "fp32",
         raise RuntimeError(f"{rec._i} of {len(layouts)} blocks reported")
     ids = list(range(x.shape[0])) if image_ids is None else list(image_ids)
     # one host copy for the whole batch
-    stats = [s.cpu().numpy().astype(np.float64) for _, _, _, s, _ in rec.rows]
-    rms = [r.cpu().numpy().astype(np.float64) for *_, r in rec.rows]
+    stats = [row[4].cpu().numpy().astype(np.float64) for row in rec.rows]
+    rms = [row[5].cpu().numpy().astype(np.float64) for row in rec.rows]
     out: list[dict] = []
     for b, image in enumerate(ids):
-        for (stage, index, kind, _, _), s, r in zip(rec.rows, stats, rms):
+        for (stage, index, kind, acl, _, _, uniform), s, r in zip(rec.rows, stats, rms):
             for head in range(s.shape[2]):
                 out.append({"image": image, "stage": stage, "block": f"s{stage}_b{index}", "kind": kind,
                             "head": head, "entropy": float(s[b, 0, head]),
                             "distance_px": float(s[b, 1, head]), "dpb_share": float(s[b, 2, head]),
-                            "output_rms": float(r[b])})
+                            "output_rms": float(r[b]), "acl": int(acl), "uniform_entropy": uniform})
     return out
 
 
@@ -198,45 +245,80 @@ def _batches(files: Iterable[tuple[str, Path]], size: int, official: bool, batch
             yield [r for r, _ in bucket], np.stack([a for _, a in bucket])
 
 
-def summary_figure(rows: Sequence[dict], path: str | Path) -> None:
-    """Mean distance, entropy and DPB share per head vs block (SDA/LDA coloured) and per-block output RMS."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+class StatsFormatError(ValueError):
+    """A statistics CSV that this module did not write (missing columns, unparsable or out-of-range values)."""
 
-    blocks: list[str] = []
-    acc: dict[tuple[str, int], list[np.ndarray]] = {}
-    kinds: dict[str, str] = {}
-    rms: dict[str, list[float]] = {}
-    for r in rows:
-        name = r["block"]
-        if name not in kinds:
-            blocks.append(name)
-            kinds[name] = r["kind"]
-        acc.setdefault((name, int(r["head"])), []).append(
-            np.array([float(r["entropy"]), float(r["distance_px"]), float(r["dpb_share"])]))
-        if int(r["head"]) == 0:
-            rms.setdefault(name, []).append(float(r["output_rms"]))
-    fig = Figure(figsize=(10, 8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(4, 1, sharex=True)
-    colours = {"sda": "tab:blue", "lda": "tab:orange"}
-    titles = ("mean attention distance (px)", "entropy (nats)", "DPB share (TV)")
-    for k, ax in zip((1, 0, 2), axes[:3]):
-        for kind in ("sda", "lda"):
-            xs, ys = [], []
-            for (name, _), vals in acc.items():
-                if kinds[name] == kind:
-                    xs.append(blocks.index(name))
-                    ys.append(float(np.mean([v[k] for v in vals])))
-            ax.scatter(xs, ys, s=14, color=colours[kind], label=kind.upper())
-        ax.set_ylabel(titles[[1, 0, 2].index(k)], fontsize=8)
-    axes[0].legend(fontsize=8)
-    axes[3].plot(range(len(blocks)), [float(np.mean(rms[b])) for b in blocks], "o-", color="k")
-    axes[3].set_ylabel("output RMS", fontsize=8)
-    axes[3].set_xticks(range(len(blocks)), blocks, rotation=90, fontsize=7)
-    n_img = len({r["image"] for r in rows})
-    fig.suptitle(f"per-head attention statistics, {n_img} images")
-    fig.savefig(path, dpi=120)
+
+def read_csv(text: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
+    """Parse and validate a CSV written by :func:`main` into columns.
+
+    Returns ``{field: (rows,) array}``: ``image``, ``block``, ``kind`` as ``str`` arrays, ``stage``,
+    ``head``, ``acl`` as ``int64`` (``acl`` is −1 when the file predates that column), the rest ``float64``
+    (``uniform_entropy`` NaN when absent). Raises :class:`StatsFormatError` naming the first problem.
+    """
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if not header:
+        raise StatsFormatError("the file is empty")
+    header = [h.strip() for h in header]
+    missing = [f for f in REQUIRED if f not in header]
+    if missing:
+        raise StatsFormatError(f"not a statistics CSV of `python -m crossformer.stats`: missing column(s) "
+                               f"{', '.join(missing)} (found: {', '.join(header[:12]) or 'none'})")
+    col = {f: header.index(f) for f in FIELDS if f in header}
+    raw: dict[str, list[str]] = {f: [] for f in col}
+    for n, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) < len(header):
+            raise StatsFormatError(f"line {n}: {len(row)} values for {len(header)} columns")
+        for f, i in col.items():
+            raw[f].append(row[i])
+        if max_rows is not None and len(raw["image"]) > max_rows:
+            raise StatsFormatError(f"more than {max_rows:,} rows: summarise a subset of the images")
+    if not raw["image"]:
+        raise StatsFormatError("the file has a header but no rows")
+    out: dict[str, np.ndarray] = {f: np.asarray(raw[f], dtype=str) for f in ("image", "block", "kind")}
+    try:
+        for f in ("stage", "head") + (("acl",) if "acl" in raw else ()):
+            out[f] = np.asarray(raw[f], dtype=np.float64).astype(np.int64)
+        for f in NUMERIC:
+            out[f] = np.asarray(raw[f], dtype=np.float64) if f in raw else np.full(len(out["image"]), np.nan)
+    except ValueError as err:
+        raise StatsFormatError(f"a value is not a number: {err}") from None
+    out.setdefault("acl", np.full(len(out["image"]), -1, dtype=np.int64))
+    bad_kind = sorted(set(np.unique(out["kind"])) - {"sda", "lda"})
+    if bad_kind:
+        raise StatsFormatError(f"column kind must be sda or lda, found {', '.join(bad_kind[:3])}")
+    for f in ("entropy", "distance_px", "dpb_share", "output_rms"):
+        v = out[f]
+        if not np.isfinite(v).all() or (v < -1e-6).any():
+            raise StatsFormatError(f"column {f} has negative or non-finite values")
+    if (out["dpb_share"] > 1 + 1e-6).any():
+        raise StatsFormatError("column dpb_share is a total-variation distance and must be ≤ 1")
+    if (out["head"] < 0).any() or (out["stage"] < 0).any():
+        raise StatsFormatError("columns head and stage must be ≥ 0")
+    return out
+
+
+def write_summary(columns: dict[str, np.ndarray], path: str | Path) -> Path:
+    """The summary figure of :func:`viz.stats_figures.stats_summary_figure` (the app's) as ``.html`` or
+    ``.png`` (by suffix; PNG needs kaleido + chromium, else the HTML is written next to it). Returns the
+    file written."""
+    from viz.export import ExportUnavailable, figure_to_html, figure_to_png
+    from viz.stats_figures import stats_summary_figure, summarise
+
+    path = Path(path)
+    fig = stats_summary_figure(summarise(columns))
+    if path.suffix.lower() == ".png":
+        try:
+            path.write_bytes(figure_to_png(fig))
+            return path
+        except ExportUnavailable as err:
+            path = path.with_suffix(".html")
+            print(f"PNG export unavailable ({err}); writing {path}", file=sys.stderr)
+    path.write_bytes(figure_to_html(fig))
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     ap.add_argument("--out", required=True, help="CSV (appended to; images already in it are skipped)")
-    ap.add_argument("--summary", default=None, help="optional PNG summary figure (needs matplotlib)")
+    ap.add_argument("--summary", default=None,
+                    help="optional summary figure, .html or .png (the figure of the app's Dataset statistics page)")
     args = ap.parse_args(argv)
 
     from .checkpoint import load_checkpoint
@@ -273,7 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     new_file = not out.exists() or out.stat().st_size == 0
     n_done, t0 = 0, time.perf_counter()
     with out.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        # appending to a file from before the newer columns: keep its header
+        fields = FIELDS
+        if not new_file:
+            with out.open(newline="") as g:
+                fields = tuple(next(csv.reader(g), FIELDS))
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new_file:
             writer.writeheader()
         for names, arr in _batches(todo, size, args.official_eval, max(1, args.batch), bad):
@@ -289,8 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rel in bad[:20]:
         print(f"  skipped: {rel}", file=sys.stderr)
     if args.summary:
-        with out.open(newline="") as f:
-            summary_figure(list(csv.DictReader(f)), args.summary)
+        written = write_summary(read_csv(out.read_text()), args.summary)
+        print(f"summary: {written}", file=sys.stderr)
     return 0
 
 

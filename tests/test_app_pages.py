@@ -34,7 +34,7 @@ def ctx_value(at, label: str) -> str:
     return next(c.value for c in at.sidebar.caption if c.value.startswith(label))
 
 
-EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "int": 2, "attr": 0, "ref": 0, "about": 0}
+EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "int": 2, "attr": 0, "ref": 0, "stats": 0, "about": 0}
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.id for p in PAGES])

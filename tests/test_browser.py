@@ -16,7 +16,7 @@ import app_samples as S
 from browser_tools import CHROMIUM, SHOTS, settle
 from pages.common.navigation import PAGES
 
-CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "int": 2, "attr": 0, "ref": 0, "about": 0}
+CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "int": 2, "attr": 0, "ref": 0, "stats": 0, "about": 0}
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")]

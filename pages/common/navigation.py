@@ -42,6 +42,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/reference.py", "NumPy reference", ":material/calculate:", "ref",
              "Run the NumPy reference and check every block agrees to 1e-4; then recompute one "
              "attention weight step by step."),
+    PageSpec("pages/dataset_stats.py", "Dataset statistics", ":material/query_stats:", "stats",
+             "Press the button to compute the statistics of the shipped samples: which heads are uniform, how "
+             "far each block looks, how much the position bias decides — over many images, not one."),
     PageSpec("pages/about.py", "About", ":material/info:", "about",
              "The papers, the released variants and how to load the official weights."),
 )
