@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from pages.common import context, loaders, widgets
+from pages.common import loaders, startup, widgets
 from viz.stats_figures import stats_summary_figure, summary_sentences
 
 MAX_CSV_MB = 64                  # about 500,000 rows: 2,000+ images of CrossFormer-S
 MAX_ROWS = 2_000_000
 SAMPLE_SIZE = 224
 
-ctx = context.get()
+ctx = startup.page_context()
 widgets.page_header(
     "stats",
     "The other pages show one image. Here the same diagnostics — attention **entropy**, mean attention "
