@@ -74,6 +74,11 @@ def map_cost(m: str, p: int) -> heavy.Cost:
     return heavy.occlusion_cost(attribution.occlusion_total(x_hw, p, p), attribution.batch_for(x_hw))
 
 
+def attribution_stride(m: str, p: int) -> int:
+    """Input pixels per cell of the map: Grad-CAM maps are stage ``p`` token maps, the others per pixel."""
+    return ctx.stride(p) if m == "gradcam" else 1
+
+
 request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
 res, _ = heavy.action(
     "attr_run", f"Compute {METHODS[method].lower()}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
@@ -81,10 +86,10 @@ res, _ = heavy.action(
     store, progress_label=METHODS[method])
 if res is not None:
     name = bundle.class_names[int(target)]
-    fig = widgets.cached_figure(ctx, "attr", request[1:2] + request[5:], lambda: attribution_overlay_figure(
-        ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”", signed=res.signed,
-        colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
-        clip_percentile=99.5 if method == "ig" else None))
+    fig = loaders.built_figure(
+        attribution_overlay_figure, ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”",
+        signed=res.signed, colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
+        clip_percentile=99.5 if method == "ig" else None, stride=attribution_stride(method, int(param)))
     widgets.show_figure(fig, key=f"attr_fig_{method}", filename=f"{method}_{ctx.image_key[:8]}_class{target}",
                         caption=f"Computed in {res.seconds:.2f} s. {res.note}")
 else:

@@ -168,13 +168,12 @@ later_after = edited_trace.block(later_before.stage, later_before.index)
 token = ctx.query_token(later_before.stage)
 left, right = st.columns(2)
 with left:
-    fig = widgets.cached_figure(ctx, "int_before", (later_before.name, token), lambda: query_attention_figure(
-        ctx.pixels, later_before, token, None, title=f"{later_before.name} before the edit"))
+    fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
+                               title=f"{later_before.name} before the edit")
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
-    fig = widgets.cached_figure(ctx, "int_after", (later_after.name, token, tuple(edits)),
-                                lambda: query_attention_figure(ctx.pixels, later_after, token, None,
-                                                               title=f"{later_after.name} after the edit"))
+    fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
+                               title=f"{later_after.name} after the edit")
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "

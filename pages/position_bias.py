@@ -23,8 +23,7 @@ ranges = findings.bias_ranges(block)
 
 left, right = st.columns(2, gap="large")
 with left:
-    fig = widgets.cached_figure(ctx, "dpb_heads", (block.name,),
-                                lambda: dpb_heatmap_figure(block.dpb_table, G, centred=True))
+    fig = loaders.built_figure(dpb_heatmap_figure, block.dpb_table, G, centred=True)
     widgets.show_figure(fig, key="dpb_heads",
                         filename=f"dpb_{block.name}_heads",
                         caption=f"Bias of every head over the (2G−1)² = {(2 * G - 1) ** 2} offsets (Δh, Δw) = "
@@ -32,8 +31,7 @@ with left:
                                 "offsets change attention. Red raises attention, blue lowers it. Absolute range "
                                 "per head: " + ", ".join(f"{h}: {r:.3g}" for h, r in enumerate(ranges)) + ".")
 with right:
-    fig = widgets.cached_figure(ctx, "dpb_surface", (block.name, head),
-                                lambda: dpb_surface_figure(block.dpb_table, G, head))
+    fig = loaders.built_figure(dpb_surface_figure, block.dpb_table, G, head)
     widgets.show_figure(fig, key="dpb_surface",
                         filename=f"dpb_{block.name}_head{head}_surface")
 
@@ -43,7 +41,7 @@ if side_b is not None:
     compare.dpb_section(ctx, side_b, block, head)
 
 st.subheader("The bias each group adds")
-fig = widgets.cached_figure(ctx, "dpb_matrix", (block.name, head), lambda: bias_matrix_figure(block.dpb_bias, head, G))
+fig = loaders.built_figure(bias_matrix_figure, block.dpb_bias, head, G)
 widgets.show_figure(fig, key="dpb_matrix",
                     filename=f"dpb_{block.name}_head{head}_matrix",
                     caption=f"The table expanded to all {G * G}×{G * G} (query member, key member) pairs of a "
@@ -55,7 +53,6 @@ other = state.number("Evaluate the DPB at group size G", 2, 16, "dpb_g", default
                        "for any offset, so the same block can run on any group size.")
 sizes = tuple(sorted({max(2, G - 2), G, int(other)}))
 tables = loaders.dpb_tables(ctx.model_id, block.stage, block.index, sizes, _bundle=ctx.bundle)
-fig = widgets.cached_figure(ctx, "dpb_sizes", (block.name, head, sizes),
-                            lambda: dpb_sizes_figure(tables, head, trained_group_size=G))
+fig = loaders.built_figure(dpb_sizes_figure, tables, head, trained_group_size=G)
 widgets.show_figure(fig, key="dpb_sizes",
                     filename=f"dpb_{block.name}_head{head}_sizes")

@@ -58,8 +58,7 @@ if run is not None:
              color="green" if ok else "red")
     st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · top-1: "
                f"PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”.")
-    fig = widgets.cached_figure(ctx, "ref_parity", (TOL,),
-                                lambda: parity_figure(group_errors(run.errors), tol=TOL))
+    fig = loaders.built_figure(parity_figure, group_errors(run.errors), tol=TOL)
     widgets.show_figure(fig, key="ref_parity",
                         filename=f"parity_{ctx.image_key[:8]}")
 

@@ -282,20 +282,19 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
                f"(h={token_b[0]}, w={token_b[1]}) of stage {block.stage} (A's: (h={token[0]}, w={token[1]})).")
     left, right = st.columns(2, gap="large")
     with left:
-        fig = widgets.cached_figure(ctx, "cmp_attn_a", (block.name, token, head), lambda: query_attention_figure(
-            ctx.pixels, block, token, head, panel=420, title=f"A · {block.name} · token ({token[0]}, {token[1]})"))
+        fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420,
+                                   title=f"A · {block.name} · token ({token[0]}, {token[1]})")
         widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
     with right:
         blk_b, head_b = _b_block(b, block, head)
         if blk_b is not None:
-            fig = _b_figure(b, "cmp_attn_b", (block.name, token_b, head_b), lambda: query_attention_figure(
-                b.pixels, blk_b, token_b, head_b, panel=420,
-                title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})"))
+            fig = loaders.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420,
+                                       title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
     sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
     diff = head_stat_difference(sa, sb)
-    fig = widgets.cached_figure(ctx, "cmp_diff", b.key("B"), lambda: difference_figure(diff))
+    fig = loaders.built_figure(difference_figure, diff)
     widgets.show_figure(fig, key="cmp_diff", filename=f"compare_heads_{ctx.image_key[:8]}_{b.image_key[:8]}",
                         caption="Per block × head, averaged over the real query tokens of each input: attention "
                                 "entropy divided by ln N (N = members of a full group, so inputs whose G differs "
@@ -346,14 +345,12 @@ def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None
     diff = dpb_difference(block.dpb_table, table_b, centred=True)
     left, right = st.columns(2, gap="large")
     with left:
-        fig = _b_figure(b, "cmp_dpb_b", (block.name,), lambda: dpb_heatmap_figure(
-            blk_b.dpb_table, blk_b.group_size, centred=True,
-            title=f"B · {blk_b.name} · its own G={blk_b.group_size}"))
+        fig = loaders.built_figure(dpb_heatmap_figure, blk_b.dpb_table, blk_b.group_size, centred=True,
+                                   title=f"B · {blk_b.name} · its own G={blk_b.group_size}")
         widgets.show_figure(fig, key="cmp_dpb_b", filename=f"compare_B_dpb_{block.name}",
                             caption="B's DPB per head minus its mean, at the G B's input gives this block.")
     with right:
-        fig = widgets.cached_figure(ctx, "cmp_dpb_diff", b.key("B", block.name), lambda: dpb_difference_figure(
-            diff, G, title=f"A − B · {block.name} · G={G}"))
+        fig = loaders.built_figure(dpb_difference_figure, diff, G, title=f"A − B · {block.name} · G={G}")
         widgets.show_figure(fig, key="cmp_dpb_diff", filename=f"compare_dpb_diff_{block.name}",
                             caption=f"A's table minus B's, both evaluated at A's G={G} and each centred on its "
                                     "mean (a constant bias moves no attention); one symmetric scale.")

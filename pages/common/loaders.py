@@ -14,6 +14,7 @@ preprocessing), so large arrays and models are never hashed on a rerun.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -191,8 +192,8 @@ def _trace_part(obj: Any) -> tuple | None:
 def figure_key(value: Any) -> Hashable:
     """A hashable fingerprint of a figure builder's argument, or ``None`` when it cannot have one.
 
-    Numbers, strings, ``None`` and tuples of them stand for themselves; a NumPy array for its shape, dtype
-    and a hash of its bytes; a :class:`~crossformer.geometry.GroupLayout` for what defines it (kind, map
+    Numbers, strings, ``None`` and tuples, lists, dicts and dataclasses of them stand for themselves; a NumPy
+    array for its shape, dtype and a hash of its bytes; a :class:`~crossformer.geometry.GroupLayout` for what defines it (kind, map
     size, G, I); a trace, block or embedding for the trace-store key of the trace it belongs to (so the
     same block of two different images never shares a figure).
     """
@@ -210,6 +211,13 @@ def figure_key(value: Any) -> Hashable:
         return ("layout", value.kind, value.feature_hw, value.group_size, value.interval)
     if isinstance(value, (crossformer.Trace, crossformer.BlockTrace, crossformer.EmbeddingTrace)):
         return _trace_part(value)
+    if isinstance(value, dict):
+        items = sorted(((figure_key(k), figure_key(v)) for k, v in value.items()), key=repr)
+        return None if any(kk is None or vk is None for kk, vk in items) else ("dict", tuple(items))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = tuple((f.name, figure_key(getattr(value, f.name))) for f in dataclasses.fields(value))
+        return None if any(k is None and getattr(value, n) is not None for n, k in fields) else (
+            type(value).__qualname__, fields)
     return None
 
 
