@@ -91,8 +91,8 @@ def inset_traces(fig: go.Figure) -> list[go.BaseTraceType]:
 
 def inset_view(fig: go.Figure) -> tuple[float, float, float, float] | None:
     """``(y0, y1, x0, x1)`` shown by the inset, or None."""
-    ax = fig.layout.xaxis2
-    if ax is None or ax.range is None:
+    ax = getattr(fig.layout, "xaxis2", None)
+    if ax is None or ax.range is None or not inset_traces(fig):
         return None
     x0, x1 = ax.range
     y1, y0 = fig.layout.yaxis2.range
