@@ -1,5 +1,6 @@
 """About: the papers, the released variants, how to get and load the official weights, citations."""
 
+import pandas as pd
 import streamlit as st
 
 from crossformer.config import VARIANT_INFO, VARIANTS
@@ -30,7 +31,11 @@ for name, cfg in VARIANTS.items():
                  "G": "-".join(map(str, cfg.group_size)),
                  "I": "H/G (v1)" if cfg.interval is None else "-".join(map(str, cfg.interval)),
                  "ACL": "yes" if cfg.use_acl else "–", "params": params, "FLOPs": flops, "top-1": top1})
-st.dataframe(rows, hide_index=True, key="about_variants")
+# a static table wraps to the page width (a dataframe scrolled its last column, top-1, out of view)
+st.table(pd.DataFrame(rows).set_index("variant"))
+st.caption("D: channels of stage 0 · depths: blocks per stage · heads: attention heads per stage · G: group side "
+           "(tokens) per stage · I: LDA interval per stage (v1: H/G, one LDA group spans the whole map) · ACL: "
+           "activation cooling layer · FLOPs at 224×224 · top-1: ImageNet-1k accuracy as published.")
 st.caption("The demo model is this project's own small CrossFormer trained on Navon figures (a large shape made "
            "of small shapes), a task that needs both fine detail and global layout.")
 

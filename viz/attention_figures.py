@@ -21,7 +21,8 @@ from .diagnostics import bias_only_attention, content_only_attention, total_vari
 from .geometry_figures import global_note, query_group_member
 
 __all__ = ["query_group_member", "query_weights", "attention_grid", "query_attention_figure",
-           "head_grid_figure", "uniform_deviation", "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
+           "head_grid_figure", "uniform_deviation",
+           "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
            "rollout_figure"]
 
 

@@ -107,6 +107,18 @@ def wrap_text(text: str, max_chars: int) -> str:
     return "<br>".join(out)
 
 
+def split_title(title: str, max_chars: int) -> tuple[str, str]:
+    """``(head, tail)``: the title cut at the last `` · `` that keeps ``head`` within ``max_chars`` (tail
+    empty when it fits or has no separator to cut at)."""
+    if len(title) <= max_chars or " · " not in title:
+        return title, ""
+    parts = title.split(" · ")
+    k = 1
+    while k < len(parts) and len(" · ".join(parts[:k + 1])) <= max_chars:
+        k += 1
+    return " · ".join(parts[:k]), " · ".join(parts[k:])
+
+
 def wrap_chars(width: int | None, char_px: float, wrap_px: int | None = None) -> int:
     """Characters per line for text of ``char_px`` per character in a figure ``width`` px wide."""
     px = min(int(width) if width else WRAP_PX, wrap_px or WRAP_PX) - 30
@@ -117,18 +129,20 @@ def apply_layout(fig: go.Figure, title: str, subtitle: str | None = None, *, wid
                  height: int | None = None, legend: bool = True, wrap_px: int | None = None) -> go.Figure:
     """House layout: white template, readable fonts, title (with an optional smaller second line).
 
-    Title and subtitle are wrapped (:func:`wrap_text`) to fit ``min(width, wrap_px or WRAP_PX)`` pixels, so
-    they are never cut when the app shows the figure stretched to a narrower column; the top margin grows
-    with the number of lines. Returns the same figure (mutated) for chaining.
+    The subtitle is wrapped (:func:`wrap_text`) to fit ``min(width, wrap_px or WRAP_PX)`` pixels and a too
+    long title hands its tail (after a `` · ``) to the subtitle (:func:`split_title`), so neither is cut
+    when the app shows the figure stretched to a narrower column; the top margin grows with the lines.
+    Returns the same figure (mutated) for chaining.
     """
     before = subtitle.count("<br>") if subtitle else 0
-    title = wrap_text(title, wrap_chars(width, TITLE_CHAR_PX, wrap_px))
-    title = "<br>".join(f"<b>{t}</b>" for t in title.split("<br>"))
-    n_title = title.count("<br>")
+    title, rest = split_title(title, wrap_chars(width, TITLE_CHAR_PX, wrap_px))
+    if rest:      # a multi-line plotly title grows upwards out of the figure: its tail opens the subtitle
+        subtitle = f"{rest} · {subtitle}" if subtitle else rest
+    title = f"<b>{title}</b>"
     if subtitle:
         subtitle = wrap_text(subtitle, wrap_chars(width, SUBTITLE_CHAR_PX, wrap_px))
     if height is not None:      # the plot area keeps its size: added lines make the figure taller
-        height = height + 17 * ((subtitle.count("<br>") if subtitle else 0) - before) + 24 * n_title
+        height = height + 17 * ((subtitle.count("<br>") if subtitle else 0) - before)
     title_spec: dict = dict(text=title, x=0.01, xanchor="left", yref="container", y=0.985,
                             yanchor="top", font=dict(size=TITLE_SIZE, family=FONT_FAMILY, color="#111"))
     if subtitle:
@@ -138,7 +152,7 @@ def apply_layout(fig: go.Figure, title: str, subtitle: str | None = None, *, wid
         template=HOUSE_TEMPLATE,
         title=title_spec,
         font=dict(family=FONT_FAMILY, size=FONT_SIZE, color="#222"),
-        margin=dict(l=70, r=30, t=(95 + 17 * subtitle.count("<br>") if subtitle else 70) + 24 * n_title, b=60),
+        margin=dict(l=70, r=30, t=(95 + 17 * subtitle.count("<br>") if subtitle else 70), b=60),
         showlegend=legend,
         legend=dict(bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1),
         hoverlabel=dict(font=dict(family=FONT_FAMILY)),
