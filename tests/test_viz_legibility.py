@@ -172,3 +172,28 @@ def test_parity_fields_with_equal_errors_are_drawn_side_by_side():
                                                                                   "dpb_bias": 0.0}})
     assert fig.layout.scattermode == "group"
     assert {t.name for t in fig.data} == {"dpb_table", "dpb_bias"}
+
+
+def test_sda_lda_pair_zooms_both_panels_alike_when_the_groups_are_small():
+    image = sample_image(512, 772)
+    sda, lda = plan_layout("sda", (128, 193), 4, 4), plan_layout("lda", (128, 193), 4, 4)
+    q = (51, 72)
+    fig = sda_lda_figure(image, sda, lda, 0, q)
+    xr, yr = list(fig.layout.xaxis.range), list(fig.layout.yaxis.range)
+    assert xr == list(fig.layout.xaxis2.range) and yr == list(fig.layout.yaxis2.range)
+    assert xr[1] - xr[0] < 0.15 * 772                                  # zoomed in …
+    for lay in (sda, lda):                                             # … yet both groups are inside
+        g, _ = query_group_member(lay, q)
+        ys, xs = lay.positions[g][:, 0] * 4, lay.positions[g][:, 1] * 4
+        assert xr[0] <= xs.min() and xs.max() + 4 <= xr[1] and yr[1] <= ys.min() and ys.max() + 4 <= yr[0]
+    assert "zoomed" in fig.layout.title.subtitle.text
+    small = case("demo224")                                            # 224 px, stage 2: no zoom
+    b = small.trace.blocks[2]
+    fig = sda_lda_figure(small.image, b[0].layout, b[1].layout, 2, (3, 3))
+    assert "zoomed" not in fig.layout.title.subtitle.text
+
+
+def test_head_grid_labels_y_ticks_only_on_the_first_column():
+    fig = dpb_heatmap_figure(np.zeros((49, 8)), 4)
+    assert fig.layout.yaxis.showticklabels is True
+    assert fig.layout.yaxis2.showticklabels is False and fig.layout.yaxis4.showticklabels is True

@@ -96,13 +96,15 @@ def _offset_panel(fig: go.Figure, r: int, c: int, rows: int, d: np.ndarray, z: n
     ticks = offset_ticks((len(d) + 1) // 2)
     fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
                      showgrid=False, zeroline=False, tickvals=ticks)
+    # y labels only on the first column: a neighbour's labels would run into this panel
     fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1, tickvals=ticks,
+                     showticklabels=c == 0,
                      scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
                      zeroline=False)
 
 
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
-                       title: str | None = None, max_cols: int = 4, centred: bool = False) -> go.Figure:
+                       title: str | None = None, max_cols: int = 3, centred: bool = False) -> go.Figure:
     """One (Δy, Δx) heat map per head, on one symmetric colour scale (so heads compare).
 
     Traces: one ``go.Heatmap`` per head named ``"head h"`` with ``x = y = −(G−1)…G−1`` and
@@ -132,7 +134,8 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
                        f"{what} at offset (Δy, Δx) = query − key "
                        "(centre: a token and itself) · one colour scale for all heads", width=cols * 250 + 190,
-                       height=rows * 250 + 140, legend=False, wrap_px=420)   # shown in half a page
+                       # shown in half a page (~420 px): rows sized for the panels' width there, not 250 px
+                       height=rows * (300 // cols + 60) + 150, legend=False, wrap_px=420)
     return fig
 
 

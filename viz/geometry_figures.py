@@ -225,7 +225,8 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
         stage: stage index (``4·2^i`` pixels per token).
         query: token ``(h, w)`` on the stage grid.
 
-    Both panels show the same pixel range (the larger padded canvas) at the same size, so distances compare.
+    Both panels show the same pixel range (the larger padded canvas) at the same size, so distances compare;
+    when both groups are small on screen (:func:`viz.inset.needs_inset`) that range is the square around them.
 
     Traces: per panel a heat map named ``"SDA group g"`` / ``"LDA group g"`` with ``z = 1`` on the group's
     real members (padded grid, NaN elsewhere), ``"padding (SDA)"`` / ``"padding (LDA)"`` grey ``×`` on the
@@ -240,16 +241,25 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
     for l, (g, n) in zip((sda_layout, lda_layout), gs):
         titles.append(f"{l.kind.upper()}: G={l.group_size}, I={style.fmt_interval(l.interval)} · "
                       f"group {g} of {l.num_groups} · member {n}{global_note(l)}")
+    # both groups small on screen (large images, early stages): both panels zoom to the same square around
+    # them, so the windows do not vanish under the star and the two panels keep one scale
+    union = np.concatenate([l.positions[g] for l, (g, _) in zip((sda_layout, lda_layout), gs)])
+    box = inset.group_view(union, s, big)
+    view = box if inset.needs_inset(box, big) else None
+    if view is not None:
+        cell = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), panel)
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
     for col, (l, color) in enumerate(((sda_layout, style.KERNEL_COLORS[0]),
                                       (lda_layout, style.KERNEL_COLORS[1])), start=1):
         _query_panel(fig, col, image, l, stage, query, color, cell)
-        style.image_axes(fig, big, row=1, col=col)      # one scale: both panels show the same pixel range
-    pw, ph = style.panel_size(big, panel)
+        style.image_axes(fig, big, row=1, col=col, view=view)   # one scale: both panels show the same range
+    pw, ph = style.panel_size(big if view is None else (view[1] - view[0], view[3] - view[2]), panel)
+    zoomed = ("" if view is None else f" · zoomed to the {int(view[1] - view[0])} × {int(view[3] - view[2])} px "
+              f"around both groups (y {int(view[0])}–{int(view[1])}, x {int(view[2])}–{int(view[3])})")
     style.apply_layout(
         fig, f"Stage {stage}: where token (h={query[0]}, w={query[1]}) looks",
         f"short-distance attention (SDA) sees a compact G×G window; long-distance attention (LDA) sees "
-        f"members I tokens apart · {s} px per token", width=2 * pw + 170, height=ph + 240)
+        f"members I tokens apart · {s} px per token{zoomed}", width=2 * pw + 170, height=ph + 240)
     style.bottom_legend(fig)
     for a in fig.layout.annotations:
         a.font = dict(size=13)

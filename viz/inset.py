@@ -79,8 +79,8 @@ def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence
         xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain", **axis),
         yaxis2=dict(domain=yd, range=[y1, y0], anchor=INSET_X, scaleanchor=INSET_X, scaleratio=1,
                     constrain="domain", **axis))
-    fig.add_annotation(xref=f"{INSET_X} domain", yref=f"{INSET_Y} domain", x=0.02, y=0.98, xanchor="left",
-                       yanchor="top", text=label, showarrow=False, bgcolor="rgba(255,255,255,0.85)",
+    fig.add_annotation(xref=f"{INSET_X} domain", yref=f"{INSET_Y} domain", x=0.0, y=1.0, xanchor="left",
+                       yanchor="bottom", text=label, showarrow=False, bgcolor="rgba(255,255,255,0.85)",
                        font=dict(size=11, color="#111"))
 
 
