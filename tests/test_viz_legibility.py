@@ -197,3 +197,17 @@ def test_head_grid_labels_y_ticks_only_on_the_first_column():
     fig = dpb_heatmap_figure(np.zeros((49, 8)), 4)
     assert fig.layout.yaxis.showticklabels is True
     assert fig.layout.yaxis2.showticklabels is False and fig.layout.yaxis4.showticklabels is True
+
+
+def test_head_grid_enlarges_members_too_small_to_see():
+    c = case("demo224")                                            # LDA, I = 8: the group spans the image
+    b = c.trace.block(0, 1)
+    fig = head_grid_figure(c.image, b, (20, 20))
+    lay = b.layout
+    g, _ = query_group_member(lay, (20, 20))
+    marks = [t for t in fig.data if t.name.endswith("(enlarged marks)")]
+    side = max(np.ptp(lay.positions[g][:, 0]), np.ptp(lay.positions[g][:, 1])) + 3
+    assert bool(marks) == (style.cell_px(4, (side * 4, side * 4), 230) < 6)
+    if marks:
+        w = query_weights(b, (20, 20), 0)
+        assert np.allclose(marks[0].marker.color, w[~lay.key_padding[g]])

@@ -198,6 +198,9 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     grids = [attention_grid(block, g, w) for w in ws]
     sc = _scale(np.stack(grids), relative)
     pm = _padded_member_marks(block, g, s)
+    real = ~lay.key_padding[g]
+    mx, my = canvas.token_centres(lay.positions[g][real], s)
+    tiny = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), 230) < 6
     for i, (h, z) in enumerate(zip(heads, grids)):
         r, c = divmod(i, cols)
         fig.add_trace(style.image_trace(image, dim=0.35, crop=view), row=r + 1, col=c + 1)
@@ -205,6 +208,12 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
                                            customdata=lay.member_map,
                                            hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i]
                                                          + "</extra>"), row=r + 1, col=c + 1)
+        if tiny:      # members too small to see: repeat them as markers on the same colour axis
+            fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=f"{names[i]} (enlarged marks)",
+                                     showlegend=False, marker=dict(symbol="square", size=7, color=ws[i][real],
+                                                                   coloraxis="coloraxis",
+                                                                   line=dict(color="white", width=0.5)),
+                                     hoverinfo="skip"), row=r + 1, col=c + 1)
         if pm is not None:
             tr = go.Scatter(pm)
             tr.update(showlegend=i == 0)
