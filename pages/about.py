@@ -1,5 +1,6 @@
 """About: the papers, the released variants, how to get and load the official weights, citations."""
 
+import pandas as pd
 import streamlit as st
 
 from crossformer.variants import PP_LAYOUT, VARIANT_RECORDS, Variant
@@ -27,7 +28,11 @@ for rec in VARIANT_RECORDS.values():
                  "ACL": "yes" if cfg.use_acl else "–",
                  "params": f"{pub.params_m:.1f} M" if pub else "–", "FLOPs": f"{pub.gflops:.1f} G" if pub else "–",
                  "top-1": f"{pub.top1:.1f} %" if pub else "–"})
-st.dataframe(rows, hide_index=True, key="about_variants")
+# a static table wraps to the page width (a dataframe scrolled its last column, top-1, out of view)
+st.table(pd.DataFrame(rows).set_index("variant"))
+st.caption("D: channels of stage 0 · depths: blocks per stage · heads: attention heads per stage · G: group side "
+           "(tokens) per stage · I: LDA interval per stage (v1: H/G, one LDA group spans the whole map) · ACL: "
+           "activation cooling layer · FLOPs at 224×224 · top-1: ImageNet-1k accuracy as published.")
 st.caption("The demo model is this project's own small CrossFormer trained on Navon figures (a large shape made "
            "of small shapes), a task that needs both fine detail and global layout.")
 

@@ -18,11 +18,14 @@ widgets.informative_default_line(pick.why if head == pick.head else None, "attn"
 left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=block.stage, prefix="attn")
+    relative = st.toggle("Deviation from uniform (a − 1/N)", key="attn_relative",
+                         help="Paint each weight minus 1/N (N = real keys of the query's group) on a blue–red "
+                              "scale centred at 0: red = more than uniform, blue = less.")
 group, member = block.layout.locate(token)
 intro.markdown(texts.attention_intro(block, token, group, member, ctx.prepared.hw))
 with right:
-    fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head),
-                                lambda: query_attention_figure(ctx.pixels, block, token, head))
+    fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head, relative),
+                                lambda: query_attention_figure(ctx.pixels, block, token, head, relative=relative))
     widgets.show_figure(fig, key="attn_query",
                         filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
     for note in findings.attention_notes(block, group, member, head):
@@ -43,7 +46,8 @@ VIEWS = {
 view = state.choice("More views", VIEWS, "attn_view", default="heads", format_func=VIEWS.get, widget="radio",
                     horizontal=True)
 if view == "heads":
-    params, build = (block.name, token), lambda: head_grid_figure(ctx.pixels, block, token)
+    params, build = (block.name, token, relative), lambda: head_grid_figure(ctx.pixels, block, token,
+                                                                            relative=relative)
     caption = f"Each of the {block.heads} heads of {block.name} for the same query, on one colour scale."
 elif view == "matrix":
     params, build = (block.name, group, head), lambda: group_matrix_figure(block, group, head)

@@ -19,7 +19,8 @@ intro = widgets.page_header("emb")
 layer = state.choice("Layer", range(1 + n_merges), "emb_layer", format_func=_layer_name)
 emb = trace.embedding if layer == 0 else trace.merges[layer - 1]
 px_in = emb.input_stride                                   # image pixels per position the layer reads
-intro.markdown(texts.embedding_intro(emb, "CEL" if layer == 0 else "cross-scale merge", px_in))
+intro.markdown(texts.embedding_intro(emb, "cross-scale embedding layer (CEL)" if layer == 0 else "cross-scale merge",
+                                     px_in))
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -41,4 +42,7 @@ st.subheader("Most active channels of one kernel")
 k = state.choice("Kernel", range(len(emb.kernels)), "emb_kernel", widget="radio", horizontal=True,
                  format_func=lambda i: f"{emb.kernels[i]}×{emb.kernels[i]} ({emb.channels[i]} ch)")
 fig = widgets.cached_figure(ctx, "emb_channels", (layer, k), lambda: top_channels_figure(emb, k, k=8))
-widgets.show_figure(fig, key="emb_channels", filename=f"top_channels_layer{layer}_k{k}")
+widgets.show_figure(fig, key="emb_channels", filename=f"top_channels_layer{layer}_k{k}",
+                    caption=f"“ch c (#n)”: channel c of the {emb.kernels[k]}×{emb.kernels[k]} kernel's own "
+                            f"{emb.channels[k]} channels, which is channel n of the token's {sum(emb.channels)} "
+                            "concatenated channels; rms = its root-mean-square activation over the map.")

@@ -28,13 +28,15 @@ with right:
                  column_config={"probability": st.column_config.ProgressColumn(
                      "probability", min_value=0.0, max_value=1.0, format="%.3f")})
     if ctx.expected is not None:
-        st.caption("A *Navon figure*: a large **global** shape drawn with many small **local** shapes. The class names "
-                   "both (\"triangle of squares\"): the model needs fine detail for the small shapes (small CEL "
-                   "kernels, SDA windows) and the whole layout for the large one (large kernels, LDA groups).")
+        st.caption("A *Navon figure*: a large **global** shape drawn with many small **local** shapes. The class "
+                   "names both (\"triangle of squares\"): the model needs fine detail for the small shapes (small "
+                   "kernels of the cross-scale embedding layer, CEL; SDA windows) and the whole layout for the large "
+                   "one (large kernels, LDA groups).")
         hit = rows[0][1] == ctx.expected
         st.markdown(f"True class of this Navon figure: **{ctx.expected}** — "
                     + ("top-1 is correct." if hit else "top-1 differs."))
-    st.caption(f"{bundle.label} · {bundle.family} · weights: {bundle.weights}")
+    names = [bundle.label] + ([bundle.family] if bundle.family not in bundle.label else [])
+    st.caption(" · ".join(names) + f" · weights: {bundle.weights}")
 
 st.subheader("The pipeline on this image")
 st.dataframe(analysis.stage_rows(trace), hide_index=True, key="overview_stages")

@@ -271,3 +271,16 @@ def test_attention_opens_on_the_most_focused_head_and_explains_it():
     at.button(key="attn_reset").click().run()                                # one click back
     assert S.widget(at.selectbox, "attn_head").value == head
     no_errors(at)
+
+
+def test_attention_toggle_shows_the_deviation_from_uniform():
+    at = S.new_app(96).run()
+    at.switch_page("pages/attention.py").run()
+    raw = charts(at)[0]
+    at.toggle(key="attn_relative").set_value(True).run()
+    no_errors(at)
+    dev = charts(at)[0]
+    z = [t for t in dev["data"] if t.get("name") == "attention"][0]
+    assert z["zmid"] == 0 and z["zmin"] == -z["zmax"] and z["colorscale"] != [
+        t for t in raw["data"] if t.get("name") == "attention"][0]["colorscale"]
+    assert "1/" in json.dumps(dev["layout"]["title"])

@@ -16,12 +16,13 @@ from plotly.subplots import make_subplots
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import canvas, style
+from . import canvas, inset, style
 from .diagnostics import bias_only_attention, content_only_attention, total_variation
 from .geometry_figures import global_note, query_group_member
 
 __all__ = ["query_group_member", "query_weights", "attention_grid", "query_attention_figure",
-           "head_grid_figure", "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
+           "head_grid_figure", "uniform_deviation",
+           "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
            "rollout_figure"]
 
 
@@ -66,9 +67,35 @@ def _padded_member_marks(block: BlockTrace, group: int, stride: float) -> go.Sca
     return tr
 
 
+def uniform_deviation(block: BlockTrace, group: int, weights: np.ndarray) -> np.ndarray:
+    """``(N,)`` ``weights − 1/N_real`` on the group's real members (``N_real`` = its real keys), 0 on padded
+    ones: how far attention departs from looking everywhere equally. Sums to 0 over the real keys."""
+    real = ~block.layout.key_padding[group]
+    w = np.asarray(weights, dtype=np.float64)
+    return np.where(real, w - 1.0 / max(int(real.sum()), 1), 0.0)
+
+
+def _scale(z: np.ndarray, relative: bool) -> dict:
+    """Colour scale of an attention map: magnitudes from 0, or deviations centred at 0 (symmetric)."""
+    if relative:
+        v = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0
+        v = v or 1e-6
+        return dict(colorscale=style.SIGNED, cmin=-v, cmax=v, cmid=0.0)
+    return dict(colorscale=style.MAGNITUDE, cmin=0.0, cmax=float(np.nanmax(z)) or 1.0)
+
+
+def _heat(scale: dict) -> dict:
+    """:func:`_scale` spelled for a ``go.Heatmap`` (``zmin``/``zmax``/``zmid``)."""
+    return {("z" + k[1:] if k.startswith("c") and k != "colorscale" else k): v for k, v in scale.items()}
+
+
+def _value_label(relative: bool, n_real: int) -> str:
+    return f"weight − 1/{n_real}" if relative else "attention weight"
+
+
 def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], head: int | None = None,
-                           batch: int = 0, *, zoom: bool = False, panel: int = 620,
-                           title: str | None = None) -> go.Figure:
+                           batch: int = 0, *, zoom: bool = False, panel: int = 620, relative: bool = False,
+                           zoom_inset: bool = True, title: str | None = None) -> go.Figure:
     """Where one query token looks: its attention weights painted on its group members' image positions.
 
     SDA shows a compact window, LDA a strided lattice. ``head=None`` averages the heads.
@@ -79,23 +106,33 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
         query: token ``(h, w)`` on the block's stage grid.
         head: head index, or None for the mean over heads.
         zoom: restrict the view to the group's members (plus one token).
+        relative: paint the deviation from uniform ``a − 1/N`` (``N`` = real keys of the query's group) on a
+            diverging scale centred at 0, instead of the raw weight from 0.
+        zoom_inset: add a magnified inset of the group when it is small on screen (:func:`viz.inset.needs_inset`).
 
-    Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight of the member at
-    ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
+    Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight (or its deviation) of
+    the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
     """
     lay = block.layout
     s = style.stage_stride(block.stage)
     g, n = query_group_member(lay, query)
     w = query_weights(block, query, head, batch)
-    z = attention_grid(block, g, w)
+    n_real = int((~lay.key_padding[g]).sum())
+    shown_w = uniform_deviation(block, g, w) if relative else w
+    z = attention_grid(block, g, shown_w)
+    sc = _scale(z, relative)
     canvas_hw = (lay.padded_hw[0] * s, lay.padded_hw[1] * s)
     view = canvas.view_around(lay.positions[g], s, canvas_hw, 1.0) if zoom else None
+    hover = "member %{customdata}: " + ("weight − 1/N %{z:+.4f}" if relative else "weight %{z:.4f}")
+
+    def heat() -> go.Heatmap:
+        return canvas.token_heatmap(z, s, name="attention", opacity=0.85, customdata=lay.member_map,
+                                    colorbar=style.colorbar(_value_label(relative, n_real)),
+                                    hovertemplate=hover + "<extra></extra>", **_heat(sc))
+
     fig = go.Figure()
     fig.add_trace(style.image_trace(image, dim=0.35, crop=view))
-    fig.add_trace(canvas.token_heatmap(
-        z, s, name="attention", colorscale=style.MAGNITUDE, zmin=0.0, zmax=float(np.nanmax(z)) or 1.0,
-        opacity=0.85, colorbar=style.colorbar("attention weight"), customdata=lay.member_map,
-        hovertemplate="member %{customdata}: weight %{z:.4f}<extra></extra>"))
+    fig.add_trace(heat())
     H, W = lay.feature_hw
     fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, name=f"real tokens {H}×{W}", hoverinfo="skip",
                                    line=dict(color="#111", width=1.5, dash="dash")))
@@ -105,28 +142,39 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
         x, y = canvas.token_centres(lay.positions[g][real], s)
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="markers", name="members (enlarged marks)", showlegend=False,
-            marker=dict(symbol="square", size=10, color=w[real], colorscale=style.MAGNITUDE, cmin=0.0,
-                        cmax=float(np.nanmax(z)) or 1.0, line=dict(color="white", width=1)),
-            customdata=np.nonzero(real)[0], hovertemplate="member %{customdata}: weight %{marker.color:.4f}"
+            marker=dict(symbol="square", size=10, color=shown_w[real], line=dict(color="white", width=1), **sc),
+            customdata=np.nonzero(real)[0], hovertemplate="member %{customdata}: %{marker.color:.4f}"
                                                           "<extra></extra>"))
     pm = _padded_member_marks(block, g, s)
     if pm is not None:
         fig.add_trace(pm)
     fig.add_trace(canvas.query_marker(query, s))
     style.image_axes(fig, canvas_hw, view=view)
-    pw, ph = style.panel_size(canvas_hw if view is None else (view[1] - view[0], view[3] - view[2]), panel)
-    n_real = int((~lay.key_padding[g]).sum())
+    box = inset.group_view(lay.positions[g], s, canvas_hw)
+    if zoom_inset and view is None and inset.needs_inset(box, canvas_hw):
+        qx, qy = canvas.token_centres(np.array([query]), s)
+        parts = [style.image_trace(image, dim=0.35, crop=box), heat()]
+        if pm is not None:
+            parts.append(go.Scatter(pm))
+        parts.append(canvas.query_marker(query, s, size=12))
+        inset.add_inset(fig, parts, box, canvas_hw, (qx[0], qy[0]), label=f"zoom: group {g}")
+    pw, ph = style.panel_size(shown_hw, panel)
+    what = (f"colour = weight − 1/{n_real} (uniform), blue below, red above" if relative else
+            f"weights over its {n_real} real members sum to 1")
     style.apply_layout(
         fig, title or f"Attention of token (h={query[0]}, w={query[1]}) · {_head_label(block, head)}",
-        f"{_block_label(block)} · group {g}, member {n} · weights over its {n_real} real members sum to 1"
-        f"{global_note(lay)} · {s} px per token", width=pw + 200, height=ph + 230)
+        f"{_block_label(block)} · group {g}, member {n} · {what}{global_note(lay)} · {s} px per token",
+        width=pw + 200, height=ph + 230)
     return style.bottom_legend(fig)
 
 
 def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], batch: int = 0, *,
-                     max_cols: int = 4, zoom: bool = True, include_mean: bool = False,
+                     max_cols: int = 4, zoom: bool = True, include_mean: bool = False, relative: bool = False,
                      title: str | None = None) -> go.Figure:
     """One panel per head (plus the mean if asked): the query's attention at its members, one colour scale.
+
+    ``relative`` paints ``a − 1/N`` (deviation from uniform, ``N`` = real keys) on a diverging scale centred
+    at 0, symmetric over all panels.
 
     Traces: per panel an image and a heat map named ``"head h"`` (or ``"mean"``) with ``z`` as in
     :func:`attention_grid`.
@@ -134,6 +182,7 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     lay = block.layout
     s = style.stage_stride(block.stage)
     g, n = query_group_member(lay, query)
+    n_real = int((~lay.key_padding[g]).sum())
     heads: list[int | None] = ([None] if include_mean else []) + list(range(block.heads))
     cols = min(max_cols, len(heads))
     rows = math.ceil(len(heads) / cols)
@@ -143,9 +192,15 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     names = ["mean" if h is None else f"head {h}" for h in heads]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03,
                         vertical_spacing=min(0.1, 0.25 / rows))
-    grids = [attention_grid(block, g, query_weights(block, query, h, batch)) for h in heads]
-    vmax = float(np.nanmax(np.stack(grids))) or 1.0
+    ws = [query_weights(block, query, h, batch) for h in heads]
+    if relative:
+        ws = [uniform_deviation(block, g, w) for w in ws]
+    grids = [attention_grid(block, g, w) for w in ws]
+    sc = _scale(np.stack(grids), relative)
     pm = _padded_member_marks(block, g, s)
+    real = ~lay.key_padding[g]
+    mx, my = canvas.token_centres(lay.positions[g][real], s)
+    tiny = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), 230) < 6
     for i, (h, z) in enumerate(zip(heads, grids)):
         r, c = divmod(i, cols)
         fig.add_trace(style.image_trace(image, dim=0.35, crop=view), row=r + 1, col=c + 1)
@@ -153,6 +208,12 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
                                            customdata=lay.member_map,
                                            hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i]
                                                          + "</extra>"), row=r + 1, col=c + 1)
+        if tiny:      # members too small to see: repeat them as markers on the same colour axis
+            fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=f"{names[i]} (enlarged marks)",
+                                     showlegend=False, marker=dict(symbol="square", size=7, color=ws[i][real],
+                                                                   coloraxis="coloraxis",
+                                                                   line=dict(color="white", width=0.5)),
+                                     hoverinfo="skip"), row=r + 1, col=c + 1)
         if pm is not None:
             tr = go.Scatter(pm)
             tr.update(showlegend=i == 0)
@@ -163,11 +224,11 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
         style.image_axes(fig, canvas_hw, row=r + 1, col=c + 1, view=view, x_title="", y_title="")
         fig.update_xaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
         fig.update_yaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
-    fig.update_layout(coloraxis=dict(colorscale=style.MAGNITUDE, cmin=0, cmax=vmax,
-                                     colorbar=style.colorbar("attention weight")))
+    fig.update_layout(coloraxis=dict(colorbar=style.colorbar(_value_label(relative, n_real)), **sc))
     pw, ph = style.panel_size((view[1] - view[0], view[3] - view[2]), 230)
+    scale_note = f"colour = weight − 1/{n_real} (uniform), centred at 0" if relative else "one colour scale"
     style.apply_layout(fig, title or f"Every head of {block.name} for token (h={query[0]}, w={query[1]})",
-                       f"{_block_label(block)} · group {g}, member {n} · one colour scale for all heads"
+                       f"{_block_label(block)} · group {g}, member {n} · {scale_note} for all heads"
                        f"{global_note(lay)}", width=cols * (pw + 14) + 180, height=rows * (ph + 36) + 190)
     return style.bottom_legend(fig)
 

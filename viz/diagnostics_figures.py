@@ -15,6 +15,20 @@ PANELS = (
 )
 
 
+#: Smallest on-screen width (px) of one heat-map panel (a 940-px wide chart: 27 % of its plot area) and the
+#: width a head label ("15") needs with its gap, at the 14-px tick font.
+PANEL_MIN_PX = 200
+HEAD_LABEL_PX = 24
+
+
+def head_dtick(heads: int, panel_px: float = PANEL_MIN_PX, label_px: float = HEAD_LABEL_PX) -> int:
+    """Tick step on a head axis (1, 2, 4, …) so labels ``label_px`` wide never collide in ``panel_px``."""
+    step = 1
+    while heads / step * label_px > panel_px:
+        step *= 2
+    return step
+
+
 def odd_heads(values: np.ndarray, threshold: float = 3.5, rel_floor: float = 0.1) -> np.ndarray:
     """``(blocks, heads)`` bool: heads far from the other heads of their block.
 
@@ -76,7 +90,7 @@ def diagnostics_figure(stats: dict, *, title: str | None = None) -> go.Figure:
                                                  line=dict(width=2.5)),
                                      hovertemplate="odd head: %{y} · head %{x}<extra></extra>"),
                           row=1, col=col)
-        fig.update_xaxes(title_text="head", dtick=1 if H <= 16 else 4, row=1, col=col, showgrid=False,
+        fig.update_xaxes(title_text="head", dtick=head_dtick(H), tick0=0, row=1, col=col, showgrid=False,
                          zeroline=False)
     rms = np.asarray(stats["residual_norm"], dtype=np.float64)
     stages = np.asarray(stats.get("stages", np.zeros(nb, int)))

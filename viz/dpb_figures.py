@@ -63,18 +63,28 @@ def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: 
         hovertemplate="Δy=%{y}, Δx=%{x}: bias %{z:.3f}<extra></extra>"))
     axis = dict(title_font=dict(size=13), tickfont=dict(size=11))
     fig.update_layout(scene=dict(
-        xaxis=dict(title="Δx = query col − key col", **axis), yaxis=dict(title="Δy = query row − key row", **axis),
-        zaxis=dict(title="bias", range=[mid - half, mid + half], **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual",
-        aspectratio=dict(x=1, y=1, z=0.6)))
+        xaxis=dict(title="Δx", tickvals=offset_ticks(group_size), **axis),
+        yaxis=dict(title="Δy", tickvals=offset_ticks(group_size), **axis),
+        zaxis=dict(title="bias", range=[mid - half, mid + half], **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)),
+        aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.6)))
     style.apply_layout(fig, title or f"Dynamic position bias · head {head} · G={group_size}",
                        f"the DPB MLP's output over all {(2 * group_size - 1) ** 2} offsets "
-                       f"(Δy, Δx) ∈ [−{group_size - 1}, {group_size - 1}]²", width=760, height=640,
-                       legend=False)
+                       f"(Δy, Δx) ∈ [−{group_size - 1}, {group_size - 1}]² · Δy = query row − key row, "
+                       f"Δx = query column − key column (in tokens) · height axis at least "
+                       f"±{MIN_VISIBLE_BIAS:g} around the mean", width=760, height=640, legend=False,
+                       wrap_px=420)   # shown in half a page
     return fig
 
 
+def offset_ticks(group_size: int) -> list[int]:
+    """Integer offsets labelled on a (Δy, Δx) axis: both ends and 0 (never fractional, never crowded)."""
+    g = int(group_size) - 1
+    return [-g, 0, g] if g > 0 else [0]
+
+
 def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
-    cols = min(max_cols, n)
+    """``(rows, cols)`` for ``n`` panels: near-square (8 heads → 3×3, not 2×4) so panels stay wide."""
+    cols = min(max_cols, n, max(1, math.ceil(math.sqrt(n))))
     return math.ceil(n / cols), cols
 
 
@@ -83,15 +93,18 @@ def _offset_panel(fig: go.Figure, r: int, c: int, rows: int, d: np.ndarray, z: n
     fig.add_trace(go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name,
                              hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>"),
                   row=r + 1, col=c + 1)
+    ticks = offset_ticks((len(d) + 1) // 2)
     fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
-                     showgrid=False, zeroline=False)
-    fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1,
+                     showgrid=False, zeroline=False, tickvals=ticks)
+    # y labels only on the first column: a neighbour's labels would run into this panel
+    fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1, tickvals=ticks,
+                     showticklabels=c == 0,
                      scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
                      zeroline=False)
 
 
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
-                       title: str | None = None, max_cols: int = 4, centred: bool = False) -> go.Figure:
+                       title: str | None = None, max_cols: int = 3, centred: bool = False) -> go.Figure:
     """One (Δy, Δx) heat map per head, on one symmetric colour scale (so heads compare).
 
     Traces: one ``go.Heatmap`` per head named ``"head h"`` with ``x = y = −(G−1)…G−1`` and
@@ -121,7 +134,8 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
                        f"{what} at offset (Δy, Δx) = query − key "
                        "(centre: a token and itself) · one colour scale for all heads", width=cols * 250 + 190,
-                       height=rows * 250 + 140, legend=False)
+                       # shown in half a page (~420 px): rows sized for the panels' width there, not 250 px
+                       height=rows * (300 // cols + 60) + 150, legend=False, wrap_px=420)
     return fig
 
 

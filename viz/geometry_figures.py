@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from crossformer.geometry import GroupLayout
 
-from . import canvas, style
+from . import canvas, inset, style
 
 
 def query_group_member(layout: GroupLayout, query: Sequence[int]) -> tuple[int, int]:
@@ -80,6 +80,18 @@ def _members_trace(layout: GroupLayout, g: int, stride: float, cell: float, name
                        " · index %{customdata[3]}<extra></extra>"))
 
 
+#: Member numbers are written only on cells at least this many screen pixels wide (smaller ones: the zoom
+#: inset numbers them).
+MIN_NUMBER_CELL = 9.0
+
+
+def _veil(layout: GroupLayout, group: int, stride: float) -> go.Heatmap:
+    """Trace ``"other groups (dimmed)"``: translucent white on every padded-grid cell not in ``group``."""
+    z = np.where(np.asarray(layout.group_map) == group, np.nan, 1.0)
+    return canvas.token_heatmap(z, stride, name="other groups (dimmed)", colorscale=[[0, "white"], [1, "white"]],
+                                zmin=0, zmax=1, showscale=False, opacity=0.55, hoverinfo="skip")
+
+
 def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
                            selected_group: int | None = None, title: str | None = None, *,
                            query: Sequence[int] | None = None, panel: int | None = None) -> go.Figure:
@@ -96,8 +108,10 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
         panel: long side of the image panel in layout pixels (default: large enough for ~10 px tokens).
 
     Traces (inspect ``fig.data``): ``"groups"`` heat map with ``z = layout.group_map`` (group id per padded
-    position), ``"padding"`` ``×`` marks on ``layout.padding_map``, ``"group g"`` member tiles,
-    ``"query token"``.
+    position), ``"other groups (dimmed)"`` a white veil (``z = 1``) off the selected group, ``"padding"``
+    ``×`` marks on ``layout.padding_map``, ``"group g"`` member tiles (only when a cell is at least
+    :data:`MIN_NUMBER_CELL` px on screen), ``"query token"``; when the selected group is small on screen a
+    zoom inset (:mod:`viz.inset`) repeats it with numbered members.
     """
     s = style.stage_stride(stage)
     Hp, Wp = layout.padded_hw
@@ -124,17 +138,31 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
                                  hoverinfo="skip", name="window borders", showlegend=False))
     elif s * panel / max(canvas_hw) >= 5:
         fig.add_trace(canvas.grid_lines(layout.padded_hw, s, color="rgba(255,255,255,0.35)", width=0.5))
+    if selected_group is not None:    # a white veil over every other group: the selected one stands out
+        fig.add_trace(_veil(layout, selected_group, s))
     fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, name=f"real tokens {H}×{W}",
                                    line=dict(color="#111", width=2, dash="dash"), hoverinfo="skip"))
     if layout.is_padded:
         fig.add_trace(canvas.padding_marks(layout.padding_map, s))
     cell = style.cell_px(s, canvas_hw, panel)
-    if selected_group is not None:
+    if selected_group is not None and cell >= MIN_NUMBER_CELL:
         fig.add_trace(_members_trace(layout, selected_group, s, cell, f"group {selected_group}"))
     if query is not None:
         fig.add_trace(canvas.query_marker(query, s))
 
     style.image_axes(fig, canvas_hw)
+    if selected_group is not None:
+        box = inset.group_view(layout.positions[selected_group], s, canvas_hw)
+        if inset.needs_inset(box, canvas_hw):
+            centre = canvas.token_centres(np.array([query]), s) if query is not None else (
+                [(box[2] + box[3]) / 2], [(box[0] + box[1]) / 2])
+            zoom_cell = style.cell_px(s, (box[1] - box[0], box[3] - box[2]), panel * inset.INSET_SIZE)
+            parts = [style.image_trace(image, crop=box), go.Heatmap(fig.data[1]), _veil(layout, selected_group, s),
+                     _members_trace(layout, selected_group, s, zoom_cell, "zoomed members")]
+            if query is not None:
+                parts.append(canvas.query_marker(query, s, size=12))
+            inset.add_inset(fig, parts, box, canvas_hw, (centre[0][0], centre[1][0]),
+                            label=f"zoom: group {selected_group}")
     pw, ph = style.panel_size(canvas_hw, panel)
     kind = layout.kind.upper() + (" windows" if layout.kind == "sda" else " groups")
     default = f"Stage {stage} · {kind}"
@@ -164,6 +192,11 @@ def _query_panel(fig: go.Figure, col: int, image: np.ndarray, layout: GroupLayou
     H, W = layout.feature_hw
     fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, line=dict(color="#111", width=1.5, dash="dash"),
                                    hoverinfo="skip", showlegend=False, name="real tokens"), row=1, col=col)
+    if layout.is_padded:      # the layout's padding, marked as in the partition figure
+        tr = canvas.padding_marks(layout.padding_map, s)
+        tr.update(name=f"padding ({layout.kind.upper()})", legendgroup="padding", showlegend=col == 1,
+                  marker=dict(color="#999", line=dict(color="#999", width=1)))
+        fig.add_trace(tr, row=1, col=col)
     if (~real).any():
         pm = np.zeros(layout.padded_hw, dtype=bool)
         pm[pos[~real, 0], pos[~real, 1]] = True
@@ -171,7 +204,7 @@ def _query_panel(fig: go.Figure, col: int, image: np.ndarray, layout: GroupLayou
         tr.update(name="padded members", showlegend=col == 1)
         fig.add_trace(tr, row=1, col=col)
     # lattice outline: member tiles with their index when they are big enough to read
-    if cell >= 9:
+    if cell >= MIN_NUMBER_CELL:
         tr = _members_trace(layout, g, s, cell, f"members of group {g}")
         tr.update(marker=dict(color="rgba(0,0,0,0)", line=dict(color="white", width=0.8)), showlegend=False,
                   textfont=dict(color="#111"))
@@ -192,8 +225,12 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
         stage: stage index (``4·2^i`` pixels per token).
         query: token ``(h, w)`` on the stage grid.
 
+    Both panels show the same pixel range (the larger padded canvas) at the same size, so distances compare;
+    when both groups are small on screen (:func:`viz.inset.needs_inset`) that range is the square around them.
+
     Traces: per panel a heat map named ``"SDA group g"`` / ``"LDA group g"`` with ``z = 1`` on the group's
-    real members (padded grid, NaN elsewhere), padded members as ``×`` marks, the query star.
+    real members (padded grid, NaN elsewhere), ``"padding (SDA)"`` / ``"padding (LDA)"`` grey ``×`` on the
+    layout's ``padding_map``, the query group's padded members as ``×`` marks, the query star.
     """
     s = style.stage_stride(stage)
     canvases = [(l.padded_hw[0] * s, l.padded_hw[1] * s) for l in (sda_layout, lda_layout)]
@@ -204,16 +241,25 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
     for l, (g, n) in zip((sda_layout, lda_layout), gs):
         titles.append(f"{l.kind.upper()}: G={l.group_size}, I={style.fmt_interval(l.interval)} · "
                       f"group {g} of {l.num_groups} · member {n}{global_note(l)}")
+    # both groups small on screen (large images, early stages): both panels zoom to the same square around
+    # them, so the windows do not vanish under the star and the two panels keep one scale
+    union = np.concatenate([l.positions[g] for l, (g, _) in zip((sda_layout, lda_layout), gs)])
+    box = inset.group_view(union, s, big)
+    view = box if inset.needs_inset(box, big) else None
+    if view is not None:
+        cell = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), panel)
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
     for col, (l, color) in enumerate(((sda_layout, style.KERNEL_COLORS[0]),
                                       (lda_layout, style.KERNEL_COLORS[1])), start=1):
         _query_panel(fig, col, image, l, stage, query, color, cell)
-        style.image_axes(fig, canvases[col - 1], row=1, col=col)
-    pw, ph = style.panel_size(big, panel)
+        style.image_axes(fig, big, row=1, col=col, view=view)   # one scale: both panels show the same range
+    pw, ph = style.panel_size(big if view is None else (view[1] - view[0], view[3] - view[2]), panel)
+    zoomed = ("" if view is None else f" · zoomed to the {int(view[1] - view[0])} × {int(view[3] - view[2])} px "
+              f"around both groups (y {int(view[0])}–{int(view[1])}, x {int(view[2])}–{int(view[3])})")
     style.apply_layout(
         fig, f"Stage {stage}: where token (h={query[0]}, w={query[1]}) looks",
         f"short-distance attention (SDA) sees a compact G×G window; long-distance attention (LDA) sees "
-        f"members I tokens apart · {s} px per token", width=2 * pw + 170, height=ph + 240)
+        f"members I tokens apart · {s} px per token{zoomed}", width=2 * pw + 170, height=ph + 240)
     style.bottom_legend(fig)
     for a in fig.layout.annotations:
         a.font = dict(size=13)

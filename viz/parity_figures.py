@@ -51,7 +51,8 @@ def parity_figure(errors: Mapping[str, Mapping[str, float]], tol: float = 1e-4, 
 
     Traces: one scatter per field (``x`` = groups that have it, ``y`` = error, exact zeros at
     :data:`ZERO_FLOOR`, missing/mismatched (non-finite) ones as ``×`` above the rest, ``customdata`` = the
-    true values); the tolerance is ``layout.shapes[0]`` at ``y = tol``. Points above ``tol`` get a red outline.
+    true values), drawn side by side within a group (``layout.scattermode = "group"``) so no field hides
+    another; the tolerance is ``layout.shapes[0]`` at ``y = tol``. Points above ``tol`` get a red outline.
     """
     groups = list(errors)
     fields: list[str] = []
@@ -86,6 +87,9 @@ def parity_figure(errors: Mapping[str, Mapping[str, float]], tol: float = 1e-4, 
                   line=dict(color=style.TOLERANCE_COLOR, width=2, dash="dash"))
     fig.add_annotation(xref="paper", x=1, y=np.log10(tol), yref="y", text=f"tolerance {tol:g}", showarrow=False,
                        xanchor="right", yanchor="bottom", font=dict(color=style.TOLERANCE_COLOR, size=13))
+    # fields side by side within a group: equal errors (dpb_bias is dpb_table gathered, so its error is
+    # the table's) would otherwise hide one marker under the other while the legend lists both
+    fig.update_layout(scattermode="group", scattergap=0.3)
     fig.update_yaxes(type="log", title_text="max |PyTorch − NumPy|", exponentformat="power",
                      gridcolor="#e5e5e5")
     fig.update_xaxes(title_text="", tickangle=-45 if len(groups) > 8 else 0, categoryorder="array",

@@ -54,6 +54,13 @@ TITLE_SIZE = 18
 SUBTITLE_SIZE = 13
 PANEL_PX = 420                 # default side of one image panel in layout pixels
 OVERLAY_OPACITY = 0.6          # heat maps drawn over the image
+#: Average width (layout px) of a character at :data:`SUBTITLE_SIZE` / bold :data:`TITLE_SIZE` (measured in
+#: chromium: a 105-character subtitle line is 777 px wide).
+SUBTITLE_CHAR_PX = 7.6
+TITLE_CHAR_PX = 11.2
+#: Widest line a title/subtitle may take: the app shows figures stretched to their column (two-thirds of
+#: the page is about 600 px on a 1400-px window), whatever their layout width, so text wraps to this.
+WRAP_PX = 560
 
 
 _AXIS = dict(gridcolor="#EBF0F8", linecolor="#C8D4E3", zerolinecolor="#EBF0F8", automargin=True,
@@ -75,13 +82,68 @@ def stage_stride(stage: int, cel_stride: int = 4) -> int:
     return cel_stride * 2 ** stage
 
 
+def wrap_text(text: str, max_chars: int) -> str:
+    """``text`` with ``<br>`` inserted so no line is longer than ``max_chars`` characters where it can be.
+
+    Existing ``<br>`` are kept; lines break preferably at `` · `` separators, else at spaces (a single
+    longer word stays whole).
+    """
+    max_chars = max(int(max_chars), 12)
+    out: list[str] = []
+    for line in text.split("<br>"):
+        pieces = line.split(" · ")
+        words: list[str] = []
+        for i, piece in enumerate(pieces):
+            chunk = piece + (" ·" if i < len(pieces) - 1 else "")
+            words += chunk.split(" ") if len(chunk) > max_chars else [chunk]
+        cur = ""
+        for w in words:
+            if cur and len(cur) + 1 + len(w) > max_chars:
+                out.append(cur)
+                cur = w
+            else:
+                cur = f"{cur} {w}" if cur else w
+        out.append(cur)
+    return "<br>".join(out)
+
+
+def split_title(title: str, max_chars: int) -> tuple[str, str]:
+    """``(head, tail)``: the title cut at the last `` · `` that keeps ``head`` within ``max_chars`` (tail
+    empty when it fits or has no separator to cut at)."""
+    if len(title) <= max_chars or " · " not in title:
+        return title, ""
+    parts = title.split(" · ")
+    k = 1
+    while k < len(parts) and len(" · ".join(parts[:k + 1])) <= max_chars:
+        k += 1
+    return " · ".join(parts[:k]), " · ".join(parts[k:])
+
+
+def wrap_chars(width: int | None, char_px: float, wrap_px: int | None = None) -> int:
+    """Characters per line for text of ``char_px`` per character in a figure ``width`` px wide."""
+    px = min(int(width) if width else WRAP_PX, wrap_px or WRAP_PX) - 30
+    return int(px / char_px)
+
+
 def apply_layout(fig: go.Figure, title: str, subtitle: str | None = None, *, width: int | None = None,
-                 height: int | None = None, legend: bool = True) -> go.Figure:
+                 height: int | None = None, legend: bool = True, wrap_px: int | None = None) -> go.Figure:
     """House layout: white template, readable fonts, title (with an optional smaller second line).
 
+    The subtitle is wrapped (:func:`wrap_text`) to fit ``min(width, wrap_px or WRAP_PX)`` pixels and a too
+    long title hands its tail (after a `` · ``) to the subtitle (:func:`split_title`), so neither is cut
+    when the app shows the figure stretched to a narrower column; the top margin grows with the lines.
     Returns the same figure (mutated) for chaining.
     """
-    title_spec: dict = dict(text=f"<b>{title}</b>", x=0.01, xanchor="left", yref="container", y=0.985,
+    before = subtitle.count("<br>") if subtitle else 0
+    title, rest = split_title(title, wrap_chars(width, TITLE_CHAR_PX, wrap_px))
+    if rest:      # a multi-line plotly title grows upwards out of the figure: its tail opens the subtitle
+        subtitle = f"{rest} · {subtitle}" if subtitle else rest
+    title = f"<b>{title}</b>"
+    if subtitle:
+        subtitle = wrap_text(subtitle, wrap_chars(width, SUBTITLE_CHAR_PX, wrap_px))
+    if height is not None:      # the plot area keeps its size: added lines make the figure taller
+        height = height + 17 * ((subtitle.count("<br>") if subtitle else 0) - before)
+    title_spec: dict = dict(text=title, x=0.01, xanchor="left", yref="container", y=0.985,
                             yanchor="top", font=dict(size=TITLE_SIZE, family=FONT_FAMILY, color="#111"))
     if subtitle:
         title_spec["subtitle"] = dict(text=subtitle, font=dict(size=SUBTITLE_SIZE, color="#555"))
@@ -90,7 +152,7 @@ def apply_layout(fig: go.Figure, title: str, subtitle: str | None = None, *, wid
         template=HOUSE_TEMPLATE,
         title=title_spec,
         font=dict(family=FONT_FAMILY, size=FONT_SIZE, color="#222"),
-        margin=dict(l=70, r=30, t=(95 + 17 * subtitle.count("<br>")) if subtitle else 70, b=60),
+        margin=dict(l=70, r=30, t=(95 + 17 * subtitle.count("<br>") if subtitle else 70), b=60),
         showlegend=legend,
         legend=dict(bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1),
         hoverlabel=dict(font=dict(family=FONT_FAMILY)),

@@ -35,8 +35,9 @@ def overview_intro(trace: Trace, model_label: str) -> str:
     H, W = trace.input_hw
     s = (f"**{model_label}** reads this {H}×{W}-pixel image as a pyramid of four token maps — {grids} tokens — "
          "where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks alternate "
-         "**SDA** (short-distance attention among the G×G neighbours of a window) and **LDA** "
-         "(long-distance attention among tokens *I* apart, sampling a wider area: how wide is on the *SDA & LDA "
+         "**SDA** (short-distance attention among the G×G neighbours of a window; G = group side, in tokens) "
+         "and **LDA** (long-distance attention among G×G tokens *I* apart, I = the interval, sampling a wider "
+         "area: how wide is on the *SDA & LDA "
          "groups* page).")
     if sda is not None and lda is not None:
         s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
@@ -74,17 +75,20 @@ def groups_intro(trace: Trace, stage: int) -> str:
                          "both become global attention here.")
         else:
             pad = (f", after padding the map to {_hw(L.padded_hw)} with masked tokens" if L.is_padded else "")
-            parts.append(f"**SDA** cuts it into {L.num_groups} windows of G×G = {L.group_size}×{L.group_size} "
+            parts.append(f"**SDA** (short-distance attention) cuts it into {L.num_groups} windows of "
+                         f"G×G = {L.group_size}×{L.group_size} "
                          f"neighbouring tokens{pad}: each token attends within {L.group_size * px} pixels.")
     if lda is not None and not lda.layout.is_global:
         L = lda.layout
         I = L.interval[0]
         pad = f" (map padded to {_hw(L.padded_hw)})" if L.is_padded else ""
         if tuple(L.interval) == (1, 1):
-            parts.append(f"**LDA** here has I = 1, so it groups neighbours exactly like SDA ({L.num_groups} groups "
+            parts.append(f"**LDA** (long-distance attention) here has interval I = 1, so it groups neighbours "
+                         f"exactly like SDA ({L.num_groups} groups "
                          f"of {L.group_tokens}){pad}.")
         else:
-            parts.append(f"**LDA** groups tokens I = {_interval(L)} apart: its {L.num_groups} groups of "
+            parts.append(f"**LDA** (long-distance attention) groups tokens I = {_interval(L)} apart (I: interval): "
+                         f"its {L.num_groups} groups of "
                          f"{L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
                          f"steps{pad}.")
     layouts = [b.layout for b in trace.blocks[stage]]
@@ -102,7 +106,8 @@ def dpb_intro(block: BlockTrace) -> str:
                 f"means {L.interval[0] * 4 * 2 ** block.stage} pixels.")
     return (f"The **dynamic position bias** (DPB) is a small MLP that turns the offset (Δh, Δw) between two "
             f"members of a group into one bias per head, added to q·k before the softmax. Block {block.name} "
-            f"({L.kind.upper()}, G = {G}) evaluates it on (2G−1)² = {(2 * G - 1) ** 2} offsets for "
+            f"({L.kind.upper()}: {'long' if L.kind == 'lda' else 'short'}-distance attention; G = {G} group side) "
+            f"evaluates it on (2G−1)² = {(2 * G - 1) ** 2} offsets for "
             f"{block.heads} heads.{step} Because it is a function of the offset rather than a table of "
             "parameters, the same weights give a bias for any group size — move the G slider. Look for heads "
             "that favour near keys (a peak at the centre) and heads with a direction.")
@@ -142,15 +147,18 @@ def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, membe
     L = block.layout
     px = 4 * 2 ** block.stage
     real = int((L.members[group] >= 0).sum())
-    pad = f" ({L.group_tokens - real} of them padding, masked out)" if real < L.group_tokens else ""
-    kind = "one global group" if L.is_global else L.kind.upper()
+    pad = (f" ({L.group_tokens - real} of its {L.group_tokens} slots are padding, masked out)"
+           if real < L.group_tokens else "")
+    kind = "one global group" if L.is_global else (
+        f"{L.kind.upper()}: {'long' if L.kind == 'lda' else 'short'}-distance attention")
     hw = input_hw or (L.feature_hw[0] * px, L.feature_hw[1] * px)
     spread = span_sentence(L, group, px, hw)
     return (f"In block **{block.name}** ({kind}, G = {L.group_size}) the query token ({token[0]}, {token[1]}) is "
-            f"member {member} of group {group}, and attends to that group's {L.group_tokens} members only{pad}. "
-            f"Its weights are softmax(scale·q·k + DPB bias + mask) over those members, drawn where the members "
-            f"really are in the image.{spread} Compare the heads, and how much comes from content (q·k) "
-            "versus position (bias).")
+            f"member {member} of group {group}, and attends to that group's N = {real} real members only{pad} "
+            f"(G = group side; attention spread evenly over N keys has entropy ln N, the most it can have). "
+            f"Its weights are softmax(scale·q·k + b + mask) over those members (b: the dynamic position bias, "
+            f"DPB, of each query–key offset), drawn where the members really are in the image.{spread} Compare "
+            "the heads, and how much comes from content (q·k) versus position (bias).")
 
 
 def attributions_intro(method: str) -> str:
