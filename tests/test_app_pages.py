@@ -204,7 +204,6 @@ def test_reference_page_runs_and_explains():
     assert at.session_state["query_px"] == pixel
     from crossformer.geometry import plan_layout
     L = plan_layout("sda", (16, 16), 7, None)                                      # 64×64 input, stage 0
-    from pages.common import analysis
     g, m = L.locate((pixel[0] // 4, pixel[1] // 4))
     assert (S.widget(at.slider, "ref_group").value if L.num_groups > 1 else 0,
             S.widget(at.slider, "ref_query").value) == (g, m)

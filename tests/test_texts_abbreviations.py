@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_viz_invariants import case
+from viz_cases import case
 
 from pages.common import texts
 

@@ -7,7 +7,7 @@ import pytest
 from viz_cases import CASES, case
 
 from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
-                                   head_grid_figure, query_attention_figure, query_group_member, rollout_figure)
+                                   head_grid_figure, query_attention_figure, rollout_figure)
 
 
 def np_softmax(z):
@@ -33,7 +33,7 @@ def test_overlay_value_at_a_members_pixel_is_its_weight(name):
         s = 4 * 2 ** b.stage
         q = queries(b)[k % 3]                                 # corners, middle and the last (padded) token
         head = None if k % 2 == 0 else b.heads - 1            # head mean and a single head
-        g, n = query_group_member(lay, q)
+        g, n = lay.locate(q)
         fig = query_attention_figure(c.image, b, q, head=head)
         hm = trace_named(fig, "attention")
         z = np.asarray(hm.z, dtype=float)
@@ -53,7 +53,7 @@ def test_overlay_value_at_a_members_pixel_is_its_weight(name):
         assert cell == pytest.approx(float(w[n]), abs=1e-7)
         # LDA: painted cells form the strided lattice
         if lay.kind == "lda":
-            g, _ = query_group_member(lay, queries(b)[1])
+            g, _ = lay.locate(queries(b)[1])
             pts = lay.positions[g]
             assert len(set(np.diff(np.unique(pts[:, 0])))) <= 1
             assert set(np.diff(np.unique(pts[:, 1]))) <= {lay.interval[1]}
@@ -65,7 +65,7 @@ def test_padded_members_are_marked_and_zoom_crops_the_view():
     assert b.layout.is_padded
     g0 = int(np.flatnonzero(b.layout.key_padding.any(1))[-1])  # the last group with padded slots
     q = tuple(int(v) for v in b.layout.positions[g0][~b.layout.key_padding[g0]][-1])   # one of its real members
-    g, _ = query_group_member(b.layout, q)
+    g, _ = b.layout.locate(q)
     assert g == g0 and b.layout.key_padding[g].any()
     fig = query_attention_figure(c.image, b, q, zoom=True)
     marks = trace_named(fig, "padded members (weight 0)")
@@ -80,7 +80,7 @@ def test_head_grid_has_one_panel_per_head_with_its_weights(name):
     c = case(name)
     b = c.trace.block(1, 1)
     q = queries(b)[1]
-    g, n = query_group_member(b.layout, q)
+    g, n = b.layout.locate(q)
     fig = head_grid_figure(c.image, b, q, include_mean=True)
     maps = [t for t in fig.data if t.type == "heatmap"]
     assert [t.name for t in maps] == ["mean"] + [f"head {h}" for h in range(b.heads)]
@@ -113,7 +113,7 @@ def test_bias_content_split_recomputes_the_three_softmaxes(name, stage, index):
     lay = b.layout
     G = lay.group_size
     q = queries(b)[2]
-    g, n = query_group_member(lay, q)
+    g, n = lay.locate(q)
     head = 0
     fig = bias_content_split_figure(b, q, head)
     mask = lay.attn_mask[g, n]                                     # (N,) 0 or -1e6

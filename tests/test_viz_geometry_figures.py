@@ -7,7 +7,7 @@ import pytest
 from viz_cases import CASES, case
 
 from viz import style
-from viz.geometry_figures import group_partition_figure, query_group_member, sda_lda_figure
+from viz.geometry_figures import group_partition_figure, sda_lda_figure
 
 
 def trace_named(fig, name):
@@ -35,7 +35,7 @@ def test_group_partition_colours_are_group_ids_for_every_block(name):
         assert (hm.x0, hm.dx, hm.y0, hm.dy) == (s / 2, s, s / 2, s)
         assert hm.zmin == -0.5 and hm.zmax == lay.num_groups - 0.5
         # the query's group is labelled with member indices at the members' true positions
-        g, n = query_group_member(lay, q)
+        g, n = lay.locate(q)
         assert lay.members[g, n] == q[0] * W + q[1]
         tiles = trace_named(fig, f"group {g}")
         x, y = centres(lay.positions[g], s)
@@ -49,7 +49,7 @@ def test_group_partition_colours_are_group_ids_for_every_block(name):
             assert not [t for t in fig.data if t.name and t.name.startswith("padding")]
         title = fig.layout.title.subtitle.text
         Hp, Wp = lay.padded_hw
-        assert f"G={lay.group_size}" in title and f"I={style.fmt_interval(lay.interval)}" in title
+        assert f"G={lay.group_size}" in title and f"I={lay.interval_text}" in title
         assert f"padded {Hp}×{Wp}" in title and f"{lay.num_groups} groups" in title
         assert ("global group" in title) == lay.is_global
 
@@ -80,7 +80,7 @@ def test_selected_group_out_of_range_is_refused():
     with pytest.raises(ValueError):
         group_partition_figure(case("demo224").image, lay, 0, selected_group=lay.num_groups)
     with pytest.raises(ValueError):
-        query_group_member(lay, (56, 0))
+        lay.locate((56, 0))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -93,7 +93,7 @@ def test_sda_lda_side_by_side_paints_the_query_groups(name):
         fig = sda_lda_figure(c.image, sda, lda, i, q)
         s = 4 * 2 ** i
         for lay in (sda, lda):
-            g, _ = query_group_member(lay, q)
+            g, _ = lay.locate(q)
             hm = trace_named(fig, f"{lay.kind.upper()} group {g}")
             z = np.asarray(hm.z, dtype=float)
             real = lay.positions[g][~lay.key_padding[g]]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_viz_invariants import case, sample_image
+from viz_cases import case, sample_image
 
 from crossformer.geometry import plan_layout
 from viz import inset, style
-from viz.attention_figures import (head_grid_figure, query_attention_figure, query_group_member, query_weights,
+from viz.attention_figures import (head_grid_figure, query_attention_figure, query_weights,
                                    uniform_deviation)
 from viz.diagnostics import block_head_stats
 from viz.diagnostics_figures import HEAD_LABEL_PX, PANEL_MIN_PX, diagnostics_figure, head_dtick
@@ -33,7 +33,7 @@ def test_deviation_from_uniform_sums_to_zero_over_real_keys(name, stage, j):
     b = c.trace.block(stage, j)
     H, W = b.layout.feature_hw
     q = (H - 1, W // 2)
-    g, _ = query_group_member(b.layout, q)
+    g, _ = b.layout.locate(q)
     real = ~b.layout.key_padding[g]
     w = query_weights(b, q)
     dev = uniform_deviation(b, g, w)
@@ -90,7 +90,7 @@ def test_inset_appears_only_when_the_group_is_small_on_screen():
     fig = group_partition_figure(image, small, 0, query=(51, 72))
     view = inset.inset_view(fig)
     assert view is not None and inset.inset_traces(fig)
-    g, _ = query_group_member(small, (51, 72))
+    g, _ = small.locate((51, 72))
     ys, xs = small.positions[g][:, 0] * 4, small.positions[g][:, 1] * 4
     assert view[0] <= ys.min() and ys.max() + 4 <= view[1] and view[2] <= xs.min() and xs.max() + 4 <= view[3]
     side = max(view[1] - view[0], view[3] - view[2])
@@ -183,7 +183,7 @@ def test_sda_lda_pair_zooms_both_panels_alike_when_the_groups_are_small():
     assert xr == list(fig.layout.xaxis2.range) and yr == list(fig.layout.yaxis2.range)
     assert xr[1] - xr[0] < 0.15 * 772                                  # zoomed in …
     for lay in (sda, lda):                                             # … yet both groups are inside
-        g, _ = query_group_member(lay, q)
+        g, _ = lay.locate(q)
         ys, xs = lay.positions[g][:, 0] * 4, lay.positions[g][:, 1] * 4
         assert xr[0] <= xs.min() and xs.max() + 4 <= xr[1] and yr[1] <= ys.min() and ys.max() + 4 <= yr[0]
     assert "zoomed" in fig.layout.title.subtitle.text
@@ -204,7 +204,7 @@ def test_head_grid_enlarges_members_too_small_to_see():
     b = c.trace.block(0, 1)
     fig = head_grid_figure(c.image, b, (20, 20))
     lay = b.layout
-    g, _ = query_group_member(lay, (20, 20))
+    g, _ = lay.locate((20, 20))
     marks = [t for t in fig.data if t.name.endswith("(enlarged marks)")]
     side = max(np.ptp(lay.positions[g][:, 0]), np.ptp(lay.positions[g][:, 1])) + 3
     assert bool(marks) == (style.cell_px(4, (side * 4, side * 4), 230) < 6)

@@ -20,7 +20,6 @@ from typing import Any
 _LAZY = {
     # geometry_figures
     "group_partition_figure": "geometry_figures", "sda_lda_figure": "geometry_figures",
-    "query_group_member": "geometry_figures",
     # embedding_figures
     "kernel_energy_figure": "embedding_figures", "top_channels_figure": "embedding_figures",
     "kernel_footprints_figure": "embedding_figures",

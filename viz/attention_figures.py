@@ -18,9 +18,9 @@ from crossformer.trace import BlockTrace, Trace
 
 from . import canvas, inset, style
 from .diagnostics import bias_only_attention, content_only_attention, total_variation
-from .geometry_figures import global_note, query_group_member
+from .geometry_figures import global_note
 
-__all__ = ["query_group_member", "query_weights", "attention_grid", "query_attention_figure",
+__all__ = ["query_weights", "attention_grid", "query_attention_figure",
            "head_grid_figure", "uniform_deviation",
            "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
            "rollout_figure"]
@@ -29,7 +29,7 @@ __all__ = ["query_group_member", "query_weights", "attention_grid", "query_atten
 def query_weights(block: BlockTrace, query: Sequence[int], head: int | None = None, batch: int = 0
                   ) -> np.ndarray:
     """``(N,)`` attention of token ``query = (h, w)`` over its group's members (head-mean if ``head`` is None)."""
-    g, n = query_group_member(block.layout, query)
+    g, n = block.layout.locate(query)
     a = np.asarray(block.attention[batch, g, :, n, :], dtype=np.float64)      # (heads, N)
     return a.mean(axis=0) if head is None else a[head]
 
@@ -51,7 +51,7 @@ def _head_label(block: BlockTrace, head: int | None) -> str:
 def _block_label(block: BlockTrace) -> str:
     lay = block.layout
     return (f"stage {block.stage} · block {block.index} · {lay.kind.upper()} · G={lay.group_size} · "
-            f"I={style.fmt_interval(lay.interval)}")
+            f"I={lay.interval_text}")
 
 
 def _padded_member_marks(block: BlockTrace, group: int, stride: float) -> go.Scatter | None:
@@ -114,8 +114,8 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
     the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
     """
     lay = block.layout
-    s = style.stage_stride(block.stage)
-    g, n = query_group_member(lay, query)
+    s = block.stride
+    g, n = lay.locate(query)
     w = query_weights(block, query, head, batch)
     n_real = int((~lay.key_padding[g]).sum())
     shown_w = uniform_deviation(block, g, w) if relative else w
@@ -180,8 +180,8 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     :func:`attention_grid`.
     """
     lay = block.layout
-    s = style.stage_stride(block.stage)
-    g, n = query_group_member(lay, query)
+    s = block.stride
+    g, n = lay.locate(query)
     n_real = int((~lay.key_padding[g]).sum())
     heads: list[int | None] = ([None] if include_mean else []) + list(range(block.heads))
     cols = min(max_cols, len(heads))
@@ -282,7 +282,7 @@ def bias_content_split_figure(block: BlockTrace, query: Sequence[int], head: int
     ``z[r, c]`` = the weight of member ``r·G + c``.
     """
     lay = block.layout
-    g, n = query_group_member(lay, query)
+    g, n = lay.locate(query)
     G = lay.group_size
     parts = {
         "content only": content_only_attention(block, batch)[g, :, n],          # (heads, N)

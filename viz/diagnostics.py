@@ -25,7 +25,6 @@ import numpy as np
 
 from crossformer.trace import BlockTrace, Trace
 
-from .style import stage_stride
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -61,7 +60,7 @@ def member_distances_px(block: BlockTrace) -> np.ndarray:
     """``(nG, N, N)`` Euclidean distance between members' token positions, in input pixels."""
     pos = block.layout.positions.astype(np.float64)                  # (nG, N, 2)
     d = np.sqrt(((pos[:, :, None, :] - pos[:, None, :, :]) ** 2).sum(-1))
-    return d * stage_stride(block.stage)
+    return d * block.stride
 
 
 def block_stats(block: BlockTrace, batch: int = 0) -> dict[str, np.ndarray]:

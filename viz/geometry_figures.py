@@ -17,21 +17,10 @@ from crossformer.geometry import GroupLayout
 from . import canvas, inset, style
 
 
-def query_group_member(layout: GroupLayout, query: Sequence[int]) -> tuple[int, int]:
-    """``(group, member)`` of the real token ``query = (h, w)`` in ``layout`` (read from ``slot_of_token``)."""
-    h, w = int(query[0]), int(query[1])
-    H, W = layout.feature_hw
-    if not (0 <= h < H and 0 <= w < W):
-        raise ValueError(f"query token {(h, w)} is outside the {H}×{W} token grid")
-    slot = int(layout.slot_of_token[h * W + w])
-    g, n = divmod(slot, layout.group_tokens)
-    return g, n
-
-
 def layout_subtitle(layout: GroupLayout, stage: int) -> str:
     """``G=7 · I=8 · 50×66 tokens → padded 56×112 · 128 groups of 49 · 4 px/token`` (+ global note)."""
     s = style.stage_stride(stage)
-    txt = (f"G={layout.group_size} · I={style.fmt_interval(layout.interval)} · "
+    txt = (f"G={layout.group_size} · I={layout.interval_text} · "
            f"{style.fmt_hw(layout.feature_hw)} tokens → padded {style.fmt_hw(layout.padded_hw)} · "
            f"{layout.num_groups} groups of {layout.group_tokens} · {s} px per token")
     return txt + global_note(layout)
@@ -118,7 +107,7 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
     H, W = layout.feature_hw
     canvas_hw = (Hp * s, Wp * s)
     if query is not None and selected_group is None:
-        selected_group = query_group_member(layout, query)[0]
+        selected_group = layout.locate(query)[0]
     if selected_group is not None and not 0 <= selected_group < layout.num_groups:
         raise ValueError(f"group {selected_group} out of range (0…{layout.num_groups - 1})")
 
@@ -179,7 +168,7 @@ def _query_panel(fig: go.Figure, col: int, image: np.ndarray, layout: GroupLayou
                  query: Sequence[int], color: str, cell: float) -> tuple[int, int]:
     """One panel of :func:`sda_lda_figure`: the query's group painted on the image."""
     s = style.stage_stride(stage)
-    g, n = query_group_member(layout, query)
+    g, n = layout.locate(query)
     pos = layout.positions[g]
     real = ~layout.key_padding[g]
     z = np.full(layout.padded_hw, np.nan)
@@ -236,10 +225,10 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
     canvases = [(l.padded_hw[0] * s, l.padded_hw[1] * s) for l in (sda_layout, lda_layout)]
     big = (max(c[0] for c in canvases), max(c[1] for c in canvases))
     cell = style.cell_px(s, big, panel)
-    gs = [query_group_member(l, query) for l in (sda_layout, lda_layout)]
+    gs = [l.locate(query) for l in (sda_layout, lda_layout)]
     titles = []
     for l, (g, n) in zip((sda_layout, lda_layout), gs):
-        titles.append(f"{l.kind.upper()}: G={l.group_size}, I={style.fmt_interval(l.interval)} · "
+        titles.append(f"{l.kind.upper()}: G={l.group_size}, I={l.interval_text} · "
                       f"group {g} of {l.num_groups} · member {n}{global_note(l)}")
     # both groups small on screen (large images, early stages): both panels zoom to the same square around
     # them, so the windows do not vanish under the star and the two panels keep one scale

@@ -22,6 +22,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from crossformer.config import CrossFormerConfig
+
+_DEFAULT_CONFIG = CrossFormerConfig()
+
 # ---- colours -------------------------------------------------------------------------------------
 MAGNITUDE = "Viridis"          # plotly name; matplotlib: MAGNITUDE_MPL
 MAGNITUDE_MPL = "viridis"
@@ -77,9 +81,13 @@ HOUSE_TEMPLATE = go.layout.Template(layout=dict(
 ))
 
 
-def stage_stride(stage: int, cel_stride: int = 4) -> int:
-    """Input pixels per token side at ``stage`` (``4·2^i``)."""
-    return cel_stride * 2 ** stage
+def stage_stride(stage: int) -> int:
+    """Input pixels per token side at ``stage``, for builders given only a layout and its stage.
+
+    The owner is :meth:`crossformer.config.CrossFormerConfig.stage_stride` (every variant here has CEL
+    stride 4); builders given a block read ``block.stride``, recorded by the forward pass.
+    """
+    return _DEFAULT_CONFIG.stage_stride(stage)
 
 
 def wrap_text(text: str, max_chars: int) -> str:
@@ -325,11 +333,6 @@ def image_trace(image: np.ndarray, *, dim: float = 0.0, name: str = "image",
 
 def fmt_hw(hw: Sequence[int]) -> str:
     return f"{hw[0]}×{hw[1]}"
-
-
-def fmt_interval(interval: Sequence[int]) -> str:
-    ih, iw = interval
-    return f"{ih}" if ih == iw else f"{ih}×{iw}"
 
 
 def panel_size(canvas_hw: Sequence[float], panel: int = PANEL_PX) -> tuple[int, int]:

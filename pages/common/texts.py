@@ -15,11 +15,6 @@ def _hw(hw: tuple[int, int]) -> str:
     return f"{hw[0]}×{hw[1]}"
 
 
-def _interval(layout: GroupLayout) -> str:
-    ih, iw = layout.interval
-    return str(ih) if ih == iw else f"{ih}×{iw}"
-
-
 def cost_sentence(layouts: list[GroupLayout]) -> str:
     """'… scores 153.7 k query–key pairs instead of 9.83 M for full attention (1.6 %).'"""
     costs = [attention_cost(l) for l in layouts]
@@ -41,7 +36,7 @@ def overview_intro(trace: Trace, model_label: str) -> str:
          "groups* page).")
     if sda is not None and lda is not None:
         s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
-              f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {_interval(lda.layout)}): one "
+              f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {lda.layout.interval_text}): one "
               f"SDA + LDA pair scores {cost_sentence([sda.layout, lda.layout])}.")
     s += (" Every number and picture in this app is read from the model's own forward pass on this image "
           "(its *trace*).")
@@ -87,7 +82,7 @@ def groups_intro(trace: Trace, stage: int) -> str:
                          f"exactly like SDA ({L.num_groups} groups "
                          f"of {L.group_tokens}){pad}.")
         else:
-            parts.append(f"**LDA** (long-distance attention) groups tokens I = {_interval(L)} apart (I: interval): "
+            parts.append(f"**LDA** (long-distance attention) groups tokens I = {L.interval_text} apart (I: interval): "
                          f"its {L.num_groups} groups of "
                          f"{L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
                          f"steps{pad}.")
@@ -102,7 +97,7 @@ def dpb_intro(block: BlockTrace) -> str:
     G = L.group_size
     step = ""
     if L.kind == "lda":
-        step = (f" In this LDA block neighbouring members are I = {_interval(L)} tokens apart, so an offset of 1 "
+        step = (f" In this LDA block neighbouring members are I = {L.interval_text} tokens apart, so an offset of 1 "
                 f"means {L.interval[0] * 4 * 2 ** block.stage} pixels.")
     return (f"The **dynamic position bias** (DPB) is a small MLP that turns the offset (Δh, Δw) between two "
             f"members of a group into one bias per head, added to q·k before the softmax. Block {block.name} "
