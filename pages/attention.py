@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages.common import compare, findings, startup, state, texts, widgets
-from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
-                                   head_grid_figure, query_attention_figure, rollout_figure)
+from pages.common import compare, findings, loaders, startup, state, texts, widgets
+from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
+                                   query_attention_figure, trace_rollout_figure)
 
 ctx = startup.page_context()
 trace = ctx.trace
@@ -24,8 +24,7 @@ with left:
 group, member = block.layout.locate(token)
 intro.markdown(texts.attention_intro(block, token, group, member, ctx.prepared.hw))
 with right:
-    fig = widgets.cached_figure(ctx, "attn_query", (block.name, token, head, relative),
-                                lambda: query_attention_figure(ctx.pixels, block, token, head, relative=relative))
+    fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, relative=relative)
     widgets.show_figure(fig, key="attn_query",
                         filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
     for note in findings.attention_notes(block, group, member, head):
@@ -46,27 +45,25 @@ VIEWS = {
 view = state.choice("More views", VIEWS, "attn_view", default="heads", format_func=VIEWS.get, widget="radio",
                     horizontal=True)
 if view == "heads":
-    params, build = (block.name, token, relative), lambda: head_grid_figure(ctx.pixels, block, token,
-                                                                            relative=relative)
+    build = head_grid_figure, (ctx.pixels, block, token), {"relative": relative}
     caption = f"Each of the {block.heads} heads of {block.name} for the same query, on one colour scale."
 elif view == "matrix":
-    params, build = (block.name, group, head), lambda: group_matrix_figure(block, group, head)
+    build = group_matrix_figure, (block, group, head), {}
     caption = (f"All {block.layout.group_tokens}×{block.layout.group_tokens} weights of group {group}: row = query "
                f"member (the query is row {member}), column = key member; padded keys get exactly 0.")
 elif view == "split":
-    params, build = (block.name, token, head), lambda: bias_content_split_figure(block, token, head)
+    build = bias_content_split_figure, (block, token, head), {}
     caption = ("Softmax of the content term alone, of the DPB bias alone, and the real attention: how much of "
                "where the query looks is decided by *what* the keys are versus *where* they are.")
 elif view == "diagnostics":
-    from viz.diagnostics import block_head_stats
     from viz.diagnostics_figures import diagnostics_figure
-    params, build = (), lambda: diagnostics_figure(block_head_stats(trace))
+    build = diagnostics_figure, (loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=trace),), {}
     caption = "Every block × head of this forward pass: attention entropy, mean attended distance, bias share."
 else:
-    params, build = (), lambda: rollout_figure(ctx.pixels, attention_rollout(trace), stride=ctx.stride(0))
+    build = trace_rollout_figure, (ctx.pixels, trace), {"stride": ctx.stride(0)}
     caption = ("A heuristic picture of attention flow through all blocks (ignores MLPs and values); "
                "use the Attributions page for what the prediction rests on.")
-fig = widgets.cached_figure(ctx, f"attn_{view}", params, build)
+fig = loaders.built_figure(build[0], *build[1], **build[2])
 widgets.show_figure(fig, key=f"attn_{view}", filename=f"attention_{view}_{block.name}", caption=caption)
 if view in ("heads", "matrix", "split"):
     note = (findings.heads_note(block, group, member) if view == "heads"

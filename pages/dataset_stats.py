@@ -64,8 +64,7 @@ else:
         st.markdown(f"- {line}")
     if source == "samples" and not ctx.bundle.trained:
         st.warning("Random weights: these statistics describe an untrained model.", icon=":material/warning:")
-    fig = loaders.figure(("stats_summary", source, st.session_state.get("stats_upload_seen") if source == "upload"
-                          else (ctx.model_id, SAMPLE_SIZE)), lambda: stats_summary_figure(s))
+    fig = loaders.built_figure(stats_summary_figure, s)
     widgets.show_figure(fig, key="stats_summary", filename="attention_statistics",
                         caption="Each dot is one head, its bar the standard deviation over the images; heads of a "
                                 "block are spread left to right. A head whose entropy sits on the grey mark attends "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import analysis, startup, texts, widgets
+from pages.common import analysis, loaders, startup, texts, widgets
 from viz.geometry_figures import group_partition_figure, sda_lda_figure
 
 ctx = startup.page_context()
@@ -22,16 +22,14 @@ with left:
     token = widgets.query_picker(ctx, stage=stage, prefix="grp")
 group, member = layout.locate(token)
 with right:
-    fig = widgets.cached_figure(ctx, "grp_partition", (stage, j, group, token), lambda: group_partition_figure(
-        ctx.pixels, layout, stage, selected_group=group, query=token))
+    fig = loaders.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group, query=token)
     widgets.show_figure(fig, key="grp_partition", filename=f"groups_{blocks[j].name}",
                         caption=f"{layout.describe()} · the query is member {member} of group {group} "
                                 "(its members are numbered; ✕ = padding, masked in attention).")
 
 st.subheader("The query's SDA window and its LDA group")
 if sda is not None and lda is not None:
-    fig = widgets.cached_figure(ctx, "grp_pair", (stage, token),
-                                lambda: sda_lda_figure(ctx.pixels, sda.layout, lda.layout, stage, query=token))
+    fig = loaders.built_figure(sda_lda_figure, ctx.pixels, sda.layout, lda.layout, stage, query=token)
     widgets.show_figure(fig, key="grp_pair",
                         filename=f"sda_vs_lda_stage{stage}",
                         caption=f"Token ({token[0]}, {token[1]}): its SDA window (left, block {sda.name}) gathers "

@@ -382,3 +382,9 @@ def rollout_figure(image: np.ndarray, rollout: np.ndarray, *, stride: int = 4, t
                  "MLPs and value vectors are ignored")
     fig.update_traces(colorbar_tickformat=".2%", selector=dict(name="rollout"))
     return fig
+
+
+def trace_rollout_figure(image: np.ndarray, trace: Trace, stride: int) -> go.Figure:
+    """:func:`rollout_figure` of :func:`attention_rollout` of a whole trace (one call, so a figure cache keyed
+    by its arguments computes the rollout only when the figure is built)."""
+    return rollout_figure(image, attention_rollout(trace), stride=stride)

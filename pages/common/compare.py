@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -66,10 +65,6 @@ class SideB:
     def stride(self, stage: int) -> int:
         """Input pixels per token side at ``stage`` of B's model."""
         return self.trace.stage_stride(stage)
-
-    def key(self, name: str, *params: Any) -> tuple:
-        """Figure-cache key of a figure of B."""
-        return (self.model_id, self.image_key, self.prep.key, name, *params)
 
     def same_as(self, ctx: AppContext) -> bool:
         return (self.model_id, self.image_key, self.prep.key) == (ctx.model_id, ctx.image_key, ctx.prep_key)
@@ -242,10 +237,6 @@ def choose(ctx: AppContext, prefix: str) -> SideB | None:
 
 
 # ---- drawing ----------------------------------------------------------------------------------------------------
-def _b_figure(b: SideB, name: str, params: tuple, build: Callable[[], Any]) -> Any:
-    return loaders.figure(b.key(name, *params), build)
-
-
 def _csv(rows: list[dict]) -> bytes:
     import pandas as pd
     buf = io.StringIO()
@@ -306,29 +297,29 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
 
 def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head: int | None) -> None:
     """B's version of the Attention page's "More views" figure (same block, head and shared query)."""
-    from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
-                                       head_grid_figure, rollout_figure)
+    from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
+                                       trace_rollout_figure)
     from viz.diagnostics_figures import diagnostics_figure
 
     st.markdown(f"**B** · {b.label}")
     if view == "diagnostics":
         sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
-        params, build = (), lambda: diagnostics_figure(sb, title="B · attention diagnostics: every block and head")
+        build = diagnostics_figure, (sb,), {"title": "B · attention diagnostics: every block and head"}
     elif view == "rollout":
-        params, build = (), lambda: rollout_figure(b.pixels, attention_rollout(b.trace), stride=b.stride(0))
+        build = trace_rollout_figure, (b.pixels, b.trace), {"stride": b.stride(0)}
     else:
         blk_b, head_b = _b_block(b, block, head)
         if blk_b is None:
             return
         token_b = query_token_b(ctx, b, block.stage)
         if view == "heads":
-            params, build = (block.name, token_b), lambda: head_grid_figure(b.pixels, blk_b, token_b)
+            build = head_grid_figure, (b.pixels, blk_b, token_b), {}
         elif view == "matrix":
             group_b = blk_b.layout.locate(token_b)[0]
-            params, build = (block.name, group_b, head_b), lambda: group_matrix_figure(blk_b, group_b, head_b)
+            build = group_matrix_figure, (blk_b, group_b, head_b), {}
         else:
-            params, build = (block.name, token_b, head_b), lambda: bias_content_split_figure(blk_b, token_b, head_b)
-    fig = _b_figure(b, f"cmp_{view}", params, build)
+            build = bias_content_split_figure, (blk_b, token_b, head_b), {}
+    fig = loaders.built_figure(build[0], *build[1], **build[2])
     widgets.show_figure(fig, key=f"cmp_{view}_b", filename=f"compare_B_{view}_{block.name}")
 
 

@@ -235,17 +235,6 @@ def built_figure(builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return figure_store().get_or_build(key, lambda: builder(*args, **kwargs))
 
 
-def figure(key: tuple, build: Callable[[], Any]) -> Any:
-    """A built figure, shared read-only by every session that asks for the same ``key``.
-
-    ``key`` must name everything the figure depends on: (model id, image key, preprocessing, figure name,
-    widget values). Building a plotly figure costs 50–150 ms; reusing one costs nothing, so a widget rerun
-    only rebuilds the figures that widget changes. Kept unpickled in a byte-bounded store because figures
-    are never mutated after building (``st.plotly_chart`` and the exporters only read them).
-    """
-    return figure_store().get_or_build(key, build)
-
-
 # ---- heavy extras, on demand ------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Attribution:

@@ -123,12 +123,6 @@ def show_figure(fig: Any, key: str, filename: str, caption: str | None = None) -
     download_buttons(fig, key, filename)
 
 
-def cached_figure(ctx: AppContext, name: str, params: tuple, build: Callable[[], Any]) -> Any:
-    """``build()`` once per (model, image, preprocessing, ``name``, ``params``); ``params`` must hold every
-    widget value the figure depends on."""
-    return loaders.figure((ctx.model_id, ctx.image_key, ctx.prep_key, name, *params), build)
-
-
 def download_trace(ctx: AppContext, key: str) -> None:
     """The whole trace as ``.npz`` (arrays named as ``Trace.flat()``), built on click."""
     meta = {"input_pixels": ctx.pixels, "model_id": ctx.model_id, "image": ctx.image_name,
