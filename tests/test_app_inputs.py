@@ -200,3 +200,12 @@ def test_default_query_on_the_demo_is_the_embedding_salience():
     assert any(c.value.startswith("Default query: the token where the cross-scale embedding") for c in at.caption)
     at.slider(key=S.widget(at.slider, "attn_qrow").key).set_value(1).run()      # a picked query: no default line
     assert not any(c.value.startswith("Default query") for c in at.caption)
+
+
+@pytest.mark.parametrize("model", ["demo", "architecture"])
+def test_model_caption_names_the_variant_once(model):
+    at = S.new_app(64, sb_model=model, sb_arch="crossformer_pp_s").run()
+    assert not at.exception
+    caption = next(c.value for c in at.sidebar.caption if "M parameters" in c.value)
+    label = caption.split("**")[1]
+    assert caption.count(label) == 1 and caption.count(label.split(" (")[0]) == 1, caption

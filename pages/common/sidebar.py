@@ -287,7 +287,8 @@ def model_section(errors: list[str]) -> ModelBundle:
         bundle = loaders.architecture_model(variant)
     else:
         bundle = demo_bundle()
-    st.caption(f"**{bundle.label}** · {bundle.family} · {bundle.num_params / 1e6:.2f} M parameters · "
+    family = "" if bundle.family in bundle.label else f" · {bundle.family}"     # never the variant twice
+    st.caption(f"**{bundle.label}**{family} · {bundle.num_params / 1e6:.2f} M parameters · "
                f"{bundle.cfg.num_classes} classes · weights: {bundle.weights}")
     if bundle.notes:
         st.warning("\n\n".join(bundle.notes), icon=":material/warning:")
