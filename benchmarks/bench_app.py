@@ -28,11 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from pages.common import navigation  # noqa: E402
+
 NEW_IMAGE_GOAL_S = 2.0
 WIDGET_GOAL_S = 0.3
 
-PAGES = ["pages/overview.py", "pages/embedding.py", "pages/groups.py", "pages/position_bias.py",
-         "pages/attention.py", "pages/attributions.py", "pages/reference.py", "pages/about.py"]
+PAGES = [spec.path for spec in navigation.PAGES]     # the app's own page list, in lesson order
 
 #: page → [(widget kind, key, values cycled through)]. Selectors alternate (their figures are cached after
 #: the first change); sliders move to a new value every time (every change rebuilds the figures it drives).
