@@ -32,8 +32,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from browser_tools import CHROMIUM, FLAGS, free_port, start_server  # noqa: E402
 
-PAGES = ["Cross-scale embedding", "SDA & LDA groups", "Dynamic position bias", "Attention", "Attributions",
-         "NumPy reference", "About", "Overview"]
+from pages.common.navigation import PAGES as APP_PAGES  # noqa: E402
+
+#: Page titles the sessions visit, from the app's own page list (the first page last: sessions start there).
+PAGES = [p.title for p in APP_PAGES[1:]] + [APP_PAGES[0].title]
 TIMEOUT_MS = 150_000
 HEAVY_TIMEOUT_MS = 900_000      # 8 CrossFormer-B traces at 512 px share the model's lock on 2 cores
 HEAVY_RSS_GOAL_MB = 4096

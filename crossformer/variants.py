@@ -74,40 +74,39 @@ PP_LAYOUT: dict[str, Any] = dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1)
 _ICLR, _TPAMI = "ICLR 2022", "TPAMI 2023"
 _BAIDU = "https://pan.baidu.com/s/"
 
-_RECORDS = (
-    # CrossFormer (ICLR 2022), v1 code: G = 7, LDA interval implicit (= H_i / G).
-    Variant("crossformer_t", "CrossFormer-T", _ICLR,
-            CrossFormerConfig(64, (1, 1, 8, 6), (2, 4, 8, 16), drop_path_rate=0.1), Published(27.8, 2.9, 81.5),
-            WeightSource("1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq", "crossformer-t.pth"),
-            _BAIDU + "1M45YXZgVvp6Ew9DO8UhdlA", "nkju"),
-    Variant("crossformer_s", "CrossFormer-S", _ICLR,
-            CrossFormerConfig(96, (2, 2, 6, 2), (3, 6, 12, 24), drop_path_rate=0.2), Published(30.7, 4.9, 82.5),
-            WeightSource("1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8", "crossformer-s.pth"),
-            _BAIDU + "1Xf4MXfb_soCnJFBeNDmoQQ", "fgqj"),
-    Variant("crossformer_b", "CrossFormer-B", _ICLR,
-            CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3), Published(52.0, 9.2, 83.4),
-            WeightSource("1bK8biVCi17nz_nkt7rBfio_kywUpllSU", "crossformer-b.pth"),
-            _BAIDU + "1f5dH__UGDXb-HoOPHT5p0A", "7md9"),
-    Variant("crossformer_l", "CrossFormer-L", _ICLR,
-            CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5), Published(92.0, 16.1, 84.0),
-            WeightSource("1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG", "crossformer-l.pth"),
-            _BAIDU + "1YJLeHy_cxLBrZLklQBCA_A", "cc89"),
-    # CrossFormer++ (TPAMI 2023), v2 code; weights on Baidu Netdisk only (++-H shares ++-L's link in the
-    # official README, probably a copy error there).
-    Variant("crossformer_pp_s", "CrossFormer++-S", _TPAMI,
-            CrossFormerConfig(64, (2, 2, 18, 2), (2, 4, 8, 16), drop_path_rate=0.2, **PP_LAYOUT),
-            Published(23.3, 4.9, 83.2), baidu_url=_BAIDU + "1smc_kRoogd0Ig5vfqwuGTA?pwd=crsf", baidu_key="crsf"),
-    Variant("crossformer_pp_b", "CrossFormer++-B", _TPAMI,
-            CrossFormerConfig(96, (2, 2, 18, 2), (3, 6, 12, 24), drop_path_rate=0.3, **PP_LAYOUT),
-            Published(52.0, 9.5, 84.2), baidu_url=_BAIDU + "13XVP0ebtNcyRMmkl11ALYg?pwd=crsf", baidu_key="crsf"),
-    Variant("crossformer_pp_l", "CrossFormer++-L", _TPAMI,
-            CrossFormerConfig(128, (2, 2, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **PP_LAYOUT),
-            Published(92.0, 16.6, 84.7), baidu_url=_BAIDU + "1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf", baidu_key="crsf"),
-    Variant("crossformer_pp_h", "CrossFormer++-H", _TPAMI,
-            CrossFormerConfig(128, (6, 6, 18, 2), (4, 8, 16, 32), drop_path_rate=0.5, **PP_LAYOUT),
-            Published(96.0, 21.8, 84.9),
-            baidu_url=_BAIDU + "1xtPh-ndcOxRM7fPYYxIIRg?pwd=crsf", baidu_key="crsf",
-            weights_note="the official README gives ++-L's link here"),
+#: CrossFormer (ICLR 2022), v1 code (G = 7, LDA interval implicit = H_i / G): name, D, depths, heads,
+#: drop-path rate, published (params M, GFLOPs, top-1 %), Google Drive id, Baidu id, Baidu key.
+_ICLR_ROWS = (
+    ("T", 64, (1, 1, 8, 6), (2, 4, 8, 16), 0.1, (27.8, 2.9, 81.5), "1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq",
+     "1M45YXZgVvp6Ew9DO8UhdlA", "nkju"),
+    ("S", 96, (2, 2, 6, 2), (3, 6, 12, 24), 0.2, (30.7, 4.9, 82.5), "1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8",
+     "1Xf4MXfb_soCnJFBeNDmoQQ", "fgqj"),
+    ("B", 96, (2, 2, 18, 2), (3, 6, 12, 24), 0.3, (52.0, 9.2, 83.4), "1bK8biVCi17nz_nkt7rBfio_kywUpllSU",
+     "1f5dH__UGDXb-HoOPHT5p0A", "7md9"),
+    ("L", 128, (2, 2, 18, 2), (4, 8, 16, 32), 0.5, (92.0, 16.1, 84.0), "1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG",
+     "1YJLeHy_cxLBrZLklQBCA_A", "cc89"),
+)
+#: CrossFormer++ (TPAMI 2023), v2 code, weights on Baidu Netdisk only (key crsf): name, D, depths, heads,
+#: drop-path rate, published, Baidu id, note (++-H shares ++-L's link in the official README).
+_TPAMI_ROWS = (
+    ("S", 64, (2, 2, 18, 2), (2, 4, 8, 16), 0.2, (23.3, 4.9, 83.2), "1smc_kRoogd0Ig5vfqwuGTA", ""),
+    ("B", 96, (2, 2, 18, 2), (3, 6, 12, 24), 0.3, (52.0, 9.5, 84.2), "13XVP0ebtNcyRMmkl11ALYg", ""),
+    ("L", 128, (2, 2, 18, 2), (4, 8, 16, 32), 0.5, (92.0, 16.6, 84.7), "1xtPh-ndcOxRM7fPYYxIIRg", ""),
+    ("H", 128, (6, 6, 18, 2), (4, 8, 16, 32), 0.5, (96.0, 21.8, 84.9), "1xtPh-ndcOxRM7fPYYxIIRg",
+     "the official README gives ++-L's link here"),
+)
+
+_RECORDS = tuple(
+    Variant(f"crossformer_{size.lower()}", f"CrossFormer-{size}", _ICLR,
+            CrossFormerConfig(dim, depths, heads, drop_path_rate=dpr), Published(*published),
+            WeightSource(drive, f"crossformer-{size.lower()}.pth"), _BAIDU + baidu, key)
+    for size, dim, depths, heads, dpr, published, drive, baidu, key in _ICLR_ROWS
+) + tuple(
+    Variant(f"crossformer_pp_{size.lower()}", f"CrossFormer++-{size}", _TPAMI,
+            CrossFormerConfig(dim, depths, heads, drop_path_rate=dpr, **PP_LAYOUT), Published(*published),
+            baidu_url=f"{_BAIDU}{baidu}?pwd=crsf", baidu_key="crsf", weights_note=note)
+    for size, dim, depths, heads, dpr, published, baidu, note in _TPAMI_ROWS
+) + (
     # The small model the app ships (trained on cross-scale Navon figures, see assets/MODEL_CARD.md):
     # CrossFormer (v1) layout, so one LDA group spans the whole map at every input size, and a DPB hidden
     # width of at least 8 (the official C/16 would be 2 in stage 0: a flat bias by construction).
