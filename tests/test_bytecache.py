@@ -54,3 +54,12 @@ def test_budget_from_the_environment(monkeypatch):
     assert budget_bytes("X_CACHE_MB", 7) == 2 * 2**20
     monkeypatch.setenv("X_CACHE_MB", "lots")
     assert budget_bytes("X_CACHE_MB", 7) == 7 * 2**20
+
+
+def test_clear_forgets_everything():
+    from pages.common.bytecache import ByteLRU
+    c = ByteLRU(1 << 20)
+    c.put("a", b"x" * 100)
+    assert "a" in c and c.bytes > 0
+    c.clear()
+    assert "a" not in c and c.bytes == 0 and len(c) == 0

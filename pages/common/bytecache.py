@@ -107,6 +107,12 @@ class ByteLRU:
                 self._bytes -= m
         return value
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
     def find_key(self, match: Callable[[Any], bool]) -> Hashable | None:
         """The key of the first cached value for which ``match(value)`` holds (no LRU update), else None."""
         with self._lock:
