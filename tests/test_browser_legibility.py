@@ -9,6 +9,7 @@ Screenshots go to ``out/screenshots/legible_*.png`` (git-ignored) for a person t
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -90,7 +91,10 @@ def configure(page, model: str, size: int) -> None:
         page.keyboard.press("End")
         page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stSliderThumbValue']\")]"
                                ".some(e => e.textContent.trim() === '512')", timeout=120_000)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_role("button", name=re.compile(r"Apply 512 px")).click()     # the slider applies on Apply
         settle(page)
+        sidebar.get_by_text(re.compile(r"model input 512×")).first.wait_for(timeout=180_000)
         page.screenshot(path=str(SHOTS / f"legible_{model}_{size}_sidebar.png"))
 
 
