@@ -149,10 +149,11 @@ def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
     return Estimate(calibration.seconds(cost, flops), cost, calibration.label)
 
 
-def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Calibration:
+def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128),
+            weights: dict | None = None) -> Calibration:
     """Time two tiny passes of ``bundle.model`` (``engine`` ``"fp32"``/``"bf16"``: torch forward under that
-    precision; ``"numpy"``: the NumPy reference) and fit a :class:`Calibration` (best of two runs each,
-    after an untimed warm-up)."""
+    precision; ``"numpy"``: the NumPy reference on ``weights``, the model's NumPy state dict, converted once
+    when not given) and fit a :class:`Calibration` (best of two runs each, after an untimed warm-up)."""
     import numpy as np
     import torch
 
@@ -162,15 +163,15 @@ def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128)) -> Cal
     times, flops = [], []
     if engine == "numpy":          # NumPy needs no warm-up, and a pass costs 10× torch's: one run each, smaller
         sizes = (32, 64)
+        from crossformer import reference
+        if weights is None:
+            weights = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in bundle.model.state_dict().items()}
     for size in sizes:
         x = torch.zeros(1, 3, size, size, device=device)
         best = math.inf
         for run in range(3 if engine != "numpy" else 2):      # the first pass of a shape warms up: not timed
             t0 = time.perf_counter()
             if engine == "numpy":
-                from crossformer import reference
-                weights = {k: v.detach().to("cpu", torch.float32).numpy()
-                           for k, v in bundle.model.state_dict().items()}
                 reference.forward(weights, np.zeros((1, 3, size, size), np.float32), bundle.cfg)
             else:
                 with bundle.lock, torch.no_grad(), precision.autocast(device, engine):

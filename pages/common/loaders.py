@@ -259,7 +259,8 @@ def calibration(model_id: str, engine: str, _bundle: ModelBundle) -> Any:
     """The cost model's :class:`~pages.common.heavy.Calibration` for this model and ``engine`` (``"fp32"``,
     ``"bf16"`` or ``"numpy"``), measured once per server."""
     from . import heavy
-    return heavy.measure(_bundle, engine)
+    weights = numpy_weights(model_id, _bundle=_bundle) if engine == "numpy" else None   # the page's cached copy
+    return heavy.measure(_bundle, engine, weights=weights)
 
 
 def attribution_key(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int) -> tuple:
