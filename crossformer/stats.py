@@ -5,7 +5,7 @@
 
 * ``entropy``: ``−Σ_k p_k ln p_k`` over the real keys (nats), averaged over the real queries;
 * ``distance_px``: mean attention distance ``Σ_k p_k ‖pos_q − pos_k‖₂ · s`` in input pixels, token
-  positions from ``layout.positions``, ``s = stride·2^stage`` pixels per token;
+  positions from ``layout.positions``, ``s = cfg.stage_stride(stage)`` pixels per token;
 * ``dpb_share``: total variation ``½ Σ_k |softmax(qk + B + M) − softmax(qk + M)|`` over the real keys;
 * ``output_rms``: ``sqrt(mean(x²))`` of the block output (per block, repeated on its head rows).
 
@@ -60,11 +60,11 @@ class _StatsRecorder(_Recorder):
     −10⁶); padded queries have weight 0.
     """
 
-    def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], cel_stride: int,
+    def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], stage_strides: Sequence[int],
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.layouts = list(layouts)          # (stage, index, layout) in forward order
-        self.cel_stride = cel_stride
+        self.stage_strides = tuple(stage_strides)   # input pixels per token side, per stage
         self.dtype = dtype
         self._i = 0                           # next block whose attention arrives
         self._pending: torch.Tensor | None = None
@@ -87,7 +87,7 @@ class _StatsRecorder(_Recorder):
             if not np.array_equal(rel, np.broadcast_to(rel[:1], rel.shape)):
                 raise RuntimeError(f"{layout.kind} groups with different member offsets")
             dist = np.sqrt(((rel[0][:, None, :] - rel[0][None, :, :]) ** 2).sum(-1))         # (N, N)
-            dist *= self.cel_stride * 2 ** stage                                             # px
+            dist *= self.stage_strides[stage]                                                # px
             dq = np.zeros((N, N, N))
             dq[np.arange(N), :, np.arange(N)] = dist                                         # (q, k, q)
             n_real = real.sum(1)                                                             # keys per group
@@ -170,7 +170,7 @@ def head_stats(model: CrossFormer, x: torch.Tensor, *, precision: str = "fp32",
 
     hw = tuple(int(s) for s in x.shape[-2:])
     layouts = [(i, j, lay) for i, stage in enumerate(model.plan(hw)) for j, lay in enumerate(stage)]
-    rec = _StatsRecorder(layouts, model.cfg.stride)
+    rec = _StatsRecorder(layouts, [model.cfg.stage_stride(i) for i in range(model.cfg.num_stages)])
     with autocast(x.device, precision):
         model._run(x, rec)
     if rec._i != len(layouts):
