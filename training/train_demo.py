@@ -63,8 +63,8 @@ log = logging.getLogger("train_demo")
 SIZE_PHASES: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
     (0.0, ((128, 128), (128, 128), (128, 160), (160, 128))),
     (0.40, ((160, 160), (192, 192), (160, 224), (224, 160), (192, 256), (256, 192))),
-    (0.65, ((224, 224), (224, 224), (192, 256), (256, 192), (256, 256), (288, 384), (384, 288), (320, 320),
-            (224, 288), (288, 224))),
+    (0.65, ((224, 224), (224, 224), (192, 256), (256, 192), (192, 256), (256, 192), (256, 256), (288, 384),
+            (384, 288), (320, 320), (224, 288), (288, 224))),
 )
 
 
@@ -163,7 +163,7 @@ def fmt_time(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=3000, help="optimizer steps")
+    ap.add_argument("--steps", type=int, default=3300, help="optimizer steps")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (1e-3 collapses to a constant output)")
     ap.add_argument("--min-lr", type=float, default=1e-5)
