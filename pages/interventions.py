@@ -169,11 +169,11 @@ token = ctx.query_token(later_before.stage)
 left, right = st.columns(2)
 with left:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
-                               title=f"{later_before.name} before the edit")
+                               title=f"{later_before.name} before the edit", wrap_px=420)
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
-                               title=f"{later_after.name} after the edit")
+                               title=f"{later_after.name} after the edit", wrap_px=420)
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "

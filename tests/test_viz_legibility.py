@@ -211,3 +211,15 @@ def test_head_grid_enlarges_members_too_small_to_see():
     if marks:
         w = query_weights(b, (20, 20), 0)
         assert np.allclose(marks[0].marker.color, w[~lay.key_padding[g]])
+
+
+def test_attention_figure_in_half_a_page_wraps_its_text_to_that_width():
+    c = case("pp")
+    block = c.trace.block(1, 1)
+    wide = query_attention_figure(c.image, block, (3, 4), title=f"{block.name} after the edit")
+    half = query_attention_figure(c.image, block, (3, 4), title=f"{block.name} after the edit", wrap_px=420)
+    limit = style.wrap_chars(half.layout.width, style.SUBTITLE_CHAR_PX, 420)
+    lines = half.layout.title.subtitle.text.split("<br>")
+    assert max(len(line) for line in lines) <= limit
+    assert len(lines) > len(wide.layout.title.subtitle.text.split("<br>"))   # the same words on more lines
+    assert " ".join(lines).split() == " ".join(wide.layout.title.subtitle.text.split("<br>")).split()

@@ -95,7 +95,8 @@ def _value_label(relative: bool, n_real: int) -> str:
 
 def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], head: int | None = None,
                            batch: int = 0, *, zoom: bool = False, panel: int = 620, relative: bool = False,
-                           zoom_inset: bool = True, title: str | None = None) -> go.Figure:
+                           zoom_inset: bool = True, title: str | None = None,
+                           wrap_px: int | None = None) -> go.Figure:
     """Where one query token looks: its attention weights painted on its group members' image positions.
 
     SDA shows a compact window, LDA a strided lattice. ``head=None`` averages the heads.
@@ -109,6 +110,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
         relative: paint the deviation from uniform ``a − 1/N`` (``N`` = real keys of the query's group) on a
             diverging scale centred at 0, instead of the raw weight from 0.
         zoom_inset: add a magnified inset of the group when it is small on screen (:func:`viz.inset.needs_inset`).
+        wrap_px: width the title and subtitle must fit (e.g. 420 in half a page; ``None``: the figure's width).
 
     Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight (or its deviation) of
     the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
@@ -164,7 +166,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
     style.apply_layout(
         fig, title or f"Attention of token (h={query[0]}, w={query[1]}) · {_head_label(block, head)}",
         f"{_block_label(block)} · group {g}, member {n} · {what}{global_note(lay)} · {s} px per token",
-        width=pw + 200, height=ph + 230)
+        width=pw + 200, height=ph + 230, wrap_px=wrap_px)
     return style.bottom_legend(fig)
 
 

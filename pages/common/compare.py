@@ -273,13 +273,13 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
                f"(h={token_b[0]}, w={token_b[1]}) of stage {block.stage} (A's: (h={token[0]}, w={token[1]})).")
     left, right = st.columns(2, gap="large")
     with left:
-        fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420,
+        fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420, wrap_px=420,
                                    title=f"A · {block.name} · token ({token[0]}, {token[1]})")
         widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
     with right:
         blk_b, head_b = _b_block(b, block, head)
         if blk_b is not None:
-            fig = loaders.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420,
+            fig = loaders.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420, wrap_px=420,
                                        title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
