@@ -28,9 +28,16 @@ HW = tuple[int, int]
 
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    """Detached float32 CPU numpy copy, read-only."""
-    return readonly(t.detach().to("cpu", torch.float32).numpy().copy())
+def _np(t: torch.Tensor, *, fresh: bool = False) -> np.ndarray:
+    """Detached float32 CPU numpy array, read-only.
+
+    A copy, unless ``fresh``: the caller promises ``t`` is a new result of this forward pass that nothing
+    writes to afterwards (the model has no in-place ops on recorded tensors), so a read-only view of its
+    storage is the same numbers without a second copy of what can be hundreds of MiB (large inputs).
+    Tensors that outlive the call (the DPB cache's table and bias) are always copied.
+    """
+    a = t.detach().to("cpu", torch.float32).numpy()
+    return readonly(a if fresh else a.copy())
 
 
 def tokens_to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -70,7 +77,7 @@ class _Recorder:
                   bias: torch.Tensor) -> None:
         """The attention of the block now running: content and softmax ``(B, nG, h, N, N)``, DPB table
         ``((2G−1)², h)`` and bias ``(h, N, N)`` (as used, edits included)."""
-        self._attention = (_np(content), _np(attention), _np(table), _np(bias))
+        self._attention = (_np(content, fresh=True), _np(attention, fresh=True), _np(table), _np(bias))
 
     def block(self, blk: "CrossFormerBlock", where: tuple[int, int], layout: GroupLayout,
               output: torch.Tensor) -> None:
@@ -84,12 +91,12 @@ class _Recorder:
         self.blocks[where[0]].append(BlockTrace(
             stage=where[0], index=where[1], dim=blk.dim, heads=blk.num_heads, scale=float(blk.attn.scale),
             layout=layout, content=content, attention=attention, dpb_table=table, dpb_bias=bias,
-            output=_np(output), has_acl=blk.has_acl, stride=int(np.prod([e.stride for e in self.embeddings]))))
+            output=_np(output, fresh=True), has_acl=blk.has_acl, stride=int(np.prod([e.stride for e in self.embeddings]))))
 
     def stage(self, hw: HW, output: torch.Tensor) -> None:
         """A stage finished: its grid and its output tokens ``(B, H·W, C)`` (before merging)."""
         self.stage_hw.append(hw)
-        self.stage_outputs.append(_np(output))
+        self.stage_outputs.append(_np(output, fresh=True))
 
     def trace(self, input_hw: HW, pooled: torch.Tensor, logits: torch.Tensor) -> Trace:
         """Everything recorded, as one read-only :class:`~crossformer.trace.Trace`."""
