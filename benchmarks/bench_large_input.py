@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import app_samples as S
 
-    torch.set_num_threads(min(4, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", min(4, os.cpu_count() or 1))))
     mp = pytest.MonkeyPatch()
     S.run_like_the_server(mp)
     out = sys.stdout

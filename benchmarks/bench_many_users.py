@@ -115,7 +115,7 @@ async def settle(page) -> None:
 
 
 async def large_input(page) -> None:
-    """Preprocessing → keep the aspect ratio, shorter side at the slider's maximum (512 px)."""
+    """Preprocessing → keep the aspect ratio, shorter side at the slider's maximum (512 px), applied."""
     await page.get_by_text("Keep aspect ratio", exact=True).click()
     await settle(page)
     slider = page.get_by_role("slider", name="Shorter side (px)")
@@ -124,6 +124,9 @@ async def large_input(page) -> None:
     await page.wait_for_function("() => [...document.querySelectorAll(\"input[type='range']\")].some(e => "
                                  "e.getAttribute('aria-label') === 'Shorter side (px)' && e.value === '512')",
                                  timeout=TIMEOUT_MS)
+    await settle(page)       # the slider only drafts the size: the model runs at 512 when Apply is pressed
+    await page.locator("[data-testid='stSidebar']").get_by_role("button", name="Apply 512 px").click()
+    await page.get_by_role("button", name="Applied: 512 px").first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
 
 
@@ -184,6 +187,7 @@ async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dic
     shot.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(shot))
     await ctx.close()
+    print(f"  … user {i} done after {time.perf_counter() - t0:.0f} s ({target})", file=sys.stderr, flush=True)
     return {"user": i, "page": target, "expect": expect, "caption": caption, "sidebar": sidebar, "main": main,
             "errors": errors, "ready_s": ready, "total_s": time.perf_counter() - t0}
 
@@ -256,11 +260,13 @@ def main() -> None:
     for r in results:
         own = r["expect"] in r["sidebar"] or r["expect"] in r["main"]
         others = [o["expect"] for o in results if o["user"] != r["user"] and o["expect"] in r["sidebar"]]
-        good = own and not others and r["errors"] == 0
+        at_512 = not args.heavy or "512" in r["caption"]       # heavy: the model input's shorter side is 512
+        good = own and not others and r["errors"] == 0 and at_512
         ok &= good
         print(f"  user {r['user']}: {'OK ' if good else 'BAD'} page {r['page']:22s} image ready {r['ready_s']:5.1f} s · "
               f"session {r['total_s']:5.1f} s · exceptions {r['errors']} · sees: {r['caption'][:70]}"
-              + (f" · LEAK: {others}" if others else "") + ("" if own else " · OWN IMAGE MISSING"))
+              + (f" · LEAK: {others}" if others else "") + ("" if own else " · OWN IMAGE MISSING")
+              + ("" if at_512 else " · NOT AT 512 px"))
     print(f"server RSS: idle {idle:.0f} MB · peak {mem.peak:.0f} MB · after {after:.0f} MB"
           + (f" · heavy case ({args.variant} random weights, shorter side 512): peak {mem.peak / HEAVY_RSS_GOAL_MB:.2f}"
              f" × the {HEAVY_RSS_GOAL_MB} MB goal" if args.heavy else ""))
