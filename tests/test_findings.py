@@ -54,6 +54,20 @@ def test_constant_bias_is_called_constant_and_a_varying_one_is_not(model):
     assert f"{r[0]:.3f}" in findings.bias_notes(varying, 0)[0]
 
 
+def test_a_small_bias_is_called_small_with_its_bound_on_attention_ratios(model):
+    def small(attn):                              # scale the last DPB layer: range ×0.01, still not constant
+        attn.pos.pos3[2].weight.mul_(0.01)
+        attn.pos.pos3[2].bias.mul_(0.01)
+    b = _trace(_edit(model, small)).block(0, 1)
+    r = findings.bias_ranges(b)
+    assert findings.FLAT_BIAS < r[0] < findings.SMALL_BIAS
+    notes = findings.bias_notes(b, 0)
+    assert "Small bias" in notes[1] and f"×{np.exp(r[0]):.3f}" in notes[1]
+    big = _trace(model).block(0, 1)
+    assert findings.bias_ranges(big)[0] >= findings.SMALL_BIAS
+    assert not any("Small bias" in n for n in findings.bias_notes(big, 0))
+
+
 def test_uniform_attention_is_reported_and_a_peaked_one_is_not(model):
     C = model.layers[0].blocks[1].attn.dim
 

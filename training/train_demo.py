@@ -3,7 +3,7 @@
     .venv/bin/python training/train_demo.py                       # full run (resumes if interrupted)
     .venv/bin/python training/train_demo.py --steps 20 --run smoke --out /tmp/smoke.safetensors
 
-Recipe (see assets/MODEL_CARD.md; the defaults reproduce the shipped weights, ~57 min on 2 cores in bf16):
+Recipe (see assets/MODEL_CARD.md; the defaults reproduce the shipped weights, 3,300 steps, resumable; ~100 min on 2 cores in bf16, trained in two sittings):
 every step draws a fresh batch from the Navon generator, seeded by ``(seed, step)``, so a run is
 reproducible and needs no data on disk. Curriculum: the image nuisances (colours, texture, stripes, noise)
 ramp from 0 to full over the first ``--curriculum`` of the steps. Sizes (:data:`SIZE_PHASES`): 40 % of the

@@ -7,6 +7,8 @@ Every function reads the trace of this image: nothing is assumed about the model
 * attention on one key — the largest weight ≥ :data:`ONE_KEY`;
 * a flat bias — its range over the offsets < :data:`FLAT_BIAS`: a constant shift of every logit, which
   softmax ignores, so it moves no attention;
+* a small bias — range < :data:`SMALL_BIAS`: it changes the attention ratio of any two keys by at most
+  ``e^range`` (< 5 %), so content decides;
 * a bias that decides most of the attention — DPB share (total variation between the attention with
   and without the bias) ≥ :data:`BIAS_DECIDES`.
 """
@@ -23,6 +25,7 @@ from viz.diagnostics import content_only_attention, entropy, total_variation
 UNIFORM = 0.97
 ONE_KEY = 0.9
 FLAT_BIAS = 1e-3
+SMALL_BIAS = 0.05
 BIAS_DECIDES = 0.5
 
 
@@ -185,6 +188,9 @@ def bias_notes(block: BlockTrace, head: int) -> list[str]:
     flat = [h for h in range(len(r)) if r[h] < FLAT_BIAS]
     out = [f"Head {head}'s bias varies by {r[head]:.3f} over the offsets (from {t.min():+.3f} to {t.max():+.3f}); "
            f"a difference of 1 in the bias multiplies the attention ratio of two keys by e ≈ 2.7."]
+    if r[head] < SMALL_BIAS:
+        out.append(f"**Small bias:** it changes the attention ratio of any two keys by at most "
+                   f"×{np.exp(r[head]):.3f} (e^{r[head]:.3f}) — the content term decides this head's attention.")
     if flat:
         out.append(f"Heads {', '.join(map(str, flat))} of this block have a constant bias (range < {FLAT_BIAS:g}).")
     return out
