@@ -337,10 +337,13 @@ class GroupAttention(nn.Module):
                 bias_b = bias * keep["bias"][:, None, :, None, None]                # (B, 1, h, N, N)
             else:
                 bias_b = bias                                                        # (h, N, N)
-            logits = content + bias_b
+            logits = content + bias_b                                               # a new tensor
             if mask is not None:
-                logits = logits + mask
-            attn = logits.softmax(dim=-1)
+                logits += mask                                # in place: add's backward needs no inputs
+            if torch.is_grad_enabled():
+                attn = logits.softmax(dim=-1)
+            else:                                             # the logits are not used again: softmax over them
+                attn = torch.softmax(logits, -1, out=logits)
             if rec is not None:
                 if "bias" in keep:    # trace edits apply to every sample (checked in forward_trace)
                     table, bias = table * keep["bias"][0], bias_b[0, 0]

@@ -14,7 +14,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from . import style
 
@@ -56,17 +55,17 @@ def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: 
     vmax = _sym(z)
     mid = float(np.mean(z))
     half = max(1.1 * float(np.max(np.abs(z - mid))), MIN_VISIBLE_BIAS)
-    fig = go.Figure(go.Surface(
-        x=d, y=d, z=z, colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, name=f"head {head}",
-        colorbar=style.colorbar("bias"), contours=dict(z=dict(show=True, usecolormap=True, project_z=True,
-                                                            width=1)),
-        hovertemplate="Δy=%{y}, Δx=%{x}: bias %{z:.3f}<extra></extra>"))
     axis = dict(title_font=dict(size=13), tickfont=dict(size=11))
-    fig.update_layout(scene=dict(
-        xaxis=dict(title="Δx", tickvals=offset_ticks(group_size), **axis),
-        yaxis=dict(title="Δy", tickvals=offset_ticks(group_size), **axis),
-        zaxis=dict(title="bias", range=[mid - half, mid + half], **axis), camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)),
-        aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.6)))
+    fig = go.Figure(
+        data=[go.Surface(x=d, y=d, z=z, colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, name=f"head {head}",
+                         colorbar=style.colorbar("bias"),
+                         contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1)),
+                         hovertemplate="Δy=%{y}, Δx=%{x}: bias %{z:.3f}<extra></extra>")],
+        layout=dict(scene=dict(
+            xaxis=dict(title="Δx", tickvals=offset_ticks(group_size), **axis),
+            yaxis=dict(title="Δy", tickvals=offset_ticks(group_size), **axis),
+            zaxis=dict(title="bias", range=[mid - half, mid + half], **axis),
+            camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.6))))
     style.apply_layout(fig, title or f"Dynamic position bias · head {head} · G={group_size}",
                        f"the DPB MLP's output over all {(2 * group_size - 1) ** 2} offsets "
                        f"(Δy, Δx) ∈ [−{group_size - 1}, {group_size - 1}]² · Δy = query row − key row, "
@@ -88,19 +87,32 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _offset_panel(fig: go.Figure, r: int, c: int, rows: int, d: np.ndarray, z: np.ndarray, name: str) -> None:
-    """One (Δy, Δx) heatmap panel at subplot (r, c) on the shared signed colour axis."""
-    fig.add_trace(go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name,
-                             hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>"),
-                  row=r + 1, col=c + 1)
+def _offset_panel(layout: dict, ref: tuple[str, str], last_row: bool, first_col: bool, d: np.ndarray,
+                  z: np.ndarray, name: str) -> go.Heatmap:
+    """One (Δy, Δx) heatmap panel on the shared signed colour axis: sets its axes in ``layout`` (from
+    :func:`viz.style.grid_layout`) and returns its trace."""
+    xr, yr = ref
     ticks = offset_ticks((len(d) + 1) // 2)
-    fig.update_xaxes(title_text="Δx" if r == rows - 1 else "", constrain="domain", row=r + 1, col=c + 1,
-                     showgrid=False, zeroline=False, tickvals=ticks)
+    layout["xaxis" + xr[1:]].update(title=dict(text="Δx" if last_row else ""), constrain="domain",
+                                    showgrid=False, zeroline=False, tickvals=ticks)
     # y labels only on the first column: a neighbour's labels would run into this panel
-    fig.update_yaxes(title_text="Δy" if c == 0 else "", autorange="reversed", row=r + 1, col=c + 1, tickvals=ticks,
-                     showticklabels=c == 0,
-                     scaleanchor=style.subplot_anchor(fig, r + 1, c + 1), constrain="domain", showgrid=False,
-                     zeroline=False)
+    layout["yaxis" + yr[1:]].update(title=dict(text="Δy" if first_col else ""), autorange="reversed",
+                                    tickvals=ticks, showticklabels=first_col, scaleanchor=xr, constrain="domain",
+                                    showgrid=False, zeroline=False)
+    return go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name, xaxis=xr, yaxis=yr,
+                      hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>")
+
+
+def _panel_grid(grids: Sequence[tuple[str, np.ndarray, np.ndarray]], titles: Sequence[str], cols: int,
+                vertical_spacing: float, coloraxis: dict) -> go.Figure:
+    """A figure of ``(name, offsets, z)`` panels, built in one call (see :func:`viz.style.grid_layout`)."""
+    rows = math.ceil(len(grids) / cols)
+    layout, refs = style.grid_layout(rows, cols, len(grids), titles=titles, horizontal_spacing=0.06,
+                                     vertical_spacing=vertical_spacing)
+    traces = [_offset_panel(layout, ref, i // cols == rows - 1 or i + cols >= len(grids), i % cols == 0, d, z, name)
+              for i, ((name, d, z), ref) in enumerate(zip(grids, refs))]
+    layout["coloraxis"] = coloraxis
+    return go.Figure(data=traces, layout=layout)
 
 
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,
@@ -116,19 +128,15 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     heads = list(range(t.shape[1])) if heads is None else [int(h) for h in heads]
     rows, cols = _grid_shape(len(heads), max_cols)
     d = offsets(group_size)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in heads],
-                        horizontal_spacing=0.06, vertical_spacing=min(0.12, 0.3 / rows))
     grids = [table_grid(t, group_size, h) for h in heads]
     if centred:
         grids = [g - g.mean() for g in grids]
     vmax = _sym(np.stack(grids))
     if centred:
         vmax = max(vmax, MIN_VISIBLE_BIAS)
-    for i, (h, z) in enumerate(zip(heads, grids)):
-        r, c = divmod(i, cols)
-        _offset_panel(fig, r, c, rows, d, z, f"head {h}")
-    fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
-                                     colorbar=style.colorbar("bias − mean" if centred else "bias")))
+    fig = _panel_grid([(f"head {h}", d, z) for h, z in zip(heads, grids)], [f"head {h}" for h in heads], cols,
+                      min(0.12, 0.3 / rows), dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
+                                                  colorbar=style.colorbar("bias − mean" if centred else "bias")))
     what = ("bias minus its mean over the offsets (the part that changes attention)" if centred
             else "bias added to the logit of a (query, key) pair")
     style.apply_layout(fig, title or f"Dynamic position bias per head · G={group_size}",
@@ -152,18 +160,20 @@ def bias_matrix_figure(bias: np.ndarray, head: int, group_size: int, *, title: s
     if N != G * G:
         raise ValueError(f"bias is {N}×{N}, expected G²={G * G}")
     vmax = _sym(b)
-    fig = go.Figure(go.Heatmap(z=b, colorscale=style.SIGNED, zmin=-vmax, zmax=vmax, zmid=0, name=f"head {head}",
-                               colorbar=style.colorbar("bias"),
-                               hovertemplate="query member %{y}, key member %{x}: %{z:.3f}<extra></extra>"))
-    for k in range(G, N, G):
-        for kw in (dict(x0=k - 0.5, x1=k - 0.5, y0=-0.5, y1=N - 0.5), dict(y0=k - 0.5, y1=k - 0.5, x0=-0.5,
-                                                                           x1=N - 0.5)):
-            fig.add_shape(type="line", line=dict(color="rgba(0,0,0,0.25)", width=0.7), **kw)
+    line = dict(type="line", line=dict(color="rgba(0,0,0,0.25)", width=0.7))
     ticks = list(range(0, N, G))
-    fig.update_xaxes(title_text="key member n = r·G + c", tickvals=ticks, constrain="domain", showgrid=False,
-                     zeroline=False)
-    fig.update_yaxes(title_text="query member n", tickvals=ticks, autorange="reversed", scaleanchor="x",
-                     constrain="domain", showgrid=False, zeroline=False)
+    fig = go.Figure(   # one call (per-shape add_shape and axis updates each cost a few ms)
+        data=[go.Heatmap(z=b, colorscale=style.SIGNED, zmin=-vmax, zmax=vmax, zmid=0, name=f"head {head}",
+                         colorbar=style.colorbar("bias"),
+                         hovertemplate="query member %{y}, key member %{x}: %{z:.3f}<extra></extra>")],
+        layout=dict(
+            shapes=[dict(line, **kw) for k in range(G, N, G)
+                    for kw in (dict(x0=k - 0.5, x1=k - 0.5, y0=-0.5, y1=N - 0.5),
+                               dict(y0=k - 0.5, y1=k - 0.5, x0=-0.5, x1=N - 0.5))],
+            xaxis=dict(title=dict(text="key member n = r·G + c"), tickvals=ticks, constrain="domain",
+                       showgrid=False, zeroline=False),
+            yaxis=dict(title=dict(text="query member n"), tickvals=ticks, autorange="reversed", scaleanchor="x",
+                       constrain="domain", showgrid=False, zeroline=False)))
     style.apply_layout(fig, title or f"Position bias matrix of a group · head {head} · G={G}",
                        f"the DPB table indexed by each pair's offset; every group of the block adds this "
                        f"{N}×{N} matrix (lines every G={G} members)", width=700, height=680, legend=False)
@@ -185,15 +195,9 @@ def dpb_sizes_figure(tables: Mapping[int, np.ndarray], head: int, *, trained_gro
     rows, cols = _grid_shape(len(sizes), max_cols)
     grids = {G: table_grid(np.asarray(tables[G]), G, head) for G in sizes}
     titles = [f"G={G}" + (" (used by this block)" if G == trained_group_size else "") for G in sizes]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06,
-                        vertical_spacing=min(0.14, 0.3 / rows))
     vmax = _sym(np.concatenate([g.ravel() for g in grids.values()]))
-    for i, G in enumerate(sizes):
-        r, c = divmod(i, cols)
-        d = offsets(G)
-        _offset_panel(fig, r, c, rows, d, grids[G], f"G={G}")
-    fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
-                                     colorbar=style.colorbar("bias")))
+    fig = _panel_grid([(f"G={G}", offsets(G), grids[G]) for G in sizes], titles, cols, min(0.14, 0.3 / rows),
+                      dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, colorbar=style.colorbar("bias")))
     style.apply_layout(fig, title or f"One DPB MLP, any group size · head {head}",
                        "the same weights evaluated on the offsets of G×G groups, including sizes never seen in "
                        "training", width=cols * 250 + 190, height=rows * 260 + 140, legend=False)

@@ -186,6 +186,40 @@ def image_axes(fig: go.Figure, extent_hw: tuple[float, float], row: int | None =
                      ticks="outside", **kw)
 
 
+def grid_layout(rows: int, cols: int, n: int | None = None, *, titles: Sequence[str] = (),
+                horizontal_spacing: float = 0.06, vertical_spacing: float = 0.1) -> tuple[dict, list[tuple[str, str]]]:
+    """A ``rows × cols`` grid of panels as plain layout entries, for building a figure in one
+    ``go.Figure(data, layout)`` call: ``(layout, refs)`` with ``layout`` holding ``xaxis``/``yaxis``…
+    (``domain`` and ``anchor``, as ``make_subplots`` places them) and the panel titles as ``annotations``,
+    and ``refs[i] = ("x3", "y3")`` the axis references of panel ``i`` (row-major) for its traces.
+
+    Only the first ``n`` cells (default all) get axes. ``make_subplots`` followed by per-panel updates is
+    ~8× slower for a 16-panel grid (each update walks every axis), which the DPB page felt on every change.
+    """
+    n = rows * cols if n is None else n
+    w = (1.0 - horizontal_spacing * (cols - 1)) / cols
+    h = (1.0 - vertical_spacing * (rows - 1)) / rows
+    layout: dict = {}
+    refs: list[tuple[str, str]] = []
+    annotations = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        suffix = "" if i == 0 else str(i + 1)
+        x0 = c * (w + horizontal_spacing)
+        y1 = 1.0 - r * (h + vertical_spacing)
+        xd = [max(0.0, round(x0, 12)), min(1.0, round(x0 + w, 12))]
+        yd = [max(0.0, round(y1 - h, 12)), min(1.0, round(y1, 12))]
+        layout["xaxis" + suffix] = dict(domain=xd, anchor="y" + suffix)
+        layout["yaxis" + suffix] = dict(domain=yd, anchor="x" + suffix)
+        refs.append(("x" + suffix, "y" + suffix))
+        if i < len(titles):
+            annotations.append(dict(text=titles[i], x=(xd[0] + xd[1]) / 2, y=yd[1], xref="paper", yref="paper",
+                                    xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=16)))
+    if annotations:
+        layout["annotations"] = annotations
+    return layout, refs
+
+
 def subplot_anchor(fig: go.Figure, row: int | None, col: int | None) -> str:
     """The x-axis id (``"x"``, ``"x2"``…) of a subplot, for ``scaleanchor``."""
     if row is None:
