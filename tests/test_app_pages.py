@@ -94,8 +94,9 @@ def test_groups_figure_shows_the_layout_the_model_used():
             .split("model input ")[1].split(" ")[0].split("×"))
     layout = model.plan((h, w))[0][1]                                    # stage 0, block 1 (LDA)
     part = charts(at)[0]
-    z = array(trace_named(part, "groups")["z"])
-    np.testing.assert_array_equal(z.reshape(layout.padded_hw), layout.group_map)
+    ids = array(trace_named(part, "groups")["customdata"])             # (Hp, Wp, 2): group id, member index
+    np.testing.assert_array_equal(ids[..., 0].reshape(layout.padded_hw), layout.group_map)
+    np.testing.assert_array_equal(ids[..., 1].reshape(layout.padded_hw), layout.member_map)
     S.widget(at.selectbox, "grp_stage").set_value(2).run()
     no_errors(at)
     assert "Stage 2" in at.markdown[0].value or "Stage 2" in " ".join(m.value for m in at.markdown)

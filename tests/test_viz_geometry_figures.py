@@ -30,10 +30,18 @@ def test_group_partition_colours_are_group_ids_for_every_block(name):
         q = (H - 1, W - 1)                                        # the last real token (near the padding)
         fig = group_partition_figure(c.image, lay, b.stage, query=q)
         hm = trace_named(fig, "groups")
-        assert np.array_equal(np.asarray(hm.z), lay.group_map)    # colour index at a token = its group id
-        assert np.array_equal(np.asarray(hm.customdata), lay.member_map)
+        data = np.asarray(hm.customdata)                         # (Hp, Wp, 2): group id, member index
+        assert np.array_equal(data[..., 0], lay.group_map) and np.array_equal(data[..., 1], lay.member_map)
+        colours = style.group_colors(lay.group_map, lay.num_groups)
+        assert np.array_equal(np.asarray(hm.z), colours[lay.group_map])   # colour index = its group's colour
+        gm = lay.group_map                                        # touching groups get different colours
+        if lay.num_groups <= len(style.GROUP_PALETTE):
+            for a, b in ((gm[:, 1:], gm[:, :-1]), (gm[1:, :], gm[:-1, :])):
+                assert (colours[a] != colours[b])[a != b].all()
         assert (hm.x0, hm.dx, hm.y0, hm.dy) == (s / 2, s, s / 2, s)
-        assert hm.zmin == -0.5 and hm.zmax == lay.num_groups - 0.5
+        assert hm.zmin == -0.5 and hm.zmax == len(style.GROUP_PALETTE) - 0.5
+        # hovering a cell names its group and member (from customdata, not from the colour)
+        assert "customdata[0]" in hm.hovertemplate and "customdata[1]" in hm.hovertemplate
         # the query's group is labelled with member indices at the members' true positions
         g, n = lay.locate(q)
         assert lay.members[g, n] == q[0] * W + q[1]
@@ -107,8 +115,8 @@ def test_sda_lda_side_by_side_paints_the_query_groups(name):
 
 @pytest.mark.parametrize("hw", [(14, 21), (10, 16), (56, 56), (50, 66)])
 def test_window_borders_lie_on_the_layouts_window_boundaries(hw):
-    """The SDA window-border segments are exactly the inner boundaries between the layout's G×G windows
-    (over the padded map), unit segments of one token each, none missing and none elsewhere."""
+    """The SDA window-border segments cover exactly the inner boundaries between the layout's G×G windows
+    (over the padded map), none missing, none twice and none elsewhere; each boundary is one line."""
     from crossformer.geometry import plan_layout
     L = plan_layout("sda", hw, 7, None)
     s, G = 4, L.group_size
@@ -116,7 +124,17 @@ def test_window_borders_lie_on_the_layouts_window_boundaries(hw):
     fig = group_partition_figure(np.zeros((hw[0] * s, hw[1] * s, 3), np.uint8), L, 0)
     t = next(d for d in fig.data if d.name == "window borders")
     pts = list(zip(t.x, t.y))
-    segs = {tuple(sorted((pts[i], pts[i + 1]))) for i in range(0, len(pts), 3)}
+    units = []                                  # each merged segment cut back into one-token edges
+    for i in range(0, len(pts), 3):
+        (x0, y0), (x1, y1) = sorted((pts[i], pts[i + 1]))
+        assert x0 == x1 or y0 == y1             # axis-parallel
+        steps = int(round(max(x1 - x0, y1 - y0) / s))
+        dx, dy = (x1 - x0) // steps, (y1 - y0) // steps
+        units += [((x0 + k * dx, y0 + k * dy), (x0 + (k + 1) * dx, y0 + (k + 1) * dy)) for k in range(steps)]
+    segs = set(units)
+    assert len(segs) == len(units)              # no edge drawn twice
+    # collinear edges are merged: one segment per boundary line (the windows tile the padded map)
+    assert len(pts) // 3 == (Wp // G - 1) + (Hp // G - 1)
     want = set()
     for c in range(G, Wp, G):                 # vertical boundaries between window columns
         want |= {((c * s, r * s), (c * s, (r + 1) * s)) for r in range(Hp)}

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import canvas, inset, style
+from . import canvas, inset, panels, style
 from .diagnostics import bias_only_attention, content_only_attention, total_variation
 from .geometry_figures import global_note
 
@@ -192,8 +192,8 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     view = canvas.view_around(lay.positions[g], s, canvas_hw, 1.0) if zoom else (0, canvas_hw[0], 0,
                                                                                   canvas_hw[1])
     names = ["mean" if h is None else f"head {h}" for h in heads]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03,
-                        vertical_spacing=min(0.1, 0.25 / rows))
+    grid = panels.PanelGrid(rows, cols, len(heads), titles=names, horizontal_spacing=0.03,
+                            vertical_spacing=min(0.1, 0.25 / rows))
     ws = [query_weights(block, query, h, batch) for h in heads]
     if relative:
         ws = [uniform_deviation(block, g, w) for w in ws]
@@ -204,29 +204,25 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     mx, my = canvas.token_centres(lay.positions[g][real], s)
     tiny = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), 230) < 6
     for i, (h, z) in enumerate(zip(heads, grids)):
-        r, c = divmod(i, cols)
-        fig.add_trace(style.image_trace(image, dim=0.35, crop=view), row=r + 1, col=c + 1)
-        fig.add_trace(canvas.token_heatmap(z, s, name=names[i], coloraxis="coloraxis", opacity=0.85,
-                                           customdata=lay.member_map,
-                                           hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i]
-                                                         + "</extra>"), row=r + 1, col=c + 1)
+        grid.add(i, style.image_trace(image, dim=0.35, crop=view),
+                 canvas.token_heatmap(z, s, name=names[i], coloraxis="coloraxis", opacity=0.85,
+                                      customdata=lay.member_map,
+                                      hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i] + "</extra>"))
         if tiny:      # members too small to see: repeat them as markers on the same colour axis
-            fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=f"{names[i]} (enlarged marks)",
-                                     showlegend=False, marker=dict(symbol="square", size=7, color=ws[i][real],
-                                                                   coloraxis="coloraxis",
-                                                                   line=dict(color="white", width=0.5)),
-                                     hoverinfo="skip"), row=r + 1, col=c + 1)
+            grid.add(i, go.Scatter(x=mx, y=my, mode="markers", name=f"{names[i]} (enlarged marks)",
+                                   showlegend=False, marker=dict(symbol="square", size=7, color=ws[i][real],
+                                                                 coloraxis="coloraxis",
+                                                                 line=dict(color="white", width=0.5)),
+                                   hoverinfo="skip"))
         if pm is not None:
             tr = go.Scatter(pm)
             tr.update(showlegend=i == 0)
-            fig.add_trace(tr, row=r + 1, col=c + 1)
+            grid.add(i, tr)
         q = canvas.query_marker(query, s, size=11)
         q.update(showlegend=i == 0)
-        fig.add_trace(q, row=r + 1, col=c + 1)
-        style.image_axes(fig, canvas_hw, row=r + 1, col=c + 1, view=view, x_title="", y_title="")
-        fig.update_xaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
-        fig.update_yaxes(showticklabels=False, ticks="", row=r + 1, col=c + 1)
-    fig.update_layout(coloraxis=dict(colorbar=style.colorbar(_value_label(relative, n_real)), **sc))
+        grid.add(i, q)
+        grid.image_axes(i, canvas_hw, view=view, ticklabels=False)
+    fig = grid.figure(coloraxis=dict(colorbar=style.colorbar(_value_label(relative, n_real)), **sc))
     pw, ph = style.panel_size((view[1] - view[0], view[3] - view[2]), 230)
     scale_note = f"colour = weight − 1/{n_real} (uniform), centred at 0" if relative else "one colour scale"
     style.apply_layout(fig, title or f"Every head of {block.name} for token (h={query[0]}, w={query[1]})",

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import style
+from . import panels, style
 
 
 def table_grid(table: np.ndarray, group_size: int, head: int) -> np.ndarray:
@@ -90,7 +90,7 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 def _offset_panel(layout: dict, ref: tuple[str, str], last_row: bool, first_col: bool, d: np.ndarray,
                   z: np.ndarray, name: str) -> go.Heatmap:
     """One (Δy, Δx) heatmap panel on the shared signed colour axis: sets its axes in ``layout`` (from
-    :func:`viz.style.grid_layout`) and returns its trace."""
+    :func:`viz.panels.grid_layout`) and returns its trace."""
     xr, yr = ref
     ticks = offset_ticks((len(d) + 1) // 2)
     layout["xaxis" + xr[1:]].update(title=dict(text="Δx" if last_row else ""), constrain="domain",
@@ -105,9 +105,9 @@ def _offset_panel(layout: dict, ref: tuple[str, str], last_row: bool, first_col:
 
 def _panel_grid(grids: Sequence[tuple[str, np.ndarray, np.ndarray]], titles: Sequence[str], cols: int,
                 vertical_spacing: float, coloraxis: dict) -> go.Figure:
-    """A figure of ``(name, offsets, z)`` panels, built in one call (see :func:`viz.style.grid_layout`)."""
+    """A figure of ``(name, offsets, z)`` panels, built in one call (see :func:`viz.panels.grid_layout`)."""
     rows = math.ceil(len(grids) / cols)
-    layout, refs = style.grid_layout(rows, cols, len(grids), titles=titles, horizontal_spacing=0.06,
+    layout, refs = panels.grid_layout(rows, cols, len(grids), titles=titles, horizontal_spacing=0.06,
                                      vertical_spacing=vertical_spacing)
     traces = [_offset_panel(layout, ref, i // cols == rows - 1 or i + cols >= len(grids), i % cols == 0, d, z, name)
               for i, ((name, d, z), ref) in enumerate(zip(grids, refs))]

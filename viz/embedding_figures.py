@@ -12,11 +12,10 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from crossformer.trace import EmbeddingTrace
 
-from . import canvas, style
+from . import canvas, panels, style
 
 
 def kernel_energy(emb: EmbeddingTrace, kernel_index: int, batch: int = 0) -> np.ndarray:
@@ -60,17 +59,17 @@ def kernel_energy_figure(emb: EmbeddingTrace, image: np.ndarray | None = None, b
     canvas_hw = (Ho * s, Wo * s) if image is None else np.asarray(image).shape[:2]
     n = len(emb.kernels)
     titles = [f"{k}×{k} kernel · {c} channels" for k, c in zip(emb.kernels, emb.channels)]
-    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.05)
+    grid = panels.PanelGrid(1, n, titles=titles, horizontal_spacing=0.05)
     for i, k in enumerate(emb.kernels):
-        col = i + 1
         if image is not None:
-            fig.add_trace(style.image_trace(image, dim=0.3), row=1, col=col)
+            grid.add(i, style.image_trace(image, dim=0.3))
         e = kernel_energy(emb, i, batch)
-        fig.add_trace(canvas.token_heatmap(
+        grid.add(i, canvas.token_heatmap(
             e, s, name=f"k={k} energy", colorscale=style.MAGNITUDE, opacity=0.78 if image is not None else 1,
-            colorbar=style.panel_colorbar(fig, 1, col, "mean energy"),
-            hovertemplate="token (%{y:.0f}, %{x:.0f}) px · energy %{z:.3g}<extra></extra>"), row=1, col=col)
-        style.image_axes(fig, canvas_hw, row=1, col=col, x_title="", y_title=f"y ({unit})" if col == 1 else "")
+            colorbar=grid.colorbar_below(i, "mean energy"),
+            hovertemplate="token (%{y:.0f}, %{x:.0f}) px · energy %{z:.3g}<extra></extra>"))
+        grid.image_axes(i, canvas_hw, x_title="", y_title=f"y ({unit})" if i == 0 else "")
+    fig = grid.figure()
     pw, ph = style.panel_size(canvas_hw, 300)
     name = layer_name(emb, s_in) if unit == "pixels" else "Cross-scale merge"
     style.apply_layout(
@@ -97,21 +96,18 @@ def top_channels_figure(emb: EmbeddingTrace, kernel_index: int, k: int = 8, batc
     rows = math.ceil(n / cols)
     offset = emb.channel_slice(kernel_index).start
     titles = [f"ch {c} (#{offset + c}) · rms {math.sqrt(energy[c]):.2g}" for c in order]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.12 / max(rows, 1) + 0.05)
+    grid = panels.PanelGrid(rows, cols, n, titles=titles, horizontal_spacing=0.03,
+                            vertical_spacing=0.12 / max(rows, 1) + 0.05)
     vmax = float(np.abs(a[order]).max()) or 1.0
     Ho, Wo = emb.output_hw
     for j, c in enumerate(order):
-        r, cc = divmod(j, cols)
-        fig.add_trace(go.Heatmap(z=a[c], coloraxis="coloraxis", name=f"ch {c}",
-                                 hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"),
-                      row=r + 1, col=cc + 1)
-        fig.update_xaxes(showticklabels=False, row=r + 1, col=cc + 1, showgrid=False, zeroline=False,
-                         constrain="domain")
-        fig.update_yaxes(showticklabels=False, autorange="reversed", row=r + 1, col=cc + 1, showgrid=False,
-                         zeroline=False, scaleanchor=style.subplot_anchor(fig, r + 1, cc + 1), constrain="domain")
+        grid.add(j, go.Heatmap(z=a[c], coloraxis="coloraxis", name=f"ch {c}",
+                               hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"))
+        grid.axes(j, dict(showticklabels=False, showgrid=False, zeroline=False, constrain="domain"),
+                  dict(showticklabels=False, autorange="reversed", showgrid=False, zeroline=False,
+                       scaleanchor=grid.refs[j][0], constrain="domain"))
     kk = emb.kernels[kernel_index]
-    fig.update_layout(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
+    fig = grid.figure(coloraxis=dict(colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0,
                                      colorbar=style.colorbar("activation")), meta=dict(channels=order.tolist()))
     pw, ph = style.panel_size((Ho, Wo), 210)
     style.apply_layout(fig, title or f"{kk}×{kk} kernel: its {n} most active channels",
@@ -152,13 +148,12 @@ def kernel_footprints_figure(image: np.ndarray | None, kernels: Sequence[int], s
     big = max(rects, key=lambda r: r[0])
     margin = 0.3 * big[0] * scale
     view = (big[1] - margin, big[3] + margin, big[2] - margin, big[4] + margin)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["whole image", "zoom on the footprints"],
-                        horizontal_spacing=0.1, column_widths=[0.5, 0.5])
+    grid = panels.PanelGrid(1, 2, titles=["whole image", "zoom on the footprints"], horizontal_spacing=0.1)
     tok = (h * stride * scale, w * stride * scale, (h + 1) * stride * scale, (w + 1) * stride * scale)
-    for col in (1, 2):
+    for i in (0, 1):
         if image is not None:
-            fig.add_trace(style.image_trace(image), row=1, col=col)
-        if col == 2 and (view[1] - view[0]) / scale <= 80:   # input grid (pixels or tokens) when readable
+            grid.add(i, style.image_trace(image))
+        if i == 1 and (view[1] - view[0]) / scale <= 80:   # input grid (pixels or tokens) when readable
             rows_ = range(int(math.floor(view[0] / scale)), int(math.ceil(view[1] / scale)) + 1)
             cols_ = range(int(math.floor(view[2] / scale)), int(math.ceil(view[3] / scale)) + 1)
             xs: list = []
@@ -169,24 +164,23 @@ def kernel_footprints_figure(image: np.ndarray | None, kernels: Sequence[int], s
             for c in cols_:
                 xs += [c * scale, c * scale, None]
                 ys += [view[0], view[1], None]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(255,255,255,0.35)",
-                                     width=0.5), hoverinfo="skip", showlegend=False, name="input grid"),
-                          row=1, col=col)
-        fig.add_trace(canvas.rectangle(*tok, name="token", legendgroup="token", showlegend=col == 1,
-                                       line=dict(color=style.QUERY_COLOR, width=0), fill="toself",
-                                       fillcolor=_rgba(style.QUERY_COLOR, 0.45),
-                                       hovertemplate=f"output token ({h}, {w})<extra></extra>"), row=1, col=col)
-        for i, (k, y0, x0, y1, x1) in enumerate(rects):
-            color = style.KERNEL_COLORS[i % len(style.KERNEL_COLORS)]
-            fig.add_trace(canvas.rectangle(
-                y0, x0, y1, x1, name=f"{k}×{k} kernel", legendgroup=f"k{k}", showlegend=col == 1,
+            grid.add(i, go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(255,255,255,0.35)", width=0.5),
+                                   hoverinfo="skip", showlegend=False, name="input grid"))
+        grid.add(i, canvas.rectangle(*tok, name="token", legendgroup="token", showlegend=i == 0,
+                                     line=dict(color=style.QUERY_COLOR, width=0), fill="toself",
+                                     fillcolor=_rgba(style.QUERY_COLOR, 0.45),
+                                     hovertemplate=f"output token ({h}, {w})<extra></extra>"))
+        for j, (k, y0, x0, y1, x1) in enumerate(rects):
+            color = style.KERNEL_COLORS[j % len(style.KERNEL_COLORS)]
+            grid.add(i, canvas.rectangle(
+                y0, x0, y1, x1, name=f"{k}×{k} kernel", legendgroup=f"k{k}", showlegend=i == 0,
                 line=dict(color=color, width=3), fill="toself", fillcolor=_rgba(color, 0.08),
                 hovertemplate=(f"{k}×{k} kernel: {k * scale}×{k * scale} px, "
-                               f"rows {y0}…{y1}, cols {x0}…{x1}<extra></extra>")), row=1, col=col)
-    style.image_axes(fig, (H, W), row=1, col=1)
-    style.image_axes(fig, (H, W), row=1, col=2, view=view, y_title="")
-    fig.update_yaxes(range=[view[1], view[0]], row=1, col=2)   # allow the zoom to leave the image (padding)
-    fig.update_xaxes(range=[view[2], view[3]], row=1, col=2)
+                               f"rows {y0}…{y1}, cols {x0}…{x1}<extra></extra>")))
+    grid.image_axes(0, (H, W), x_title="x (pixels)", y_title="y (pixels)")
+    # the zoom may leave the image (the convs' zero padding)
+    grid.image_axes(1, (H, W), view=view, x_title="x (pixels)")
+    fig = grid.figure()
     what = "pixels" if scale == 1 else f"input tokens of {scale} px"
     ks = ", ".join(f"{k}×{k}" for k in kernels)
     style.apply_layout(fig, title or f"Receptive fields of the {ks} kernels around token ({h}, {w})",

@@ -10,11 +10,10 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from crossformer.geometry import GroupLayout
 
-from . import canvas, inset, style
+from . import canvas, inset, panels, style
 
 
 def layout_subtitle(layout: GroupLayout, stage: int) -> str:
@@ -35,19 +34,30 @@ def global_note(layout: GroupLayout) -> str:
     return " · map ≤ G: one global group"
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[(start, stop), …]`` of the runs of True in a 1-D boolean array."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def _boundary_segments(group_map: np.ndarray, stride: float) -> tuple[list, list]:
-    """Line segments (pixel coords, ``None``-separated) between cells of different groups."""
+    """Line segments (pixel coords, ``None``-separated) between cells of different groups; collinear
+    neighbouring edges are merged into one segment (an SDA map's borders are then a few long lines, not one
+    segment per cell edge: a 120 × 160 map would otherwise send 10⁴ points)."""
     gm = np.asarray(group_map)
     xs: list = []
     ys: list = []
-    for h, w in np.argwhere(gm[:, 1:] != gm[:, :-1]):          # vertical edge right of (h, w)
+    for w in range(gm.shape[1] - 1):                           # vertical borders right of column w
         x = (w + 1) * stride
-        xs += [x, x, None]
-        ys += [h * stride, (h + 1) * stride, None]
-    for h, w in np.argwhere(gm[1:, :] != gm[:-1, :]):          # horizontal edge below (h, w)
+        for a, b in _runs(gm[:, w] != gm[:, w + 1]):
+            xs += [x, x, None]
+            ys += [a * stride, b * stride, None]
+    for h in range(gm.shape[0] - 1):                           # horizontal borders below row h
         y = (h + 1) * stride
-        xs += [w * stride, (w + 1) * stride, None]
-        ys += [y, y, None]
+        for a, b in _runs(gm[h, :] != gm[h + 1, :]):
+            xs += [a * stride, b * stride, None]
+            ys += [y, y, None]
     return xs, ys
 
 
@@ -96,11 +106,13 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
             is None.
         panel: long side of the image panel in layout pixels (default: large enough for ~10 px tokens).
 
-    Traces (inspect ``fig.data``): ``"groups"`` heat map with ``z = layout.group_map`` (group id per padded
-    position), ``"other groups (dimmed)"`` a white veil (``z = 1``) off the selected group, ``"padding"``
-    ``×`` marks on ``layout.padding_map``, ``"group g"`` member tiles (only when a cell is at least
-    :data:`MIN_NUMBER_CELL` px on screen), ``"query token"``; when the selected group is small on screen a
-    zoom inset (:mod:`viz.inset`) repeats it with numbered members.
+    Traces (inspect ``fig.data``): ``"groups"`` heat map with ``customdata[..., 0] = layout.group_map`` (group
+    id per padded position), ``customdata[..., 1] = layout.member_map`` and ``z`` the group's palette index
+    (:func:`viz.style.group_colors`: touching groups differ), ``"other groups (dimmed)"`` a white veil
+    (``z = 1``) off the selected group, ``"padding"`` ``×`` marks on ``layout.padding_map``, ``"group g"``
+    member tiles (only when a cell is at least :data:`MIN_NUMBER_CELL` px on screen), ``"query token"``;
+    when the selected group is small on screen a zoom inset (:mod:`viz.inset`) repeats it with numbered
+    members.
     """
     s = style.stage_stride(stage)
     Hp, Wp = layout.padded_hw
@@ -113,14 +125,20 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
 
     panel = panel or style.auto_panel(s, canvas_hw)
     colors = style.group_colors(layout.group_map, layout.num_groups)
-    scale = style.discrete_colorscale([style.GROUP_PALETTE[c] for c in colors])
-    member = layout.member_map
+
+    def groups_trace() -> go.Heatmap:
+        # z = palette index (a colour scale of a few stops: one stop per group would be validated and sent
+        # for every one of 10³ groups); the group id and member index ride along in customdata
+        return canvas.token_heatmap(
+            colors[layout.group_map], s, name="groups", colorscale=style.discrete_colorscale(style.GROUP_PALETTE),
+            zmin=-0.5, zmax=len(style.GROUP_PALETTE) - 0.5, showscale=False,
+            opacity=0.5 if layout.kind == "sda" else 0.38,
+            customdata=np.stack([layout.group_map, layout.member_map], axis=-1),
+            hovertemplate="group %{customdata[0]} · member %{customdata[1]}<extra></extra>")
+
     fig = go.Figure()
     fig.add_trace(style.image_trace(image))
-    fig.add_trace(canvas.token_heatmap(
-        layout.group_map, s, name="groups", colorscale=scale, zmin=-0.5, zmax=layout.num_groups - 0.5,
-        showscale=False, opacity=0.5 if layout.kind == "sda" else 0.38, customdata=member,
-        hovertemplate="group %{z} · member %{customdata}<extra></extra>"))
+    fig.add_trace(groups_trace())
     if layout.kind == "sda":   # window outlines (for LDA every cell borders another group: grid only)
         xs, ys = _boundary_segments(layout.group_map, s)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="white", width=1.6),
@@ -146,7 +164,7 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
             centre = canvas.token_centres(np.array([query]), s) if query is not None else (
                 [(box[2] + box[3]) / 2], [(box[0] + box[1]) / 2])
             zoom_cell = style.cell_px(s, (box[1] - box[0], box[3] - box[2]), panel * inset.INSET_SIZE)
-            parts = [style.image_trace(image, crop=box), go.Heatmap(fig.data[1]), _veil(layout, selected_group, s),
+            parts = [style.image_trace(image, crop=box), groups_trace(), _veil(layout, selected_group, s),
                      _members_trace(layout, selected_group, s, zoom_cell, "zoomed members")]
             if query is not None:
                 parts.append(canvas.query_marker(query, s, size=12))
@@ -164,43 +182,43 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
     return style.bottom_legend(fig)
 
 
-def _query_panel(fig: go.Figure, col: int, image: np.ndarray, layout: GroupLayout, stage: int,
+def _query_panel(grid: panels.PanelGrid, i: int, image: np.ndarray, layout: GroupLayout, stage: int,
                  query: Sequence[int], color: str, cell: float) -> tuple[int, int]:
-    """One panel of :func:`sda_lda_figure`: the query's group painted on the image."""
+    """Panel ``i`` of :func:`sda_lda_figure`: the query's group painted on the image."""
     s = style.stage_stride(stage)
+    first = i == 0
     g, n = layout.locate(query)
     pos = layout.positions[g]
     real = ~layout.key_padding[g]
     z = np.full(layout.padded_hw, np.nan)
     z[pos[real, 0], pos[real, 1]] = 1.0
-    fig.add_trace(style.image_trace(image, dim=0.25), row=1, col=col)
-    fig.add_trace(canvas.token_heatmap(
-        z, s, name=f"{layout.kind.upper()} group {g}", colorscale=[[0, color], [1, color]], zmin=0, zmax=1,
-        showscale=False, opacity=0.72, customdata=layout.member_map,
-        hovertemplate="member %{customdata}<extra>group " + str(g) + "</extra>"), row=1, col=col)
     H, W = layout.feature_hw
-    fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, line=dict(color="#111", width=1.5, dash="dash"),
-                                   hoverinfo="skip", showlegend=False, name="real tokens"), row=1, col=col)
+    grid.add(i, style.image_trace(image, dim=0.25),
+             canvas.token_heatmap(z, s, name=f"{layout.kind.upper()} group {g}", colorscale=[[0, color], [1, color]],
+                                  zmin=0, zmax=1, showscale=False, opacity=0.72, customdata=layout.member_map,
+                                  hovertemplate="member %{customdata}<extra>group " + str(g) + "</extra>"),
+             canvas.rectangle(0, 0, H * s, W * s, line=dict(color="#111", width=1.5, dash="dash"),
+                              hoverinfo="skip", showlegend=False, name="real tokens"))
     if layout.is_padded:      # the layout's padding, marked as in the partition figure
         tr = canvas.padding_marks(layout.padding_map, s)
-        tr.update(name=f"padding ({layout.kind.upper()})", legendgroup="padding", showlegend=col == 1,
+        tr.update(name=f"padding ({layout.kind.upper()})", legendgroup="padding", showlegend=first,
                   marker=dict(color="#999", line=dict(color="#999", width=1)))
-        fig.add_trace(tr, row=1, col=col)
+        grid.add(i, tr)
     if (~real).any():
         pm = np.zeros(layout.padded_hw, dtype=bool)
         pm[pos[~real, 0], pos[~real, 1]] = True
         tr = canvas.padding_marks(pm, s)
-        tr.update(name="padded members", showlegend=col == 1)
-        fig.add_trace(tr, row=1, col=col)
+        tr.update(name="padded members", showlegend=first)
+        grid.add(i, tr)
     # lattice outline: member tiles with their index when they are big enough to read
     if cell >= MIN_NUMBER_CELL:
         tr = _members_trace(layout, g, s, cell, f"members of group {g}")
         tr.update(marker=dict(color="rgba(0,0,0,0)", line=dict(color="white", width=0.8)), showlegend=False,
                   textfont=dict(color="#111"))
-        fig.add_trace(tr, row=1, col=col)
+        grid.add(i, tr)
     qm = canvas.query_marker(query, s)
-    qm.update(showlegend=col == 1)
-    fig.add_trace(qm, row=1, col=col)
+    qm.update(showlegend=first)
+    grid.add(i, qm)
     return g, n
 
 
@@ -237,11 +255,11 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
     view = box if inset.needs_inset(box, big) else None
     if view is not None:
         cell = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), panel)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
-    for col, (l, color) in enumerate(((sda_layout, style.KERNEL_COLORS[0]),
-                                      (lda_layout, style.KERNEL_COLORS[1])), start=1):
-        _query_panel(fig, col, image, l, stage, query, color, cell)
-        style.image_axes(fig, big, row=1, col=col, view=view)   # one scale: both panels show the same range
+    grid = panels.PanelGrid(1, 2, titles=titles, horizontal_spacing=0.08, title_size=13)
+    for i, (l, color) in enumerate(((sda_layout, style.KERNEL_COLORS[0]), (lda_layout, style.KERNEL_COLORS[1]))):
+        _query_panel(grid, i, image, l, stage, query, color, cell)
+        grid.image_axes(i, big, view=view, x_title="x (pixels)", y_title="y (pixels)")   # one scale for both
+    fig = grid.figure()
     pw, ph = style.panel_size(big if view is None else (view[1] - view[0], view[3] - view[2]), panel)
     zoomed = ("" if view is None else f" · zoomed to the {int(view[1] - view[0])} × {int(view[3] - view[2])} px "
               f"around both groups (y {int(view[0])}–{int(view[1])}, x {int(view[2])}–{int(view[3])})")
@@ -249,7 +267,4 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
         fig, f"Stage {stage}: where token (h={query[0]}, w={query[1]}) looks",
         f"short-distance attention (SDA) sees a compact G×G window; long-distance attention (LDA) sees "
         f"members I tokens apart · {s} px per token{zoomed}", width=2 * pw + 170, height=ph + 240)
-    style.bottom_legend(fig)
-    for a in fig.layout.annotations:
-        a.font = dict(size=13)
-    return fig
+    return style.bottom_legend(fig)

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import canvas
+from . import canvas, style
 
 #: An inset is added when the shown region's long side is below this fraction of the panel's long side.
 INSET_BELOW = 0.15
@@ -75,7 +75,8 @@ def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence
                                    line=dict(color="#111", width=1.5)))
     axis = dict(showgrid=False, zeroline=False, showticklabels=False, ticks="", mirror=True, showline=True,
                 linecolor="#111", linewidth=2)
-    fig.update_layout(
+    style.set_layout(
+        fig,
         xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain", **axis),
         yaxis2=dict(domain=yd, range=[y1, y0], anchor=INSET_X, scaleanchor=INSET_X, scaleratio=1,
                     constrain="domain", **axis))

@@ -10,9 +10,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from . import canvas, style
+from . import canvas, panels, style
 
 #: One colour per scheme family (panels and cost lines agree).
 SCHEME_COLORS: dict[str, str] = {"full": "#D55E00", "swin": "#0072B2", "swin_shifted": "#56B4E9",
@@ -65,32 +64,26 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
     rows = math.ceil(n / cols)
     H, W = np.asarray(masks[0]).shape
     extent = (max(H * stride, image.shape[0]), max(W * stride, image.shape[1]))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
-                        vertical_spacing=0.12 / rows)
+    grid = panels.PanelGrid(rows, cols, n, titles=list(titles), horizontal_spacing=0.03,
+                            vertical_spacing=0.12 / rows, title_size=12)
     for i, (mask, title, scheme) in enumerate(zip(masks, titles, schemes)):
-        r, c = divmod(i, cols)
-        kw = dict(row=r + 1, col=c + 1)
         color = SCHEME_COLORS.get(scheme, style.QUERY_COLOR)
-        fig.add_trace(_image(image), **kw)
-        fig.add_trace(_mask_heatmap(mask, stride, color, name=f"visible: {title}", opacity=0.7,
-                                    hovertemplate="visible key: %{z}<extra></extra>"), **kw)
+        grid.add(i, _image(image), _mask_heatmap(mask, stride, color, name=f"visible: {title}", opacity=0.7,
+                                                 hovertemplate="visible key: %{z}<extra></extra>"))
         every = grid_every[i] if grid_every is not None else None
         if every and every > 1:
-            fig.add_trace(canvas.grid_lines((H, W), stride, every, color="rgba(0,0,0,0.45)", width=0.8,
-                                            name="pooled cells"), **kw)
+            grid.add(i, canvas.grid_lines((H, W), stride, every, color="rgba(0,0,0,0.45)", width=0.8,
+                                          name="pooled cells"))
         qm = canvas.query_marker(query, stride, size=11)
         qm.update(showlegend=i == 0)
-        fig.add_trace(qm, **kw)
-        style.image_axes(fig, extent, **kw, x_title="", y_title="")
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
+        grid.add(i, qm)
+        grid.image_axes(i, extent)
+        grid.axes(i, dict(showticklabels=False), dict(showticklabels=False))
+    fig = grid.figure()
     pw, ph = style.panel_size(extent, panel)
     style.apply_layout(fig, f"Which keys token (h={query[0]}, w={query[1]}) scores in one block",
                        f"coloured: the visible keys · {H}×{W} tokens, {stride} px per token",
-                       width=cols * (pw + 20) + 60, height=rows * (ph + 70) + 160, legend=False)
-    fig.update_layout(margin=dict(t=140))
-    for a in fig.layout.annotations:
-        a.font = dict(size=12)
+                       width=cols * (pw + 20) + 60, height=rows * (ph + 70) + 160, legend=False, margin_top=140)
     return fig
 
 
@@ -113,27 +106,22 @@ def reach_figure(masks: Sequence[Sequence[np.ndarray]], architectures: Sequence[
     L = H * W
     titles = [f"{a} · {d} block{'s' if d > 1 else ''}: {int(np.sum(masks[i][j])):,}/{L:,}"
               for i, a in enumerate(architectures) for j, d in enumerate(depths)]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.04,
-                        vertical_spacing=0.18 / rows)
+    grid = panels.PanelGrid(rows, cols, titles=titles, horizontal_spacing=0.04, vertical_spacing=0.18 / rows,
+                            title_size=11)
     for i, a in enumerate(architectures):
         for j, d in enumerate(depths):
-            kw = dict(row=i + 1, col=j + 1)
             hm = _mask_heatmap(masks[i][j], 1, REACH_COLOR, name=f"{a} · {d} blocks",
                                hovertemplate="reaches the query: %{z}<extra></extra>")
             hm.update(colorscale=[[0, "#EEF1F6"], [0.5, "#EEF1F6"], [0.5, REACH_COLOR], [1, REACH_COLOR]])
-            fig.add_trace(hm, **kw)
             qm = canvas.query_marker(query, 1, size=9)
             qm.update(showlegend=False)
-            fig.add_trace(qm, **kw)
-            style.image_axes(fig, (H, W), **kw, x_title="", y_title="")
-    fig.update_xaxes(showticklabels=False, ticks="")
-    fig.update_yaxes(showticklabels=False, ticks="")
+            grid.add(i * cols + j, hm, qm)
+            grid.image_axes(i * cols + j, (H, W), ticklabels=False)
+    fig = grid.figure()
     pw, ph = style.panel_size((H, W), panel)
     style.apply_layout(fig, "Reach: which tokens can have informed the query",
                        "attention blocks only (no MLP/conv mixing) · dark = reaches the query",
                        width=cols * (pw + 40) + 80, height=rows * (ph + 50) + 130, legend=False)
-    for ann in fig.layout.annotations:
-        ann.font = dict(size=11)
     return fig
 
 
