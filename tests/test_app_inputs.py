@@ -209,3 +209,4 @@ def test_model_caption_names_the_variant_once(model):
     caption = next(c.value for c in at.sidebar.caption if "M parameters" in c.value)
     label = caption.split("**")[1]
     assert caption.count(label) == 1 and caption.count(label.split(" (")[0]) == 1, caption
+    assert caption.count("Navon") <= 1 and caption.count("this project") <= 1, caption   # no near-repeats

@@ -89,6 +89,11 @@ def test_arrow_steps_of_the_size_slider_run_the_model_once(page, logged_server):
     page.wait_for_timeout(1000)
     assert_no_exception(page, "Apply")
     assert traces(log) == before + 1, "Apply runs the model exactly once"
+    # the slider still shows the applied size (it once fell back to its minimum, 32, after Apply while the
+    # server kept the new size: the browser had been sent the minimum as the redrawn widget's default)
+    thumb = page.locator("[data-testid='stSidebar'] [data-testid='stSliderThumbValue']").first
+    assert thumb.inner_text().strip() == str(start + 96)
+    assert slider_value(page, SIZE) == start + 96
 
 
 def test_cancel_stops_a_long_run_and_says_where(page, logged_server):

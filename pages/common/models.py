@@ -148,7 +148,7 @@ def build_demo(model_id: str, device: torch.device, path: Path = DEMO_WEIGHTS) -
             model, info = crossformer.load_checkpoint(path)
             notes.extend(info.notes)
             return _bundle(model_id, model, info.variant if info.variant != "custom" else DEMO,
-                           "CrossFormer (v1 layout) demo (this project, trained on Navon figures)",
+                           "CrossFormer v1 layout, small",
                            f"trained demo weights ({path.name})", True, notes, device)
         except crossformer.CheckpointError as err:
             notes.append(f"The demo weights could not be loaded ({err}).")

@@ -116,7 +116,8 @@ def number(label: str, lo: int, hi: int, key: str, *, default: int | Callable[[]
         current = _resolve(default) if kept is _MISSING or not isinstance(kept, (int, float)) else kept
         current = lo if current is None else current
     current = int(min(max(int(current), lo), hi))
-    if value is not None and st.session_state.get(wkey, current) != current:
+    moved = value is not None and st.session_state.get(wkey, current) != current
+    if moved:
         st.session_state[wkey] = current   # code moved it (a click on the image): the slider follows
 
     def sync() -> None:
@@ -126,7 +127,10 @@ def number(label: str, lo: int, hi: int, key: str, *, default: int | Callable[[]
         if on_change is not None:
             on_change()
 
-    if wkey in st.session_state:
+    # The value is passed on every run except one that set the widget's state through session_state above
+    # (Streamlit warns about both). Without it the browser is sent the slider's minimum as its default: a
+    # widget first drawn in a fragment run and then by a full rerun showed 32 while the server kept 512.
+    if moved:
         got = st.slider(label, lo, hi, step=step, key=wkey, on_change=sync, **kwargs)
     else:
         got = st.slider(label, lo, hi, value=current, step=step, key=wkey, on_change=sync, **kwargs)
