@@ -42,6 +42,12 @@ def _sym(values: np.ndarray) -> float:
     return v if v > 0 else 1.0
 
 
+#: Camera of the 3-D surface: far enough that the whole box, its tick labels and the three axis titles stay
+#: inside the scene in half a page (~460 px wide). Checked on WebGL screenshots in chromium (SwiftShader):
+#: the earlier (1.5, −1.5, 1.0) cut the box at both sides and lost every axis title.
+SURFACE_EYE = dict(x=2.6, y=-2.6, z=1.7)
+
+
 def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: str | None = None
                        ) -> go.Figure:
     """Interactive 3-D surface of one head's bias over (Δy, Δx) ∈ [−(G−1), G−1]².
@@ -58,19 +64,20 @@ def dpb_surface_figure(table: np.ndarray, group_size: int, head: int, *, title: 
     axis = dict(title_font=dict(size=13), tickfont=dict(size=11))
     fig = go.Figure(
         data=[go.Surface(x=d, y=d, z=z, colorscale=style.SIGNED, cmin=-vmax, cmax=vmax, cmid=0, name=f"head {head}",
-                         colorbar=style.colorbar("bias"),
+                         # below the scene: at the side it takes the width the height axis title needs
+                         colorbar=style.colorbar("bias", horizontal=True, y=-0.02, length=0.8),
                          contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1)),
                          hovertemplate="Δy=%{y}, Δx=%{x}: bias %{z:.3f}<extra></extra>")],
         layout=dict(scene=dict(
             xaxis=dict(title="Δx", tickvals=offset_ticks(group_size), **axis),
             yaxis=dict(title="Δy", tickvals=offset_ticks(group_size), **axis),
             zaxis=dict(title="bias", range=[mid - half, mid + half], **axis),
-            camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)), aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.6))))
+            camera=dict(eye=SURFACE_EYE), aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.6))))
     style.apply_layout(fig, title or f"Dynamic position bias · head {head} · G={group_size}",
                        f"the DPB MLP's output over all {(2 * group_size - 1) ** 2} offsets "
                        f"(Δy, Δx) ∈ [−{group_size - 1}, {group_size - 1}]² · Δy = query row − key row, "
                        f"Δx = query column − key column (in tokens) · height axis at least "
-                       f"±{MIN_VISIBLE_BIAS:g} around the mean", width=760, height=640, legend=False,
+                       f"±{MIN_VISIBLE_BIAS:g} around the mean", width=760, height=560, legend=False,
                        wrap_px=420)   # shown in half a page
     return fig
 
