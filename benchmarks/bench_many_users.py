@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import threading
 import time
@@ -114,6 +115,13 @@ async def settle(page) -> None:
     await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
 
 
+def nav_link(page, title: str):
+    """The navigation link whose text ends with ``title`` ("Attention", not "Why cross-scale attention?":
+    ``has_text`` alone is a case-insensitive substring match)."""
+    return page.locator("[data-testid='stSidebarNavLink']").filter(
+        has_text=re.compile(rf"{re.escape(title)}\s*$")).first
+
+
 async def large_input(page) -> None:
     """Preprocessing → keep the aspect ratio, shorter side at the slider's maximum (512 px), applied."""
     await page.get_by_text("Keep aspect ratio", exact=True).click()
@@ -131,14 +139,33 @@ async def large_input(page) -> None:
 
 
 async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dict:
-    """One session: its own image, one page visited with an interaction, back to the Overview; returns what
-    it saw. ``heavy``: once the image is chosen, shorter side 512; no NumPy-reference run."""
+    """One session (:func:`_user_flow`); a failure names the step it was at and leaves a screenshot."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 2000})
     ctx.set_default_timeout(TIMEOUT_MS)
     page = await ctx.new_page()
+    step = ["start"]
+    try:
+        return await _user_flow(ctx, page, url, i, tmp, heavy, step)
+    except Exception as err:
+        shot = ROOT / "out" / "screenshots" / f"user_{i}_failed.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await page.screenshot(path=str(shot))
+        except Exception:       # noqa: BLE001 — the page may be gone; the step is what matters
+            pass
+        raise RuntimeError(f"at step '{step[0]}' ({type(err).__name__}; screenshot {shot.name}): "
+                           f"{str(err).splitlines()[0][:120]}") from err
+
+
+async def _user_flow(ctx, page, url: str, i: int, tmp: Path, heavy: bool, step: list[str]) -> dict:
+    """Its own image, one page visited with an interaction, back to the Overview; returns what it saw.
+    ``heavy``: once the image is chosen, shorter side 512; no NumPy-reference run. ``step[0]`` names the
+    step under way."""
     t0 = time.perf_counter()
+    step[0] = "open the app"
     await page.goto(url, timeout=TIMEOUT_MS)
     await settle(page)
+    step[0] = "choose its image"
     if i % 2 == 0:                                            # photo upload, each of another size
         import app_samples as S
         h, w = 200 + 8 * i, 300 + 16 * i
@@ -160,12 +187,15 @@ async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dic
         await page.get_by_text(expect, exact=False).first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
     if heavy:                                                 # its own image first (cheap 224 px traces), then 512
+        step[0] = "shorter side 512 and Apply"
         await large_input(page)
     ready = time.perf_counter() - t0
     target = PAGES[i % len(PAGES)]
-    await page.locator("[data-testid='stSidebarNavLink']", has_text=target).first.click()
+    step[0] = f"open {target}"
+    await nav_link(page, target).click()
     await page.get_by_role("heading", name=target, exact=True).first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
+    step[0] = f"interact on {target}"
     sliders = page.locator("input[type='range'][aria-label='Query row (token)']")
     if await sliders.count():
         await sliders.first.focus()
@@ -175,8 +205,9 @@ async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dic
         await page.get_by_role("button", name="Run the NumPy reference on this image").click()
         await page.get_by_text("PASS", exact=False).first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
+    step[0] = "back to the Overview"
     errors = await page.locator("[data-testid='stException']").count()
-    await page.locator("[data-testid='stSidebarNavLink']", has_text="Overview").first.click()
+    await nav_link(page, "Overview").click()
     await page.get_by_role("heading", name="Overview", exact=True).first.wait_for(timeout=TIMEOUT_MS)
     await settle(page)
     errors += await page.locator("[data-testid='stException']").count()
@@ -206,14 +237,18 @@ async def run_users(url: str, n: int, tmp: Path, server_pid: int, browser_cpu: l
 
 
 def main() -> None:
+    global TIMEOUT_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--heavy", action="store_true", help="random-weight --variant at shorter side 512")
     ap.add_argument("--variant", default="crossformer_b")
+    ap.add_argument("--timeout-s", type=float, default=None,
+                    help=f"per-step wait (default {TIMEOUT_MS // 1000} s, --heavy {HEAVY_TIMEOUT_MS // 1000} s)")
     args = ap.parse_args()
     if args.heavy:
-        global TIMEOUT_MS
         TIMEOUT_MS = HEAVY_TIMEOUT_MS
+    if args.timeout_s:
+        TIMEOUT_MS = int(args.timeout_s * 1000)
     if not os.path.exists(CHROMIUM):
         sys.exit(f"needs {CHROMIUM} (apt-get install chromium)")
     import tempfile

@@ -63,3 +63,25 @@ def test_clear_forgets_everything():
     assert "a" in c and c.bytes > 0
     c.clear()
     assert "a" not in c and c.bytes == 0 and len(c) == 0
+
+
+def test_evicted_bytes_count_what_left():
+    c = ByteLRU(250)
+    for k in "abc":
+        c.put(k, np.zeros(100, np.uint8))
+    assert c.evicted_bytes == 100 and "a" not in c            # 300 > 250: the oldest (100 B) left
+    c.put("d", np.zeros(200, np.uint8))
+    assert c.evicted_bytes == 300 and len(c) == 1             # b and c left to make room for d
+    c.clear()
+    assert c.evicted_bytes == 300                             # clear() is not an eviction count reset
+
+
+def test_malloc_calls_are_safe_and_report_glibc():
+    import sys
+
+    from pages.common import malloc
+    glibc = sys.platform.startswith("linux") and malloc._glibc() is not None
+    assert malloc.limit_arenas(2) is glibc                   # accepted exactly where glibc is the C library
+    big = [np.ones(2**18) for _ in range(64)]                 # 128 MiB in 2 MiB arrays (heap, not mmap)
+    del big[::2]
+    assert isinstance(malloc.trim(), bool) and (glibc or malloc.trim() is False)

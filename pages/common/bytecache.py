@@ -3,7 +3,7 @@
 Traces and figures are large and read-only (a CrossFormer++-S trace of a 480×640 input is ~485 MiB), so
 they are kept as they are — no pickling on every read as ``st.cache_data`` would do — and evicted, oldest
 use first, when the total of their sizes passes the budget. The budgets come from the environment:
-``CROSSFORMER_TRACE_CACHE_MB`` (default 1024) and ``CROSSFORMER_FIGURE_CACHE_MB`` (default 256). An entry
+``CROSSFORMER_TRACE_CACHE_MB`` (default 768) and ``CROSSFORMER_FIGURE_CACHE_MB`` (default 256). An entry
 larger than the whole budget is returned to its caller but not kept.
 
 Each store is created once per server by ``st.cache_resource`` in :mod:`pages.common.loaders`; entries are
@@ -71,6 +71,7 @@ class ByteLRU:
         self._bytes = 0
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
+        self.evicted_bytes = 0        # total ever evicted (grows only): when to hand freed memory back
 
     @property
     def bytes(self) -> int:
@@ -105,6 +106,7 @@ class ByteLRU:
             while self._bytes > self.max_bytes and self._items:
                 _, (_, m) = self._items.popitem(last=False)
                 self._bytes -= m
+                self.evicted_bytes += m
         return value
 
     def clear(self) -> None:

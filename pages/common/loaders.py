@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,14 +138,47 @@ def model_input(bundle: ModelBundle, pixels: np.ndarray) -> torch.Tensor:
 
 @st.cache_resource(show_spinner=False)
 def trace_store() -> ByteLRU:
-    """The server's traces, bounded in bytes (``CROSSFORMER_TRACE_CACHE_MB``, default 1024)."""
-    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 1024), name="traces")
+    """The server's traces, bounded in bytes (``CROSSFORMER_TRACE_CACHE_MB``, default 768: two CrossFormer-B
+    traces at 512 px; with 1024, eight such sessions peaked at 4.1 GB of server memory, with 768 at 3.9 GB)."""
+    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 768), name="traces")
 
 
 @st.cache_resource(show_spinner=False)
 def figure_store() -> ByteLRU:
     """The server's built figures, bounded in bytes (``CROSSFORMER_FIGURE_CACHE_MB``, default 256)."""
     return ByteLRU(budget_bytes("CROSSFORMER_FIGURE_CACHE_MB", 256), name="figures")
+
+
+class _Trimmed:
+    """How many evicted bytes of the stores had been handed back at the last :func:`release_memory`."""
+
+    def __init__(self) -> None:
+        self.evicted = 0
+        self.lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def memory_policy() -> _Trimmed:
+    """Once per server: malloc arenas shared by the script threads (:func:`pages.common.malloc.limit_arenas`)."""
+    from . import malloc
+    malloc.limit_arenas(2)
+    return _Trimmed()
+
+
+def release_memory() -> None:
+    """At the end of a run: when the trace or figure store evicted a MiB or more since the last time, return
+    the freed pages to the OS (:func:`pages.common.malloc.trim`; the run's own references are gone by now)."""
+    from . import malloc
+    state = memory_policy()
+    evicted = trace_store().evicted_bytes + figure_store().evicted_bytes + heavy_store().evicted_bytes
+    with state.lock:
+        if evicted - state.evicted < 2**20:
+            return
+        state.evicted = evicted
+    t0 = time.perf_counter()
+    released = malloc.trim()
+    log.info("malloc_trim after %.0f MiB evicted: %s (%.1f ms)", evicted / 2**20,
+             "memory returned" if released else "nothing to return", (time.perf_counter() - t0) * 1e3)
 
 
 def trace(model_id: str, image_key: str, prep_key: str, bundle: ModelBundle,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from . import sidebar, widgets
+from . import loaders, sidebar, widgets
 from .context import AppContext
 from .navigation import PAGES
 
@@ -40,12 +40,14 @@ def run_app() -> None:
     """The whole of ``app.py``: page config, navigation, sidebar, then the selected page."""
     st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/grid_view:", layout="wide",
                        initial_sidebar_state="expanded")
+    loaders.memory_policy()          # once per server (cached): malloc arenas shared by the script threads
     page = _navigation()
     st.session_state[CONTEXT_KEY] = _context()
     try:
         page.run()
     finally:   # the context lives for this run only
         st.session_state.pop(CONTEXT_KEY, None)
+        loaders.release_memory()
 
 
 def page_context() -> AppContext:
