@@ -113,7 +113,7 @@ def test_no_cut_titles_or_colliding_ticks(server, browser, model, size):
         if view is not None:
             choose_radio(page, "More views", view)
         assert_no_exception(page, f"{title} / {view}")
-        page.wait_for_timeout(600)                       # plotly lays out text after the script finishes
+        page.wait_for_timeout(1500)                      # plotly lays out (and decodes images) after the script
         name = f"legible_{model}_{size}_{title.split()[0].lower()}" + (f"_{view.split()[-1].lower()}" if view else "")
         page.screenshot(path=str(SHOTS / f"{name}.png"))
         found += [f"{model} {size} · {title}{' / ' + view if view else ''} · {p}" for p in problems(page)]
