@@ -72,7 +72,7 @@ else:
         dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
         dl, res["blocks"], res["heads"])
     # a click on a cell selects that (block, head) edit in section (b) below, once per new click
-    event = st.plotly_chart(widgets.plotly_spec(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
+    event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
                             on_select="rerun", selection_mode="points")
     st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
                f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in the README. "

@@ -17,6 +17,9 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: As FLAGS, but WebGL rendered in software (SwiftShader) instead of no GPU at all: 3-D plotly scenes draw.
+WEBGL_FLAGS = [f for f in FLAGS if f != "--disable-gpu"] + ["--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                                                           "--ignore-gpu-blocklist"]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "out" / "screenshots"
 EXCEPTION = "[data-testid='stException']"

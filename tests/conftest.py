@@ -106,16 +106,29 @@ def server():
     stop_server(proc)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's chromium under playwright (never a downloaded browser)."""
+def _chromium(flags: list[str]):
+    """Debian's chromium under playwright (never a downloaded browser), launched with ``flags``."""
     from playwright.sync_api import sync_playwright
 
-    from browser_tools import CHROMIUM, FLAGS
+    from browser_tools import CHROMIUM
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium with the usual flags (no GPU: 3-D plotly scenes draw nothing)."""
+    from browser_tools import FLAGS
+    yield from _chromium(FLAGS)
+
+
+@pytest.fixture(scope="module")
+def webgl_browser():
+    """Chromium that renders WebGL in software (SwiftShader), for the 3-D plotly scenes."""
+    from browser_tools import WEBGL_FLAGS
+    yield from _chromium(WEBGL_FLAGS)
 
 
 @pytest.fixture

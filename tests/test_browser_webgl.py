@@ -1,9 +1,9 @@
 """The 3-D DPB surface drawn by WebGL in a real browser (issue 18): the scene's box fits its plot area.
 
 The other browser tests run chromium with ``--disable-gpu``, where plotly's 3-D scenes draw nothing; here
-chromium renders WebGL in software (SwiftShader). The surface's tick labels and axis titles are WebGL
-pixels, not DOM text, so the check is on the screenshot: the pixel columns at the plot area's left and right
-edges must be background. A camera too close to the box cut the box (and lost every axis title) exactly
+chromium renders WebGL in software (SwiftShader: ``webgl_browser`` in ``conftest.py``). The surface's tick
+labels and axis titles are WebGL pixels, not DOM text, so the check is on the screenshot: the pixel columns
+at the plot area's left and right edges must be background. A camera too close to the box cut the box (and lost every axis title) exactly
 there. The screenshot is kept in ``out/screenshots/webgl_dpb_surface.png`` for a person to look at.
 """
 
@@ -19,19 +19,6 @@ from browser_tools import CHROMIUM, SHOTS, assert_no_exception, goto_page, settl
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")]
-
-WEBGL_FLAGS = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-               "--ignore-gpu-blocklist", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def webgl_browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=WEBGL_FLAGS)
-        yield b
-        b.close()
 
 
 def test_dpb_surface_box_fits_its_plot_area(server, webgl_browser):

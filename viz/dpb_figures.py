@@ -94,32 +94,25 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _offset_panel(layout: dict, ref: tuple[str, str], last_row: bool, first_col: bool, d: np.ndarray,
-                  z: np.ndarray, name: str) -> go.Heatmap:
-    """One (Δy, Δx) heatmap panel on the shared signed colour axis: sets its axes in ``layout`` (from
-    :func:`viz.panels.grid_layout`) and returns its trace."""
-    xr, yr = ref
-    ticks = offset_ticks((len(d) + 1) // 2)
-    layout["xaxis" + xr[1:]].update(title=dict(text="Δx" if last_row else ""), constrain="domain",
-                                    showgrid=False, zeroline=False, tickvals=ticks)
-    # y labels only on the first column: a neighbour's labels would run into this panel
-    layout["yaxis" + yr[1:]].update(title=dict(text="Δy" if first_col else ""), autorange="reversed",
-                                    tickvals=ticks, showticklabels=first_col, scaleanchor=xr, constrain="domain",
-                                    showgrid=False, zeroline=False)
-    return go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name, xaxis=xr, yaxis=yr,
-                      hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>")
-
-
 def _panel_grid(grids: Sequence[tuple[str, np.ndarray, np.ndarray]], titles: Sequence[str], cols: int,
                 vertical_spacing: float, coloraxis: dict) -> go.Figure:
-    """A figure of ``(name, offsets, z)`` panels, built in one call (see :func:`viz.panels.grid_layout`)."""
+    """``(name, offsets, z)`` (Δy, Δx) heat-map panels on one shared signed colour axis, built in one call
+    (:class:`viz.panels.PanelGrid`)."""
     rows = math.ceil(len(grids) / cols)
-    layout, refs = panels.grid_layout(rows, cols, len(grids), titles=titles, horizontal_spacing=0.06,
-                                     vertical_spacing=vertical_spacing)
-    traces = [_offset_panel(layout, ref, i // cols == rows - 1 or i + cols >= len(grids), i % cols == 0, d, z, name)
-              for i, ((name, d, z), ref) in enumerate(zip(grids, refs))]
-    layout["coloraxis"] = coloraxis
-    return go.Figure(data=traces, layout=layout)
+    grid = panels.PanelGrid(rows, cols, len(grids), titles=titles, horizontal_spacing=0.06,
+                            vertical_spacing=vertical_spacing)
+    for i, (name, d, z) in enumerate(grids):
+        ticks = offset_ticks((len(d) + 1) // 2)
+        first_col, last_row = i % cols == 0, i + cols >= len(grids)    # nothing drawn below this panel
+        grid.add(i, go.Heatmap(x=d, y=d, z=z, coloraxis="coloraxis", name=name,
+                               hovertemplate="Δy=%{y}, Δx=%{x}: %{z:.3f}<extra>" + name + "</extra>"))
+        # y labels only on the first column: a neighbour's labels would run into this panel
+        grid.axes(i, dict(title=dict(text="Δx" if last_row else ""), constrain="domain", showgrid=False,
+                          zeroline=False, tickvals=ticks),
+                  dict(title=dict(text="Δy" if first_col else ""), autorange="reversed", tickvals=ticks,
+                       showticklabels=first_col, scaleanchor=grid.refs[i][0], constrain="domain", showgrid=False,
+                       zeroline=False))
+    return grid.figure(coloraxis=coloraxis)
 
 
 def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] | None = None, *,

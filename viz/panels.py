@@ -85,9 +85,8 @@ class PanelGrid:
     def colorbar_below(self, i: int, title: str = "", offset: float = 0.07) -> dict:
         """A horizontal colour bar under panel ``i``, ``offset`` (paper units) below its plot area."""
         xr, yr = self.refs[i]
-        x0, x1 = self.layout["xaxis" + xr[1:]]["domain"]
-        y0 = self.layout["yaxis" + yr[1:]]["domain"][0]
-        return style.colorbar(title, x=(x0 + x1) / 2, y=y0 - offset, length=(x1 - x0) * 0.9, horizontal=True)
+        return style.colorbar_under(self.layout["xaxis" + xr[1:]]["domain"], self.layout["yaxis" + yr[1:]]["domain"],
+                                    title, offset)
 
     def figure(self, **layout) -> go.Figure:
         """The figure: every trace and the grid's layout plus ``layout`` (e.g. a ``coloraxis``)."""

@@ -255,9 +255,14 @@ def panel_colorbar(fig: go.Figure, row: int, col: int, title: str = "", offset: 
     """A horizontal colour bar under subplot ``(row, col)`` of a ``make_subplots`` figure, ``offset`` (paper
     units) below its plot area."""
     ref = fig.get_subplot(row, col)
-    x0, x1 = ref.xaxis.domain
-    y0, _ = ref.yaxis.domain
-    return colorbar(title, x=(x0 + x1) / 2, y=y0 - offset, length=(x1 - x0) * 0.9, horizontal=True)
+    return colorbar_under(ref.xaxis.domain, ref.yaxis.domain, title, offset)
+
+
+def colorbar_under(x_domain: Sequence[float], y_domain: Sequence[float], title: str = "",
+                   offset: float = 0.07) -> dict:
+    """A horizontal colour bar under the panel with these axis domains (paper units), ``offset`` below it."""
+    x0, x1 = x_domain
+    return colorbar(title, x=(x0 + x1) / 2, y=y_domain[0] - offset, length=(x1 - x0) * 0.9, horizontal=True)
 
 
 def discrete_colorscale(color_of_value: Sequence[str]) -> list[list]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -267,6 +268,25 @@ def built_figure(builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return builder(*args, **kwargs)
     key = (f"{builder.__module__}.{builder.__qualname__}", *parts)
     return figure_store().get_or_build(key, lambda: builder(*args, **kwargs))
+
+
+def display_figure(fig: Any) -> Any:
+    """The copy of a plotly figure that ``st.plotly_chart`` is given: without the layout's pixel width, so the
+    chart always takes its column's width (with it, the browser sometimes kept the figure's own width: a
+    1210-px SDA-vs-LDA figure overflowed its 940-px column on 2 of 4 loads). The figure keeps its width for
+    the downloads. The copy is made once per figure (unvalidated: ~10 ms; through a dict Streamlit would
+    validate it again, ~50 ms) and kept in the figure store next to it."""
+    def copy() -> tuple[Any, Any]:
+        spec = fig.to_dict()
+        spec.get("layout", {}).pop("width", None)
+        return fig, go.Figure(spec, _validate=False)
+
+    key = ("display", id(fig))
+    store = figure_store()
+    kept = store.get_or_build(key, copy)
+    if kept[0] is not fig:          # the id of an evicted figure, reused by this one
+        kept = store.put(key, copy())
+    return kept[1]
 
 
 # ---- heavy extras, on demand ------------------------------------------------------------------------------

@@ -112,22 +112,12 @@ def download_buttons(fig: Any, key: str, filename: str) -> None:
                            help="Interactive figure that opens offline in any browser.")
 
 
-def plotly_spec(fig: Any) -> dict:
-    """The figure as the dict ``st.plotly_chart`` is given: a copy without the layout's pixel width, so the
-    chart always takes its column's width. With the width in it, the browser sometimes kept the figure's
-    own width (a 1210-px SDA-vs-LDA figure overflowed its 940-px column, about one load in two); the
-    cached figure itself keeps its width for the downloads."""
-    spec = fig.to_dict()
-    spec.get("layout", {}).pop("width", None)
-    return spec
-
-
 def show_figure(fig: Any, key: str, filename: str, caption: str | None = None) -> None:
     """Display a plotly or matplotlib figure with its download buttons."""
     if _is_matplotlib(fig):
         st.pyplot(fig, clear_figure=False)
     else:
-        st.plotly_chart(plotly_spec(fig), key=key, theme=None, config=PLOTLY_CONFIG)
+        st.plotly_chart(loaders.display_figure(fig), key=key, theme=None, config=PLOTLY_CONFIG)
     if caption:
         st.caption(caption)
     download_buttons(fig, key, filename)
