@@ -109,26 +109,31 @@ def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, warmup
 
 def bf16_table(args: argparse.Namespace, device: torch.device) -> None:
     """fp32 vs bf16 autocast of the plain (fused) forward, interleaved; prints bf16/fp32 per row."""
-    from crossformer.precision import autocast, bf16_supported
+    from crossformer.precision import autocast, bf16_supported, bf16_weights
 
     if not bf16_supported(device):
         print(f"# bf16: {device} has no native bf16 (precision.bf16_supported) — no bf16 rows")
         return
     print(f"\n# plain forward, fp32 vs bf16 autocast, interleaved, median of {args.runs}")
-    print(f"{'model':<18}{'batch':>6}{'fp32 ms':>10}{'bf16 ms':>10}{'bf16/fp32':>11}")
+    print("# bf16w: the same under autocast on precision.bf16_weights(model) (bit-identical outputs; what the "
+          "stats CLI runs)")
+    print(f"{'model':<18}{'batch':>6}{'fp32 ms':>10}{'bf16 ms':>10}{'bf16w ms':>10}{'bf16/fp32':>11}"
+          f"{'bf16w/fp32':>12}")
     for model_name in args.models:
         model = crossformer.create_model(model_name).to(device).eval().set_fused_attention(True)
+        twin = bf16_weights(model)
         for batch in args.batches:
             x = torch.randn(batch, 3, args.size, args.size, device=device)
 
-            def run(precision: str) -> None:
+            def run(precision: str, m: torch.nn.Module = model) -> None:
                 with torch.inference_mode(), autocast(device, precision):
-                    model(x)
+                    m(x)
 
-            t = interleaved({"fp32": lambda: run("fp32"), "bf16": lambda: run("bf16")}, device,
-                            args.warmup, args.runs)
+            t = interleaved({"fp32": lambda: run("fp32"), "bf16": lambda: run("bf16"),
+                             "bf16w": lambda: run("bf16", twin)}, device, args.warmup, args.runs)
             print(f"{model_name:<18}{batch:>6}{t['fp32'] * 1e3:>10.1f}{t['bf16'] * 1e3:>10.1f}"
-                  f"{t['bf16'] / t['fp32']:>11.2f}", flush=True)
+                  f"{t['bf16w'] * 1e3:>10.1f}{t['bf16'] / t['fp32']:>11.2f}{t['bf16w'] / t['fp32']:>12.2f}",
+                  flush=True)
 
 
 def paths_table(args: argparse.Namespace, device: torch.device, amp) -> None:

@@ -78,8 +78,8 @@ class _StatsRecorder(_Recorder):
         self.rows: list[tuple[int, int, str, bool, torch.Tensor, torch.Tensor, float]] = []
 
     def _geometry(self, layout: GroupLayout, stage: int, device: torch.device) -> tuple:
-        """``(w, dq, mask, uniform)`` of a layout: real-query weights ``(nG, N)`` summing to 1, the distance
-        operator ``dq (N·N, N)`` with ``dq[q·N + k, q] = ‖pos_q − pos_k‖ · px`` (the same for every group:
+        """``(w, dist, mask, uniform)`` of a layout: real-query weights ``(nG, N)`` summing to 1, the
+        distances ``dist (N, N, 1)``, ``dist[q, k] = ‖pos_q − pos_k‖ · px`` (the same for every group:
         SDA and LDA members sit at the same offsets in every group, checked), the additive key mask
         ``(nG, 1, 1, N)`` or ``None``, and the mean over real queries of ``ln(real keys)``."""
         key = (layout.kind, layout.feature_hw, layout.group_size, layout.interval, stage)
@@ -93,8 +93,6 @@ class _StatsRecorder(_Recorder):
                 raise RuntimeError(f"{layout.kind} groups with different member offsets")
             dist = np.sqrt(((rel[0][:, None, :] - rel[0][None, :, :]) ** 2).sum(-1))         # (N, N)
             dist *= self.stage_strides[stage]                                                # px
-            dq = np.zeros((N, N, N))
-            dq[np.arange(N), :, np.arange(N)] = dist                                         # (q, k, q)
             n_real = real.sum(1)                                                             # keys per group
             uniform = float((w.sum(1) * np.log(np.maximum(n_real, 1))).sum())
             mask = None
@@ -102,7 +100,7 @@ class _StatsRecorder(_Recorder):
                 mask = torch.as_tensor(np.where(real, 0.0, NEG_INF)[:, None, None, :], device=device,
                                        dtype=self.dtype)
             self._geom[key] = (torch.as_tensor(w, device=device, dtype=self.dtype),
-                               torch.as_tensor(dq.reshape(N * N, N), device=device, dtype=self.dtype),
+                               torch.as_tensor(dist[:, :, None], device=device, dtype=self.dtype),
                                mask, uniform)
         return self._geom[key]
 
@@ -129,16 +127,18 @@ class _StatsRecorder(_Recorder):
         _, nG, _, N, _ = attention.shape
         if (nG, N) != (layout.num_groups, layout.group_tokens):
             raise RuntimeError(f"attention {tuple(attention.shape)} does not match the planned layout")
-        w, dq, mask, _ = self._geometry(layout, stage, attention.device)
+        w, dist, mask, _ = self._geometry(layout, stage, attention.device)
         with torch.autocast(attention.device.type, enabled=False):      # reductions in fp32 under bf16 too
-            self._pending = self._reduce(content, attention, w, dq, mask)
+            self._pending = self._reduce(content, attention, w, dist, mask)
 
-    def _reduce(self, content: torch.Tensor, attention: torch.Tensor, w: torch.Tensor, dq: torch.Tensor,
+    def _reduce(self, content: torch.Tensor, attention: torch.Tensor, w: torch.Tensor, dist: torch.Tensor,
                 mask: torch.Tensor | None) -> torch.Tensor:
         """``(B, 3, h)``: entropy, distance and DPB share of each head, averaged over real queries.
 
-        The distance-weighted sums over keys are one matrix product ``(…, N·N) @ (N·N, N)`` that reads the
-        ``(B, nG, h, N, N)`` tensor once; the other steps write one attention-sized scratch tensor in place
+        The distance-weighted sums over keys are one batched matrix-vector product with the query as the
+        batch, ``(N, M, N) @ (N, N, 1)`` on a strided view of the ``(M = b·nG·h, N, N)`` attention (no copy;
+        half the time of a dense ``(M·N, N·N) @ (N·N, N)`` operator, which multiplies mostly zeros); the other
+        steps write one attention-sized scratch tensor in place
         (reused by every block of that shape: allocating 20 MB costs as much as a pass over it), and
         ``p ln p`` is ``p · ln max(p, tiny)``, exact where ``p = 0`` (padded keys) and a third of the cost of
         ``xlogy``. Only the ``(B, nG, h, N)`` per-query results are then weighted by ``w``.
@@ -150,7 +150,8 @@ class _StatsRecorder(_Recorder):
         for b0 in range(0, B, step):
             p, c = attention[b0:b0 + step].to(self.dtype), content[b0:b0 + step]       # (b,nG,h,N,N)
             scratch = self._scratch(p)
-            dis = (p.reshape(-1, N * N) @ dq).view(p.shape[:-1])                            # (b,nG,h,N)
+            dis = torch.bmm(p.view(-1, N, N).transpose(0, 1), dist)                         # (N, M, 1)
+            dis = dis.view(N, -1).t().reshape(p.shape[:-1])                                  # (b,nG,h,N)
             torch.clamp_min(p, tiny, out=scratch)
             ent = -torch.log(scratch, out=scratch).mul_(p).sum(-1)
             if mask is not None:                                 # attention without the DPB, in the scratch
@@ -357,11 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from .checkpoint import load_checkpoint
+    from .precision import bf16_weights, resolve
     from .registry import pick_device
 
     device = pick_device() if args.device == "auto" else torch.device(args.device)
     model, _info = load_checkpoint(args.checkpoint, device=device)
     model.eval()
+    if resolve(args.precision, device) == "bf16":      # the matmul weights cast once, not on every batch
+        model = bf16_weights(model)
     mean = torch.tensor(model.cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.cfg.std, device=device).view(1, 3, 1, 1)
     size = 224 if args.official_eval else args.size
