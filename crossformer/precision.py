@@ -81,9 +81,9 @@ def bf16_weights(model: nn.Module) -> nn.Module:
     not apply under ``torch.inference_mode``); measured here as ~10 % of a CrossFormer-T bf16 forward.
     Autocast would round each of these tensors to bf16 anyway (round to nearest even, as ``.to`` does), so
     the copy's outputs under autocast are bit-identical to ``model``'s (tested); norms and the rest stay
-    fp32. No parameter of the copy requires grad. The copy shares nothing mutable with ``model`` (derived caches are emptied) and is meant for
-    repeated heavy passes only: outside autocast it would run its matmuls in bf16. Half the fp32 memory of
-    those weights. ``model`` is not changed.
+    fp32. No parameter of the copy requires grad, and it shares nothing mutable with ``model`` (derived
+    caches are emptied). Meant for repeated heavy passes only: outside autocast it would run its matmuls in
+    bf16. Half the fp32 memory of those weights. ``model`` is not changed.
     """
     twin = copy.deepcopy(model).requires_grad_(False)       # gradients w.r.t. inputs still flow
     for module in twin.modules():

@@ -364,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = pick_device() if args.device == "auto" else torch.device(args.device)
     model, _info = load_checkpoint(args.checkpoint, device=device)
     model.eval()
-    if resolve(args.precision, device) == "bf16":      # the matmul weights cast once, not on every batch
+    precision = resolve(args.precision, device)
+    if precision == "bf16":                            # the matmul weights cast once, not on every batch
         model = bf16_weights(model)
     mean = torch.tensor(model.cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.cfg.std, device=device).view(1, 3, 1, 1)
@@ -389,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             writer.writeheader()
         for names, arr in _batches(todo, size, args.official_eval, max(1, args.batch), bad):
             x = (torch.from_numpy(arr).to(device) - mean) / std
-            writer.writerows(head_stats(model, x, precision=args.precision, image_ids=names))
+            writer.writerows(head_stats(model, x, precision=precision, image_ids=names))
             f.flush()
             n_done += len(names)
             rate = n_done / max(time.perf_counter() - t0, 1e-9)
