@@ -63,3 +63,21 @@ def test_arguments_without_a_key_build_uncached(two_traces):
     with torch.no_grad():
         stray = crossformer.create_model("crossformer_demo").eval().forward_trace(torch.randn(1, 3, 32, 32))
     assert loaders.figure_key(stray) is None                      # a trace the store does not hold
+
+
+def test_built_plotly_figures_are_shown_as_built_without_their_pixel_width():
+    import plotly.graph_objects as go
+
+    from viz import export
+
+    def builder(n):
+        return go.Figure(go.Scatter(y=list(range(n))), layout=dict(width=812, height=300, meta={"k": 1}))
+    fig = loaders.built_figure(builder, 5)
+    assert fig.layout.width is None and fig.layout.height == 300          # the chart takes its column's width
+    assert export.export_width(fig) == 812 and fig.layout.meta["k"] == 1  # exports keep it; meta merged
+    assert loaders.display_figure(fig) is fig                              # no display copy
+    other = builder(3)                                                     # not built through the store
+    shown = loaders.display_figure(other)
+    assert shown is not other and shown.layout.width is None and other.layout.width == 812
+    assert export.export_width(shown) == 812 and loaders.display_figure(other) is shown
+    assert export.responsive(export.responsive(builder(2))).layout.meta[export.EXPORT_WIDTH] == 812

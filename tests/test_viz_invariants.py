@@ -75,3 +75,15 @@ def test_cases_cover_the_geometry_we_promise():
     assert {4, 14} <= {b.group_size for b in blocks["pp"]}
     assert any(b.interval[0] != b.interval[1] for b in blocks["s_v1"])
     assert any(b.has_acl for b in blocks["pp"])                  # CrossFormer++ cooling layers are traced
+
+
+def test_token_heatmaps_send_fp32_values_as_float32_and_derived_values_unrounded():
+    from viz import canvas
+
+    a = np.random.default_rng(0).random((4, 5)).astype(np.float32)
+    a[0, 0] = np.nan                                                       # padding cells stay NaN
+    z = canvas.token_heatmap(a, 4).z
+    assert z.dtype == np.float32 and np.array_equal(z, a, equal_nan=True)
+    b = a.astype(np.float64) / 3                                           # not exact in float32
+    z = canvas.token_heatmap(b, 4).z
+    assert z.dtype == np.float64 and np.array_equal(z, b, equal_nan=True)

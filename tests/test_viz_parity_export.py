@@ -108,6 +108,8 @@ def test_plotly_png_and_svg_through_kaleido_from_several_threads():
         w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
         assert (w, h) == (300, 200)                         # the layout size at scale 1
     assert export.figure_to_svg(fig).lstrip().startswith(b"<svg")
+    png = export.figure_to_png(export.responsive(small_figure()), scale=1)     # as the app shows it
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (300, 200)
 
 
 # ---- house rules -----------------------------------------------------------------------------------------------

@@ -16,8 +16,15 @@ from . import style
 
 
 def token_heatmap(z: np.ndarray, stride: float, **kwargs) -> go.Heatmap:
-    """``(h, w)`` values drawn as ``stride × stride`` pixel cells (NaN cells stay transparent)."""
+    """``(h, w)`` values drawn as ``stride × stride`` pixel cells (NaN cells stay transparent).
+
+    Values that float32 holds exactly (the model's own fp32 numbers) are sent as float32: float64 doubled
+    a large input's chart payload. Derived values that it would round stay float64 (colour ranges are
+    computed from them)."""
     z = np.asarray(z, dtype=np.float64)
+    z32 = z.astype(np.float32)
+    if np.array_equal(z32, z, equal_nan=True):
+        z = z32
     kwargs.setdefault("hoverongaps", False)
     return go.Heatmap(z=z, x0=stride / 2, dx=stride, y0=stride / 2, dy=stride, **kwargs)
 

@@ -101,7 +101,7 @@ def top_channels_figure(emb: EmbeddingTrace, kernel_index: int, k: int = 8, batc
     vmax = float(np.abs(a[order]).max()) or 1.0
     Ho, Wo = emb.output_hw
     for j, c in enumerate(order):
-        grid.add(j, go.Heatmap(z=a[c], coloraxis="coloraxis", name=f"ch {c}",
+        grid.add(j, go.Heatmap(z=a[c].astype(np.float32), coloraxis="coloraxis", name=f"ch {c}",   # the fp32 values
                                hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"))
         grid.axes(j, dict(showticklabels=False, showgrid=False, zeroline=False, constrain="domain"),
                   dict(showticklabels=False, autorange="reversed", showgrid=False, zeroline=False,

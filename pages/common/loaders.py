@@ -30,6 +30,7 @@ import torch
 
 import crossformer
 from crossformer.geometry import GroupLayout
+from viz import export
 
 from . import images, models
 from .bytecache import ByteLRU, budget_bytes
@@ -265,20 +266,28 @@ def built_figure(builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         k for k, v in kwargs.items() if v is not None and figure_key(v) is None]
     if unkeyed:
         log.debug("figure %s built uncached (no key for %d argument(s))", builder.__qualname__, len(unkeyed))
-        return builder(*args, **kwargs)
+        return export.responsive(builder(*args, **kwargs))
     key = (f"{builder.__module__}.{builder.__qualname__}", *parts)
-    return figure_store().get_or_build(key, lambda: builder(*args, **kwargs))
+    return figure_store().get_or_build(key, lambda: export.responsive(builder(*args, **kwargs)))
 
 
 def display_figure(fig: Any) -> Any:
-    """The copy of a plotly figure that ``st.plotly_chart`` is given: without the layout's pixel width, so the
-    chart always takes its column's width (with it, the browser sometimes kept the figure's own width: a
-    1210-px SDA-vs-LDA figure overflowed its 940-px column on 2 of 4 loads). The figure keeps its width for
-    the downloads. The copy is made once per figure (unvalidated: ~10 ms; through a dict Streamlit would
-    validate it again, ~50 ms) and kept in the figure store next to it."""
+    """The plotly figure that ``st.plotly_chart`` is given: one without a layout pixel width, so the chart
+    always takes its column's width (with it, the browser sometimes kept the figure's own width: a 1210-px
+    SDA-vs-LDA figure overflowed its 940-px column on 2 of 4 loads).
+
+    Figures from :func:`built_figure` are already so (:func:`viz.export.responsive`, applied once when
+    built; the exports still find the width) and are shown as they are. Any other figure with a width is
+    shown through a width-less copy, made once per figure (unvalidated) and kept in the figure store."""
+    if getattr(getattr(fig, "layout", None), "width", None) is None:
+        return fig
+
     def copy() -> tuple[Any, Any]:
         spec = fig.to_dict()
-        spec.get("layout", {}).pop("width", None)
+        layout = spec.setdefault("layout", {})
+        width = layout.pop("width")
+        layout["meta"] = {**(layout.get("meta") if isinstance(layout.get("meta"), dict) else {}),
+                          export.EXPORT_WIDTH: width}
         return fig, go.Figure(spec, _validate=False)
 
     key = ("display", id(fig))
