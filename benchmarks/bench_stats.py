@@ -7,6 +7,10 @@ Interleaved repeats (plain, explicit, stats, plain, …) so a load change on a s
 prints medians and the ratios stats/plain (the goal) and explicit/plain (the floor: the statistics need the
 attention probabilities, so the explicit-softmax path instead of fused SDPA). fp32, and bf16 against bf16
 where :func:`crossformer.precision.bf16_supported`.
+
+On a shared machine the speed drifts within a run, so each ratio is also given per round (stats and plain
+of the same round) as the median and range over rounds, and as a ratio of process CPU time (time another
+tenant takes from this VM is not counted in it).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
               f"median of {args.runs} interleaved; load average {load:.1f}"
               f"{' (machine loaded: compare the ratios)' if load > 1 else ''}\n")
     out.write(f"{'model':<18}{'precision':>10}{'plain ms':>10}{'explicit ms':>13}{'stats ms':>10}"
-              f"{'stats/plain':>13}{'explicit/plain':>16}\n")
+              f"{'stats/plain':>13}{'explicit/plain':>16}{'per round (range)':>22}{'CPU-time':>10}\n")
     precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
     for name in args.models:
         torch.manual_seed(0)
@@ -63,15 +67,19 @@ def main(argv: list[str] | None = None) -> int:
             for fn in fns.values():          # warm-up
                 fn()
             times: dict[str, list[float]] = {k: [] for k in fns}
+            cpu: dict[str, float] = {k: 0.0 for k in fns}
             for _ in range(args.runs):
                 for k, fn in fns.items():
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     fn()
                     times[k].append(time.perf_counter() - t0)
+                    cpu[k] += time.process_time() - c0
             m = {k: statistics.median(v) for k, v in times.items()}
+            rounds = [s / p for s, p in zip(times["stats"], times["plain"])]
+            spread = f"{statistics.median(rounds):.2f} ({min(rounds):.2f}–{max(rounds):.2f})"
             out.write(f"{name:<18}{precision:>10}{m['plain'] * 1e3:>10.0f}{m['explicit'] * 1e3:>13.0f}"
                       f"{m['stats'] * 1e3:>10.0f}{m['stats'] / m['plain']:>13.2f}"
-                      f"{m['explicit'] / m['plain']:>16.2f}\n")
+                      f"{m['explicit'] / m['plain']:>16.2f}{spread:>22}{cpu['stats'] / cpu['plain']:>10.2f}\n")
             out.flush()
     return 0
 

@@ -87,3 +87,19 @@ def test_token_heatmaps_send_fp32_values_as_float32_and_derived_values_unrounded
     b = a.astype(np.float64) / 3                                           # not exact in float32
     z = canvas.token_heatmap(b, 4).z
     assert z.dtype == np.float64 and np.array_equal(z, b, equal_nan=True)
+
+
+def test_image_encodings_are_remembered_within_a_byte_budget():
+    from viz import style
+
+    memo = style._UriMemo(budget=100)
+    memo.put(("a",), "x" * 60)
+    memo.put(("b",), "y" * 30)
+    assert memo.get(("a",)) and memo.get(("b",))
+    memo.put(("c",), "z" * 30)                               # 120 > 100: the oldest goes
+    assert memo.get(("a",)) is None and memo.get(("b",)) and memo.get(("c",)) and memo._size == 60
+    memo.put(("d",), "w" * 101)                              # larger than the budget: not kept
+    assert memo.get(("d",)) is None and memo._size == 60
+    img = np.zeros((4, 6, 3), np.uint8)
+    assert style.image_data_uri(img) == style.image_data_uri(img.copy())
+    assert style.image_data_uri(img).startswith("data:image/png;base64,")
