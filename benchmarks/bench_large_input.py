@@ -77,4 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cpu_steal import StealMeter
+
+    with StealMeter() as meter:
+        rc = main()
+    print(f"# {meter.describe()}")
+    sys.exit(rc)

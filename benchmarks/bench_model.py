@@ -167,4 +167,8 @@ def paths_table(args: argparse.Namespace, device: torch.device, amp) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from cpu_steal import StealMeter
+
+    with StealMeter() as meter:
+        main()
+    print(f"# {meter.describe()}")
