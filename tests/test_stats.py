@@ -52,6 +52,22 @@ def test_demo_padded_groups_batch3() -> None:
     check_against_trace(model, torch.randn(3, 3, 64, 96))
 
 
+def test_a_dominant_position_bias_is_measured_as_such() -> None:
+    """The DPB share comes from ``p·e^{−B}`` renormalised; with the DPB scaled ×400 (biases of tens, shares near 1) it must still
+    equal the trace-based ``softmax(content)`` comparison."""
+    torch.manual_seed(3)
+    model = crossformer.create_model("crossformer_demo").eval()
+    with torch.no_grad():
+        for dpb in (m for m in model.modules() if isinstance(m, crossformer.model.DynamicPositionBias)):
+            last = [m for m in dpb.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.mul_(400.0)
+            last.bias.mul_(400.0)
+    x = torch.randn(2, 3, 64, 96)
+    assert max(float(np.abs(b.dpb_bias).max()) for b in model.forward_trace(x[:1]).all_blocks()) > 30
+    assert max(r["dpb_share"] for r in head_stats(model, x)) > 0.9
+    check_against_trace(model, x)
+
+
 def test_crossformer_pp_small() -> None:
     torch.manual_seed(1)
     model = crossformer.create_model("crossformer_pp_s", depths=(1, 2, 1, 1)).eval()
