@@ -58,6 +58,10 @@ class _Recorder:
     ``stage``); :meth:`trace` assembles the :class:`~crossformer.trace.Trace` at the end.
     """
 
+    #: The recorder keeps the content term ``scale·q·kᵀ`` it is given; one that does not lets the block add
+    #: the DPB (and mask) into that tensor in place instead of allocating the logits anew.
+    keeps_content = True
+
     def __init__(self) -> None:
         self.embeddings: list[EmbeddingTrace] = []
         self.blocks: list[list[BlockTrace]] = []
@@ -337,7 +341,10 @@ class GroupAttention(nn.Module):
                 bias_b = bias * keep["bias"][:, None, :, None, None]                # (B, 1, h, N, N)
             else:
                 bias_b = bias                                                        # (h, N, N)
-            logits = content + bias_b                                               # a new tensor
+            if rec is not None and rec.keeps_content:
+                logits = content + bias_b                                           # a new tensor
+            else:                                 # content is not used again: the DPB added in place
+                logits = content.add_(bias_b)
             if mask is not None:
                 logits += mask                                # in place: add's backward needs no inputs
             if torch.is_grad_enabled():

@@ -64,6 +64,8 @@ class _StatsRecorder(_Recorder):
     −10⁶); padded queries have weight 0.
     """
 
+    keeps_content = False                     # only the softmax and the DPB bias are used
+
     def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], stage_strides: Sequence[int],
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
