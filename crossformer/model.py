@@ -341,9 +341,13 @@ class GroupAttention(nn.Module):
                 bias_b = bias * keep["bias"][:, None, :, None, None]                # (B, 1, h, N, N)
             else:
                 bias_b = bias                                                        # (h, N, N)
-            if rec is not None and rec.keeps_content:
+            # content is not used again unless a recorder keeps it: the DPB is then added in place, where that
+            # keeps the sum's dtype (a bf16 content with an fp32 bias would need the fp32 sum: a new tensor;
+            # under autocast the DPB table comes out bf16 too, so today both are bf16 there)
+            if (rec is not None and rec.keeps_content) or content.dtype != torch.promote_types(content.dtype,
+                                                                                               bias_b.dtype):
                 logits = content + bias_b                                           # a new tensor
-            else:                                 # content is not used again: the DPB added in place
+            else:
                 logits = content.add_(bias_b)
             if mask is not None:
                 logits += mask                                # in place: add's backward needs no inputs

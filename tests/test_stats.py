@@ -126,3 +126,32 @@ def test_cli_folder_resume(tmp_path: Path) -> None:
     assert "0 images done, 5 already" in r2.stderr, r2.stderr
     with out.open(newline="") as f:
         assert len(list(csv.DictReader(f))) == 5 * per_image
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_logits_added_in_place_equal_the_new_tensor_path(precision) -> None:
+    """Without a recorder that keeps the content, the explicit path adds the DPB (and the padding mask) into
+    the content in place; the attention output must be the one of the new-tensor path, bit for bit, and
+    the cached DPB bias must be left alone."""
+    from crossformer.precision import autocast
+
+    class Keeper:
+        keeps_content = True
+
+        def attention(self, *args) -> None:
+            pass
+
+    torch.manual_seed(4)
+    model = crossformer.create_model("crossformer_demo").eval()
+    model.set_fused_attention(False)
+    blk = model.layers[0].blocks[0]
+    layout = blk.layout((16, 16))
+    assert layout.is_padded
+    x = torch.randn(2, 256, blk.dim)
+    with torch.no_grad(), autocast(torch.device("cpu"), precision):
+        in_place = blk.attn(x, layout)
+        bias = blk.attn.position_bias(layout.group_size, x.device, x.dtype)[1].clone()
+        new = blk.attn(x, layout, Keeper())
+        again = blk.attn(x, layout)
+        assert torch.equal(blk.attn.position_bias(layout.group_size, x.device, x.dtype)[1], bias)
+    assert torch.equal(in_place, new) and torch.equal(in_place, again)
