@@ -50,13 +50,3 @@ def test_head_stats_on_the_copy_equal_the_model_under_bf16(model):
     a = head_stats(model, x, precision="bf16")
     b = head_stats(precision.bf16_weights(model), x, precision="bf16")
     assert a == b
-
-
-@pytest.mark.parametrize("dx, dy", [(torch.float32, torch.bfloat16), (torch.bfloat16, torch.float32),
-                                    (torch.bfloat16, torch.bfloat16), (torch.float32, torch.float32)])
-def test_residual_add_is_the_plain_sum(dx, dy):
-    from crossformer.model import residual_add
-
-    x, y = torch.randn(2, 49, 64).to(dx), torch.randn(2, 49, 64).to(dy)
-    out = residual_add(x, y)
-    assert out.dtype == (x + y).dtype and torch.equal(out, x + y)
