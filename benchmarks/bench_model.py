@@ -167,8 +167,6 @@ def paths_table(args: argparse.Namespace, device: torch.device, amp) -> None:
 
 
 if __name__ == "__main__":
-    from cpu_steal import StealMeter
+    import cpu_steal
 
-    with StealMeter() as meter:
-        main()
-    print(f"# {meter.describe()}")
+    sys.exit(cpu_steal.run(main))

@@ -85,9 +85,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from cpu_steal import StealMeter
+    import cpu_steal
 
-    with StealMeter() as meter:
-        rc = main()
-    print(f"# {meter.describe()}")
-    sys.exit(rc)
+    sys.exit(cpu_steal.run(main))

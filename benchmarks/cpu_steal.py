@@ -7,11 +7,14 @@ runs while the code does not change. Benchmarks print this share beside their nu
     with StealMeter() as meter:
         run_benchmark()
     print(meter.describe())        # "CPU time stolen by other tenants: 34 % (16.4 of 48.3 CPU-s)"
+
+or, for a script's ``main``: ``sys.exit(cpu_steal.run(main))``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 STAT = Path("/proc/stat")
 USER_HZ = 100          # /proc/stat counts in clock ticks of 1/100 s on Linux
@@ -56,3 +59,11 @@ class StealMeter:
             return "CPU time stolen by other tenants: unknown (no /proc/stat)"
         return (f"CPU time stolen by other tenants: {self.share:.0%} ({self.stolen_s:.1f} of {self.total_s:.1f} "
                 f"CPU-s){' — wall-clock goals are not comparable in this run' if self.share > 0.1 else ''}")
+
+
+def run(main: Callable[[], int | None]) -> int:
+    """``main()`` under a :class:`StealMeter`, then the meter's report as a ``# `` line; ``main``'s exit code."""
+    with StealMeter() as meter:
+        rc = main()
+    print(f"# {meter.describe()}")
+    return int(rc or 0)

@@ -27,3 +27,8 @@ def test_without_proc_stat_the_share_is_unknown(tmp_path, monkeypatch):
     with cpu_steal.StealMeter() as meter:
         pass
     assert meter.share != meter.share and "unknown" in meter.describe()
+
+
+def test_run_returns_the_exit_code_and_prints_the_report(capsys):
+    assert cpu_steal.run(lambda: 3) == 3 and cpu_steal.run(lambda: None) == 0
+    assert capsys.readouterr().out.count("# CPU time stolen by other tenants") == 2

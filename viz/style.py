@@ -348,7 +348,9 @@ URI_MEMO_BYTES = 32 << 20
 
 
 class _UriMemo:
-    """Data URIs by image key, oldest out first once their total length passes ``budget``; thread-safe."""
+    """Data URIs by image key, oldest out first once their total length passes ``budget``; thread-safe.
+
+    Not the app's ``pages.common.bytecache.ByteLRU``: ``viz`` does not import the app (the app imports it)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget

@@ -283,12 +283,7 @@ def display_figure(fig: Any) -> Any:
         return fig
 
     def copy() -> tuple[Any, Any]:
-        spec = fig.to_dict()
-        layout = spec.setdefault("layout", {})
-        width = layout.pop("width")
-        layout["meta"] = {**(layout.get("meta") if isinstance(layout.get("meta"), dict) else {}),
-                          export.EXPORT_WIDTH: width}
-        return fig, go.Figure(spec, _validate=False)
+        return fig, export.responsive(go.Figure(fig.to_dict(), _validate=False))
 
     key = ("display", id(fig))
     store = figure_store()
