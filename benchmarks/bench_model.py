@@ -115,8 +115,8 @@ def bf16_table(args: argparse.Namespace, device: torch.device) -> None:
         print(f"# bf16: {device} has no native bf16 (precision.bf16_supported) — no bf16 rows")
         return
     print(f"\n# plain forward, fp32 vs bf16 autocast, interleaved, median of {args.runs}")
-    print("# bf16w: the same under autocast on precision.bf16_weights(model) (bit-identical outputs; what the "
-          "stats CLI runs)")
+    print("# bf16w: the same under autocast on precision.bf16_weights(model): bf16 weights, oneDNN linears on CPU "
+          "(bit-identical outputs; what the stats CLI runs)")
     print(f"{'model':<18}{'batch':>6}{'fp32 ms':>10}{'bf16 ms':>10}{'bf16w ms':>10}{'bf16/fp32':>11}"
           f"{'bf16w/fp32':>12}")
     for model_name in args.models:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -74,6 +75,56 @@ def autocast(device: torch.device | str, precision: str = "auto") -> Iterator[st
 _MATMUL_LAYERS = (nn.Linear, nn.Conv2d)
 
 
+@functools.lru_cache(maxsize=1)
+def _onednn_linear():
+    """torch's oneDNN linear ``(x, weight, bias, "none", [], "") -> x·weightᵀ + bias``, or None without oneDNN.
+
+    The op Inductor's CPU backend calls (``torch.ops.mkldnn._linear_pointwise``); checked once per process.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+class Bf16Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, same state-dict keys) whose bf16 CPU calls run oneDNN's linear.
+
+    aten's bf16 ``addmm`` first copies the broadcast bias into its output and then accumulates the GEMM onto it;
+    oneDNN's linear adds the bias inside the GEMM. Both accumulate in fp32 and round once, so the outputs are
+    bit-identical (tested on whole models); measured here ~10 % of a CrossFormer-T bf16 forward at batch 8
+    (``benchmarks/bench_model.py --tables bf16``). Anything else goes to ``F.linear`` as before: fp32 or CUDA
+    inputs, a non-contiguous input (aten then adds the bias after rounding the product: not the same bits), a
+    call that must record gradients (the op has no backward), a torch without oneDNN.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., in_features) → (..., out_features)``."""
+        op = _onednn_linear()
+        if (op is not None and x.device.type == "cpu" and x.dtype == torch.bfloat16 and x.is_contiguous()
+                and self.weight.dtype == torch.bfloat16
+                and not (torch.is_grad_enabled() and x.requires_grad)):
+            return op(x, self.weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+
+def _to_bf16(module: nn.Module) -> nn.Module:
+    """``module`` with its weight and bias as bf16 parameters (no grad); a ``Linear`` becomes a :class:`Bf16Linear`."""
+    if type(module) is nn.Linear:
+        twin = Bf16Linear(module.in_features, module.out_features, bias=module.bias is not None,
+                          device="meta")
+        twin.weight, twin.bias = module.weight, module.bias
+        twin.train(module.training)
+        module = twin
+    for name in ("weight", "bias"):
+        param = getattr(module, name)
+        if param is not None:
+            setattr(module, name, nn.Parameter(param.detach().to(torch.bfloat16), requires_grad=False))
+    return module
+
+
 def bf16_weights(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for bf16 autocast whose ``Linear``/``Conv2d`` weights and biases are stored in bf16.
 
@@ -81,18 +132,18 @@ def bf16_weights(model: nn.Module) -> nn.Module:
     not apply under ``torch.inference_mode``); measured here as ~10 % of a CrossFormer-T bf16 forward.
     Autocast would round each of these tensors to bf16 anyway (round to nearest even, as ``.to`` does), so
     the copy's outputs under autocast are bit-identical to ``model``'s (tested); norms and the rest stay
-    fp32. No parameter of the copy requires grad, and it shares nothing mutable with ``model`` (derived
-    caches are emptied). Meant for repeated heavy passes only: outside autocast it would run its matmuls in
-    bf16. Half the fp32 memory of those weights. ``model`` is not changed.
+    fp32. Its ``Linear`` layers are :class:`Bf16Linear` (oneDNN's linear on CPU; same outputs). No parameter
+    of the copy requires grad, and it shares nothing mutable with ``model`` (derived caches are emptied).
+    Meant for repeated heavy passes only: outside autocast it would run its matmuls in bf16. Half the fp32
+    memory of those weights. ``model`` is not changed.
     """
     twin = copy.deepcopy(model).requires_grad_(False)       # gradients w.r.t. inputs still flow
-    for module in twin.modules():
+    for module in list(twin.modules()):
         if isinstance(getattr(module, "_cache", None), dict):
             module._cache = {}
-        if isinstance(module, _MATMUL_LAYERS):
-            for name in ("weight", "bias"):
-                param = getattr(module, name)
-                if param is not None:
-                    setattr(module, name, nn.Parameter(param.detach().to(torch.bfloat16),
-                                                       requires_grad=False))
+        for name, child in list(module.named_children()):
+            if isinstance(child, _MATMUL_LAYERS):
+                setattr(module, name, _to_bf16(child))
+    if isinstance(twin, _MATMUL_LAYERS):
+        twin = _to_bf16(twin)
     return twin

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import crossformer
@@ -50,3 +51,48 @@ def test_head_stats_on_the_copy_equal_the_model_under_bf16(model):
     a = head_stats(model, x, precision="bf16")
     b = head_stats(precision.bf16_weights(model), x, precision="bf16")
     assert a == b
+
+
+needs_onednn = pytest.mark.skipif(precision._onednn_linear() is None, reason="this torch has no oneDNN linear")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("strided", [False, True])
+def test_bf16_linear_equals_f_linear_bit_for_bit(bias, strided):
+    torch.manual_seed(1)
+    lin = nn.Linear(96, 160, bias=bias)
+    twin = precision.bf16_weights(nn.Sequential(lin))[0]
+    assert type(twin) is precision.Bf16Linear
+    x = torch.randn(3, 50, 96).to(torch.bfloat16)
+    if strided:                 # a non-contiguous view (as a permuted activation is) goes to F.linear
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    with torch.inference_mode():
+        got = twin(x)
+        want = F.linear(x, lin.weight.to(torch.bfloat16), None if lin.bias is None else lin.bias.to(torch.bfloat16))
+    assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+
+
+@needs_onednn
+def test_the_copy_runs_onednn_linears_and_falls_back_where_gradients_flow(model, monkeypatch):
+    twin = precision.bf16_weights(model)
+    linears = [m for m in twin.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(type(m) is precision.Bf16Linear for m in linears)
+    calls = []
+    op = precision._onednn_linear()
+
+    def counted(*args):
+        calls.append(args[0].requires_grad)
+        return op(*args)
+
+    monkeypatch.setattr(precision, "_onednn_linear", lambda: counted)
+    x = torch.randn(1, 3, 64, 64)
+    _autocast(twin, x)
+    assert len(calls) == len(linears)                 # every Linear of the forward went to oneDNN
+    calls.clear()
+    xg = x.clone().requires_grad_(True)               # an attribution's pass: the op has no backward
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        twin(xg)[0, 0].backward()
+    # the DPB's small MLP needs no gradient (its input is constant, its weights frozen): oneDNN; the rest F.linear
+    assert not any(calls) and 0 < len(calls) < len(linears)
+    assert xg.grad is not None and torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
