@@ -91,12 +91,31 @@ def goto_page(page, title: str) -> None:
     settle(page)
 
 
+def _open_list(page, label: str):
+    """Open the selectbox ``label``'s option list; its options.
+
+    A rerun that redraws the box between the click and the list (a model still loading under a loaded CI machine)
+    closes the list: then the page is settled and the box clicked once more, as a user would.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        box = page.get_by_role("combobox", name=label, exact=True).first
+        box.locator("xpath=..").get_by_role("button", name="Open").click()
+        opts = page.get_by_role("option")
+        try:
+            opts.first.wait_for(timeout=10_000)
+            return opts
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            settle(page)
+    raise AssertionError("unreachable")
+
+
 def select(page, label: str, option: str, exact: bool = False) -> None:
     """Choose ``option`` (its shown text, a substring unless ``exact``) in the selectbox labelled ``label``."""
-    box = page.get_by_role("combobox", name=label, exact=True).first
-    box.locator("xpath=..").get_by_role("button", name="Open").click()
-    opts = page.get_by_role("option")
-    opts.first.wait_for(timeout=10_000)
+    opts = _open_list(page, label)
     opts.filter(has_text=option).first.click() if not exact else page.get_by_role(
         "option", name=option, exact=True).first.click()
     settle(page)
@@ -104,10 +123,7 @@ def select(page, label: str, option: str, exact: bool = False) -> None:
 
 def select_options(page, label: str) -> list[str]:
     """The option texts of the selectbox ``label`` (opens and closes its list)."""
-    box = page.get_by_role("combobox", name=label, exact=True).first
-    box.locator("xpath=..").get_by_role("button", name="Open").click()
-    opts = page.get_by_role("option")
-    opts.first.wait_for(timeout=10_000)
+    opts = _open_list(page, label)
     texts = [opts.nth(i).inner_text() for i in range(opts.count())]
     page.keyboard.press("Escape")
     return texts

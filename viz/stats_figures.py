@@ -181,7 +181,7 @@ def stats_summary_figure(s: StatsSummary, title: str | None = None) -> go.Figure
                        "dots: one head (mean over images), bars: standard deviation over images · "
                        "blue SDA, orange LDA · dotted lines: stage boundaries",
                        width=1100, height=1000)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.01, x=1, xanchor="right"))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.035, x=1, xanchor="right"))
     return fig
 
 
