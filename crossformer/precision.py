@@ -112,17 +112,15 @@ class Bf16Linear(nn.Linear):
 
 def _to_bf16(module: nn.Module) -> nn.Module:
     """``module`` with its weight and bias as bf16 parameters (no grad); a ``Linear`` becomes a :class:`Bf16Linear`."""
+    twin = module
     if type(module) is nn.Linear:
-        twin = Bf16Linear(module.in_features, module.out_features, bias=module.bias is not None,
-                          device="meta")
-        twin.weight, twin.bias = module.weight, module.bias
+        twin = Bf16Linear(module.in_features, module.out_features, bias=module.bias is not None, device="meta")
         twin.train(module.training)
-        module = twin
     for name in ("weight", "bias"):
         param = getattr(module, name)
         if param is not None:
-            setattr(module, name, nn.Parameter(param.detach().to(torch.bfloat16), requires_grad=False))
-    return module
+            setattr(twin, name, nn.Parameter(param.detach().to(torch.bfloat16), requires_grad=False))
+    return twin
 
 
 def bf16_weights(model: nn.Module) -> nn.Module:

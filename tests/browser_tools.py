@@ -99,18 +99,19 @@ def _open_list(page, label: str):
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for attempt in range(2):
+    def click_open() -> None:
         box = page.get_by_role("combobox", name=label, exact=True).first
         box.locator("xpath=..").get_by_role("button", name="Open").click()
-        opts = page.get_by_role("option")
-        try:
-            opts.first.wait_for(timeout=10_000)
-            return opts
-        except PlaywrightTimeout:
-            if attempt:
-                raise
-            settle(page)
-    raise AssertionError("unreachable")
+
+    opts = page.get_by_role("option")
+    click_open()
+    try:
+        opts.first.wait_for(timeout=10_000)
+    except PlaywrightTimeout:
+        settle(page)
+        click_open()
+        opts.first.wait_for(timeout=10_000)
+    return opts
 
 
 def select(page, label: str, option: str, exact: bool = False) -> None:
