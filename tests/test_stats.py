@@ -119,7 +119,7 @@ def test_cli_folder_resume(tmp_path: Path) -> None:
     assert all(np.isfinite(float(row[k])) for row in rows for k in ("entropy", "distance_px", "dpb_share"))
 
     summary = tmp_path / "summary.png"
-    r2 = run_cli("--checkpoint", str(DEMO), "--images", str(images), "--size", "64",
+    r2 = run_cli("--checkpoint", str(DEMO), "--images", str(images), "--size", "64", "--precision", "fp32",
                  "--device", "cpu", "--out", str(out), "--summary", str(summary))
     assert r2.returncode == 0, r2.stderr
     assert summary.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
