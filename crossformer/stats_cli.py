@@ -206,9 +206,9 @@ def write_summary(columns: dict[str, np.ndarray], path: str | Path) -> Path:
 
 
 def _report(n_done: int, seconds: float, plan: Plan, skipped: Skipped, out: Path) -> None:
-    line = (f"{n_done} images done in {seconds:.1f} s ({n_done / max(seconds, 1e-9):.1f} images/s), "
-            f"{plan.already} already in {out}, {skipped.total()} skipped")
-    print(line + (f" ({skipped.describe()})" if skipped.total() else ""), file=sys.stderr)
+    line = f"{n_done} images done, {plan.already} already in {out}, {skipped.total()} skipped"
+    line += f" ({skipped.describe()})" if skipped.total() else ""
+    print(f"{line}; {seconds:.1f} s, {n_done / max(seconds, 1e-9):.1f} images/s", file=sys.stderr)
     for reason, names in sorted(skipped.by_reason.items()):
         more = f" … and {len(names) - LIST_SKIPPED} more" if len(names) > LIST_SKIPPED else ""
         print(f"  {reason}: {', '.join(repr(n) for n in names[:LIST_SKIPPED])}{more}", file=sys.stderr)
