@@ -261,7 +261,8 @@ def _main(args: argparse.Namespace, dist: Dist) -> int:
     seconds = time.perf_counter() - t0
     for _, s in results:
         plan.skipped.update(s)
-    merge(out, rows_per_image(model))
+    if existing_parts(out):                                  # nothing new: OUT stays as it is
+        merge(out, rows_per_image(model))
     _forget_identity(out)
     _report(sum(n for n, _ in results), seconds, plan, plan.skipped, out)
     if not out.exists():
