@@ -105,9 +105,17 @@ def _in_range(v: np.ndarray, name: str, lo: float, hi: float, what: str) -> None
                                f"{float(v[int(np.argmax((v < lo - _TOL) | (v > hi + _TOL)))]):g}")
 
 
-def _blocks(raw: list[str], stage: np.ndarray) -> np.ndarray:
-    """Validated ``block`` names (``s<stage>_b<index>``, stage as in the ``stage`` column) as a str array."""
-    names, idx = np.unique(np.asarray(raw, dtype=object), return_inverse=True)
+def _codes(raw: list[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct values in order of first appearance and ``(rows,)`` int64 codes (hashing, no sort)."""
+    ids: dict[str, int] = {}
+    codes = np.fromiter((ids.setdefault(v, len(ids)) for v in raw), dtype=np.int64, count=len(raw))
+    return list(ids), codes
+
+
+def _blocks(raw: list[str], stage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``block`` names (``s<stage>_b<index>``, stage as in the ``stage`` column) as a str array,
+    and each row's block code."""
+    names, idx = _codes(raw)
     for name in names:
         m = _BLOCK.fullmatch(name)
         if m is None or int(m.group(2)) >= MAX_BLOCKS_PER_STAGE:
@@ -117,7 +125,7 @@ def _blocks(raw: list[str], stage: np.ndarray) -> np.ndarray:
     if (stage_of[idx] != stage).any():
         i = int(np.argmax(stage_of[idx] != stage))
         raise StatsFormatError(f"block {raw[i]} is listed with stage {int(stage[i])}")
-    return np.asarray(names.astype(str))[idx]
+    return np.asarray(names, dtype=str)[idx], idx
 
 
 def read_csv(text: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
@@ -138,12 +146,14 @@ def read_csv(text: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
     if not kinds <= {"sda", "lda"}:
         raise StatsFormatError(f"column kind must be sda or lda, found {', '.join(sorted(kinds - {'sda', 'lda'})[:3])}")
     n = len(raw["image"])
-    images, image_id = np.unique(np.asarray(raw["image"], dtype=object), return_inverse=True)
+    names, image_id = _codes(raw["image"])
+    images = np.empty(len(names), dtype=object)
+    images[:] = names
     out: dict[str, np.ndarray] = {"image": images[image_id], "kind": np.asarray(raw["kind"], dtype="<U3")}
     out["stage"] = _integers(raw["stage"], "stage", 0, MAX_STAGES)
     out["head"] = _integers(raw["head"], "head", 0, MAX_HEADS)
     out["acl"] = _integers(raw["acl"], "acl", 0, 2) if "acl" in raw else np.full(n, -1, dtype=np.int64)
-    out["block"] = _blocks(raw["block"], out["stage"])
+    out["block"], block_id = _blocks(raw["block"], out["stage"])
     for f in NUMERIC:
         out[f] = _numbers(raw[f], f) if f in raw else np.full(n, np.nan)
     _in_range(out["entropy"], "entropy", 0.0, MAX_ENTROPY, "an entropy in nats")
@@ -152,7 +162,6 @@ def read_csv(text: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
     _in_range(out["output_rms"], "output_rms", 0.0, np.inf, "a root mean square")
     if "uniform_entropy" in raw:
         _in_range(out["uniform_entropy"], "uniform_entropy", 0.0, MAX_ENTROPY, "an entropy in nats")
-    _, block_id = np.unique(out["block"], return_inverse=True)
     cell = (image_id.astype(np.int64) * (MAX_STAGES * MAX_BLOCKS_PER_STAGE) + block_id) * MAX_HEADS + out["head"]
     uniq, first, count = np.unique(cell, return_index=True, return_counts=True)
     if len(uniq) != n:
