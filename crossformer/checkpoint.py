@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 import torch
 
-from .checkpoint_checks import (FILE_LIMITS, CheckpointError, TensorSpec, check_npy_members, check_pickle_storages,
+from .checkpoint_checks import (CheckpointError, TensorSpec, check_npy_members, check_pickle_storages,
                                 check_tensor_entries, open_zip, read_safetensors_header)
 from .config import CONFIG_LIMITS, CrossFormerConfig, check_limits
 from .model import CrossFormer
@@ -175,12 +175,12 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
-    """8-byte little-endian header length of a plausible size, then a JSON object.
+    """An 8-byte little-endian header length, then a JSON object (its size is checked by the reader).
 
     Checked before the legacy-pickle test: a header length whose low byte is 0x80 starts with the same
-    byte as a pickle (0x80 = PROTO); a legacy ``torch.save`` file has no ``{`` at byte 8.
+    byte as a pickle (0x80 = PROTO); a legacy ``torch.save`` file has a fixed magic number, no ``{``, there.
     """
-    return len(data) >= 10 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= FILE_LIMITS.max_header_bytes
+    return len(data) >= 10 and data[8:9] == b"{"
 
 
 def read_entries(source: Source) -> tuple[dict[str, torch.Tensor | TensorSpec], str, dict[str, Any], str]:
