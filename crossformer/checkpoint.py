@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .checkpoint_checks import (CheckpointError, TensorSpec, check_npy_members, check_pickle_storages,
-                                check_tensor_entries, open_zip, read_safetensors_header)
+                                check_tensor_entries, error_line, open_zip, read_safetensors_header)
 from .config import CONFIG_LIMITS, CrossFormerConfig, check_limits
 from .model import CrossFormer
 from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
@@ -105,14 +105,16 @@ def _torch_load(data: bytes) -> Any:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
-        raise CheckpointError(f"refused to unpickle: {reason}. The file contains objects other than tensors "
-                              "and plain containers; nothing from it was executed.") from None
+        raise CheckpointError(f"refused to unpickle: {reason}. Only tensors and plain containers are read from "
+                              "a .pth and nothing from it was executed; if the file is truncated, download it "
+                              "again.") from None
 
 
 # ---- formats --------------------------------------------------------------------------------------
-def _read_npz(data: bytes, name: str) -> dict[str, torch.Tensor]:
-    """An ``.npz`` whose members and ``.npy`` headers passed the checks; pickled arrays are refused."""
-    check_npy_members(open_zip(data, name), name)
+def _read_npz(data: bytes, name: str, archive: zipfile.ZipFile) -> dict[str, torch.Tensor]:
+    """An ``.npz`` (``archive``: its members already checked) whose ``.npy`` headers pass
+    :func:`check_npy_members`; pickled arrays are refused."""
+    check_npy_members(archive, name)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -138,7 +140,7 @@ def _read_pth(data: bytes, name: str, archive: zipfile.ZipFile | None) -> tuple[
         raise
     except Exception as err:   # whatever a corrupt file makes torch raise: one error type, one sentence
         raise CheckpointError(f"{name} could not be read — truncated or not a PyTorch checkpoint "
-                              f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})") from None
+                              f"({type(err).__name__}: {error_line(err, 200)})") from None
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping) and isinstance(obj.get("config"), dict):
         meta["official_config"] = dict(obj["config"])
@@ -162,7 +164,10 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     if hasattr(source, "read"):
-        return source.read(), getattr(source, "name", "<stream>")
+        try:
+            return source.read(), getattr(source, "name", "<stream>")
+        except OSError as err:
+            raise CheckpointError(f"cannot read the uploaded stream: {err}") from None
     path = Path(source)
     if not path.exists():
         raise CheckpointError(f"no such file: {path}")
@@ -197,7 +202,7 @@ def read_entries(source: Source) -> tuple[dict[str, torch.Tensor | TensorSpec], 
         archive = open_zip(data, name)
         names = archive.namelist()
         if any(n.endswith(".npy") for n in names) and not any(n.endswith("data.pkl") for n in names):
-            return dict(_read_npz(data, name)), "npz", {}, name
+            return _read_npz(data, name, archive), "npz", {}, name
         sd, meta = _read_pth(data, name, archive)
         return sd, "pth", meta, name
     if _looks_like_safetensors(data):
@@ -354,7 +359,7 @@ def _class_names(cfg: CrossFormerConfig, meta: Mapping[str, Any], notes: list[st
     return cfg
 
 
-def _check_weights(cfg: CrossFormerConfig, sd: Mapping[str, Any], name: str,
+def check_weights(cfg: CrossFormerConfig, sd: Mapping[str, Any], name: str,
                    variant: str) -> tuple[list[str], list[str]]:
     """Compare the file's entries with a model of ``cfg`` built on the meta device (no memory used) →
     ``(missing, unexpected)``; raises :class:`CheckpointError` on any shape, key or dtype problem."""
@@ -394,7 +399,7 @@ def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     variant, cfg, family, notes = infer_config(sd, meta, buffers)
     cfg = _class_names(cfg, meta, notes)
-    missing, unexpected = _check_weights(cfg, sd, name, variant)
+    missing, unexpected = check_weights(cfg, sd, name, variant)
     model = CrossFormer(cfg)
     state = {k: _tensor(sd[k]).to(torch.float32) for k in model.state_dict()}
     if not all(torch.isfinite(t).all() for t in state.values()):

@@ -332,17 +332,17 @@ def check_pickle_storages(data: bytes, name: str, archive: zipfile.ZipFile | Non
         raise
     except Exception as err:           # a broken pickle: say so in one sentence, whatever the parser raised
         raise CheckpointError(f"{name} could not be read — truncated or not a PyTorch checkpoint "
-                              f"({type(err).__name__}: {_first_line(err)})") from None
+                              f"({type(err).__name__}: {error_line(err)})") from None
     for key, nbytes in declared.items():
         if records.get(key, -1) < nbytes:
             raise CheckpointError(f"{name} declares {nbytes:,} bytes of tensor data that the file does not hold "
                                   f"(storage {key!r}): it is truncated or forged — download it again")
 
 
-def _first_line(err: BaseException) -> str:
-    """The first line of an exception's message, at most 120 characters."""
+def error_line(err: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
     text = str(err).strip()
-    return text.splitlines()[0][:120] if text else ""
+    return text.splitlines()[0][:limit] if text else ""
 
 
 # ---- state-dict entries -------------------------------------------------------------------------------
