@@ -15,6 +15,7 @@ import logging
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def _read_npz(data: bytes, name: str, archive: zipfile.ZipFile) -> dict[str, tor
             arrays = {k: z[k] for k in z.files}
     except ValueError as err:
         raise CheckpointError(f"{name} holds pickled objects or a broken array, which are refused ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
         raise CheckpointError(f"{name} is truncated or corrupt ({type(err).__name__}: {err}) — download it "
                               "again") from None
     if any(k.startswith("sd/") for k in arrays):   # the project's test-vector layout
@@ -301,6 +302,9 @@ def _config_from_shapes(sd: Mapping[str, Any], buffers: Mapping[str, Any],
     kernels = tuple(_dim(sd, f"patch_embed.projs.{i}.weight", 4, 3)
                     for i in range(_count(sd, "patch_embed.projs.{}.weight")))
     n_stages = _count(sd, "layers.{}.blocks.0.norm1.weight")
+    if not n_stages:
+        raise CheckpointError("this is an incomplete CrossFormer checkpoint: no 'layers.0.blocks.0.norm1.weight' "
+                              "(the file holds no transformer blocks)")
     depths = tuple(_count(sd, f"layers.{i}.blocks.{{}}.norm1.weight") for i in range(n_stages))
     heads = tuple(_dim(sd, f"layers.{i}.blocks.0.attn.pos.pos3.2.weight", 2) for i in range(n_stages))
     ratios = tuple(_dim(sd, f"layers.{i}.blocks.0.mlp.fc1.weight", 2) / (D * 2 ** i)

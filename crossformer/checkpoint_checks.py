@@ -22,6 +22,7 @@ import math
 import pickle
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -191,7 +192,7 @@ def check_zip_members(infos: list[zipfile.ZipInfo], archive_size: int, name: str
     total = 0
     for info in infos:
         what = f"{name}: archive member {info.filename[:80]!r}"
-        if info.flag_bits & 0x1:
+        if info.flag_bits & 0x41:          # bit 0: encrypted, bit 6: strong encryption
             raise CheckpointError(f"{what} is encrypted; save the checkpoint without a password")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise CheckpointError(f"{what} uses compression method {info.compress_type}; only stored or deflated "
@@ -232,7 +233,8 @@ def check_npy_members(archive: zipfile.ZipFile, name: str) -> None:
                 else:
                     raise CheckpointError(f"{what} uses .npy format {version}; save it with numpy.savez")
                 start = f.tell()
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile, SyntaxError) as err:
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, SyntaxError, zlib.error,
+                NotImplementedError) as err:
             if isinstance(err, CheckpointError):
                 raise
             raise CheckpointError(f"{what} has a broken header ({str(err)[:120]})") from None
