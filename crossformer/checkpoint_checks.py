@@ -302,11 +302,22 @@ class _StorageScan(pickle._Unpickler):  # the pure-Python unpickler: it never pr
         return _Inert()
 
 
-def declared_storages(stream: bytes, pickles: int = 1) -> dict[str, int]:
-    """``{storage key: declared bytes}`` of the first ``pickles`` pickles in ``stream`` (raises on a broken one)."""
-    f = io.BytesIO(stream)
+def declared_storages(stream: bytes) -> dict[str, int]:
+    """``{storage key: declared bytes}`` of the pickle ``stream`` starts with (raises on a broken one)."""
+    scan = _StorageScan(io.BytesIO(stream))
+    scan.load()
+    return scan.storages
+
+
+def _legacy_storages(data: bytes) -> dict[str, int]:
+    """The storages a legacy (pre-1.6) ``torch.save`` file declares: magic number, protocol, system info,
+    then the objects. A file whose first pickle is not the magic number declares none: ``torch.load``
+    stops at that check before it allocates anything (and says why, e.g. a refused global)."""
+    f = io.BytesIO(data)
+    if _StorageScan(f).load() != torch.serialization.MAGIC_NUMBER:
+        return {}
     found: dict[str, int] = {}
-    for _ in range(pickles):
+    for _ in range(3):
         scan = _StorageScan(f)
         scan.load()
         found.update(scan.storages)
@@ -320,7 +331,7 @@ def check_pickle_storages(data: bytes, name: str, archive: zipfile.ZipFile | Non
     """
     try:
         if archive is None:            # legacy: magic number, protocol, system info, then the objects
-            declared = {"(all)": sum(declared_storages(data, pickles=4).values())}
+            declared = {"(all)": sum(_legacy_storages(data).values())}
             records = {"(all)": len(data)}
         else:
             pkl = [i for i in archive.infolist() if i.filename.endswith("data.pkl")]
