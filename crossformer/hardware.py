@@ -78,7 +78,7 @@ def describe_cpu() -> str:
 
 
 def describe_gpu(device: object = None) -> str | None:
-    """``"GPU: <name> (<memory> GiB)"`` for a CUDA ``device`` (or the current one when ``None`` and CUDA is up),
+    """``"<name> (<memory> GiB, capability <x.y>)"`` for a CUDA ``device`` (or the current one when ``None`` and CUDA is up),
     else ``None``. Reads torch only when it is already imported."""
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available():
@@ -87,10 +87,12 @@ def describe_gpu(device: object = None) -> str | None:
     if dev.type != "cuda":
         return None
     props = torch.cuda.get_device_properties(dev)
-    return f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, capability {props.major}.{props.minor})"
+    return f"{props.name} ({props.total_memory / 2**30:.0f} GiB, capability {props.major}.{props.minor})"
 
 
-def describe(device: object = "cpu") -> str:
-    """The hardware a run used: the CPU line, plus the GPU line when ``device`` is a CUDA device."""
-    gpu = describe_gpu(device) if str(device).startswith("cuda") else None
-    return f"CPU: {describe_cpu()}" + (f"\n{gpu}" if gpu else "")
+def describe(device: object = None) -> str:
+    """The hardware a run used: the CPU line, plus the GPU line for a CUDA ``device`` (``None``: whenever a CUDA
+    GPU is visible to an imported torch)."""
+    gpu = describe_gpu(None if device is None else device) if device is None or str(device).startswith("cuda") \
+        else None
+    return f"CPU: {describe_cpu()}" + (f"\nGPU: {gpu}" if gpu else "")
