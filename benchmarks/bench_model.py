@@ -1,6 +1,6 @@
 """Latency of the fused (SDPA) path, the explicit-softmax path and ``forward_trace``; fp32 against bf16.
 
-    .venv/bin/python benchmarks/bench_model.py                       # CPU, 2 threads (the README figures)
+    .venv/bin/python benchmarks/bench_model.py                       # CPU, 2 threads (the figures in docs/performance.md)
     .venv/bin/python benchmarks/bench_model.py --tables bf16         # only the fp32 / bf16 table
     .venv/bin/python benchmarks/bench_model.py --device cuda --amp bf16
 

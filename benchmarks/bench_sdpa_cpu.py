@@ -7,7 +7,7 @@ q/k/v are strided views of a qkv tensor, as in the model; the DPB bias is a (1, 
 Prints the median of 30 calls (ms) for the explicit path and SDPA, after 5 warm-ups, 2 threads, in fp32 and —
 where :func:`crossformer.precision.bf16_supported` — with bf16 tensors (what bf16 autocast runs): at N = 49 the
 bf16 kernels are slower than fp32 on AVX512-BF16/AMX here, which is what keeps a bf16 forward of CrossFormer-T
-above half the fp32 time (README, bf16 section).
+above half the fp32 time (docs/performance.md, bf16 section).
 """
 
 from __future__ import annotations
