@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import hardware
+from .hardware import cpu_has_bf16_flags, describe_cpu
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def native_bf16_linear() -> LinearOp | None:
     oneDNN. Then the op runs on a 1×8 bf16 input and must equal ``F.linear`` bit for bit; any error (an AVX2-only
     oneDNN: "could not create a primitive descriptor …") or difference means ``None``, and callers use ``F.linear``.
     """
-    if not hardware.cpu_has_bf16_flags():
+    if not cpu_has_bf16_flags():
         return None
     if not torch.backends.mkldnn.is_available():
         return None
@@ -96,8 +96,8 @@ def resolve(precision: str, device: torch.device | str) -> str:
 def _say_emulated(device_type: str) -> None:
     """One log line per process and device type: an explicit bf16 request where bf16 is not native."""
     if device_type == "cpu":
-        why = "; its bf16 flags are set but oneDNN's bf16 linear does not run" if hardware.cpu_has_bf16_flags() else ""
-        where = f"this CPU ({hardware.describe_cpu()}{why})"
+        why = "; its bf16 flags are set but oneDNN's bf16 linear does not run" if cpu_has_bf16_flags() else ""
+        where = f"this CPU ({describe_cpu()}{why})"
     else:
         where = f"this {device_type} device"
     log.warning("bf16 is emulated on %s: it runs, slower than fp32; precision 'auto' would pick fp32.", where)

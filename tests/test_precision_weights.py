@@ -98,7 +98,7 @@ def test_the_fallback_copy_is_bit_identical_under_autocast(model, hw, no_native_
 def test_no_bf16_flags_means_no_probe(monkeypatch):
     """The flags are the first filter: without them the oneDNN op is never tried and auto picks fp32."""
     precision.native_bf16_linear.cache_clear()
-    monkeypatch.setattr(hardware, "cpu_has_bf16_flags", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16_flags", lambda: False)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available",
                         lambda: pytest.fail("probed oneDNN on a CPU without bf16 flags"))
     try:
