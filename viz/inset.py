@@ -46,13 +46,18 @@ def square_view(view: Sequence[float], canvas_hw: Sequence[float]) -> tuple[floa
 
 
 def corner_for(point_xy: Sequence[float], canvas_hw: Sequence[float]) -> tuple[list[float], list[float]]:
-    """``(x_domain, y_domain)`` paper fractions of the corner opposite the point (so the inset hides
-    neither the query nor its group)."""
-    x, y = point_xy
-    H, W = canvas_hw
+    """``(x_domain, y_domain)`` paper fractions of the top corner on the other side from the point (so the
+    inset hides neither the query nor its group).
+
+    Always a top corner: the image's tick labels sit left of and below it, and :func:`add_inset` pins the
+    main image to the top left of the plot area (a column narrower than the figure shrinks it there), so a
+    bottom corner could drop below the image onto the x ticks, and the top-left corner starts exactly at the
+    image's left edge, right of the y ticks.
+    """
+    x, _ = point_xy
+    _, W = canvas_hw
     xd = [0.0, INSET_SIZE] if x > W / 2 else [1.0 - INSET_SIZE, 1.0]
-    yd = [0.0, INSET_SIZE] if y < H / 2 else [1.0 - INSET_SIZE, 1.0]   # y downwards: top rows → bottom corner
-    return xd, yd
+    return xd, [1.0 - INSET_SIZE, 1.0]
 
 
 def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence[float],
@@ -77,6 +82,7 @@ def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence
                 linecolor="#111", linewidth=2)
     style.set_layout(
         fig,
+        xaxis=dict(constraintoward="left"), yaxis=dict(constraintoward="top"),    # see corner_for
         xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain", **axis),
         yaxis2=dict(domain=yd, range=[y1, y0], anchor=INSET_X, scaleanchor=INSET_X, scaleratio=1,
                     constrain="domain", **axis))
