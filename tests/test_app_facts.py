@@ -148,6 +148,17 @@ def test_query_group_spans_agree_between_groups_and_attention(rendered, size):
 
 
 def test_large_counts_carry_thousands_separators(rendered):
+    """Prose writes counts with separators; the schemes page's pair-count table (9834496 at 224²) is shown
+    in the browser's localized number format (9,834,496)."""
+    import json
+    at = S.new_app(224).run()
+    at.switch_page("pages/schemes.py").run()
+    S.no_errors(at)
+    table = at.dataframe[0]
+    config = json.loads(table.proto.columns)
+    counts = [c for c in table.value.columns if c not in ("stage", "tokens")]
+    assert counts and all(config[c]["type_config"]["format"] == "localized" for c in counts)
+    assert int(table.value["ViT"].iloc[0]) == 3136 ** 2 == 9834496
     texts = [t for page in rendered["512x768"].values() for t in page]
     assert any("24,576 tokens" in t for t in texts)
     prose = [t for t in texts if " " in t and "http" not in t and "`" not in t and "seed" not in t]

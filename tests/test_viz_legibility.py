@@ -334,3 +334,22 @@ def test_schemes_panels_zoom_on_small_windows_like_the_groups_page():
         if local:                                                      # every visible key stays in view
             xs = np.argwhere(mask)[:, 1] * 4
             assert ax.range[0] <= xs.min() and xs.max() + 4 <= ax.range[1]
+            ay = fig.layout["yaxis" + ("" if i == 0 else str(i + 1))]
+            assert (ay.range[0] - ay.range[1]) / width == pytest.approx(512 / 768)   # the panels' shape
+
+
+def test_image_panels_are_pinned_to_the_top_so_no_white_band_opens_above_them():
+    """Issue 31, item 8: shown at a narrower column width with its layout height, a centred image sat under
+    a tall white band; image axes now keep the spare room below and right of the image."""
+    from viz.attribution_figures import attribution_overlay_figure
+    c = case("pp")
+    b = c.trace.block(0, 0)
+    figs = [query_attention_figure(c.image, b, (5, 7)), group_partition_figure(c.image, b.layout, 0, query=(5, 7)),
+            sda_lda_figure(c.image, b.layout, c.trace.block(0, 1).layout, 0, (5, 7)),
+            attribution_overlay_figure(c.image, np.ones(c.image.shape[:2]), "IG")]
+    for fig in figs:
+        axes = [k for k in fig.layout.to_plotly_json() if k.startswith("yaxis") and k != "yaxis2"
+                or (k == "yaxis2" and fig.layout.yaxis2.scaleanchor == "x2" and not inset.inset_traces(fig))]
+        for k in axes:
+            assert fig.layout[k].constraintoward == "top", (fig.layout.title.text, k)
+            assert fig.layout["x" + k[1:]].constraintoward == "left"

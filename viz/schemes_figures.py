@@ -93,11 +93,12 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
 
 def keys_view(mask: np.ndarray, stride: float, extent_hw: Sequence[float], query: Sequence[int]
               ) -> tuple[float, float, float, float] | None:
-    """The square ``(y0, y1, x0, x1)`` around a panel's visible keys and the query (one token of margin)
-    when it is small on screen by the groups page's rule (:func:`viz.inset.needs_inset`), else ``None``."""
+    """The region ``(y0, y1, x0, x1)`` around a panel's visible keys and the query (one token of margin, grown
+    to the panel's aspect ratio) when they are small on screen by the groups page's rule
+    (:func:`viz.inset.needs_inset`), else ``None``."""
     pos = np.concatenate([np.argwhere(np.asarray(mask, dtype=bool)), np.asarray([query]).reshape(1, 2)])
     box = inset.group_view(pos, stride, extent_hw)
-    return box if inset.needs_inset(box, extent_hw) else None
+    return inset.aspect_view(box, extent_hw) if inset.needs_inset(box, extent_hw) else None
 
 
 def reach_figure(masks: Sequence[Sequence[np.ndarray]], architectures: Sequence[str], depths: Sequence[int],
