@@ -81,7 +81,8 @@ def attribution_overlay_figure(image: np.ndarray, attribution: np.ndarray, title
     fig.add_trace(style.image_trace(image, dim=0.15), **where)
     bar = style.colorbar(colorbar_title)
     if signed:                       # the sign is the message: say at both ends what it means
-        bar.update(tickvals=[-top, 0.0, top], ticktext=[f"−{number(top)}<br>lowers", "0", f"+{number(top)}<br>raises"])
+        bar.update(tickvals=[-top, 0.0, top],
+                   ticktext=[f"−{number(top)}<br>lowers", "0", f"+{number(top)}<br>raises"])
         subtitle = (subtitle + " · " if subtitle else "") + SIGN_LEGEND
     fig.add_trace(canvas.token_heatmap(a, s, name=name, opacity=opacity, colorbar=bar,
                                        hovertemplate="%{z:.4g}<extra></extra>", **scale), **where)

@@ -32,5 +32,6 @@ def schemes_intro(input_hw: tuple[int, int], stage: int, stage_hw: tuple[int, in
         f"On this {facts.hw_text((H, W))}-pixel image (H × W), stage {stage} ({facts.hw_text((h, w))} = "
         f"{facts.count(L)} tokens): full attention scores **{human(full_pairs)}** query–key pairs per head in one "
         f"block, one SDA + one LDA block **{human(crossformer_pairs)}** together — {share}; after those "
-        f"two blocks **{facts.count(crossformer_reach)}** of the {facts.count(L)} tokens have reached the query token, after a Swin W + SW pair **{facts.count(swin_reach)}**."
+        f"two blocks **{facts.count(crossformer_reach)}** of the {facts.count(L)} tokens have reached the query "
+        f"token, after a Swin W + SW pair **{facts.count(swin_reach)}**."
     )

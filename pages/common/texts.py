@@ -23,14 +23,16 @@ def overview_intro(trace: Trace, model_label: str) -> str:
     grids = ", ".join(_hw(hw) for hw in trace.stage_hw)
     sda, lda = first_of_kind(trace, 0, "sda"), first_of_kind(trace, 0, "lda")
     H, W = trace.input_hw
-    s = (f"**{model_label}** reads this {_hw((H, W))}-pixel image (H × W) as a pyramid of four token maps — {grids} tokens — "
-         "where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks alternate "
+    s = (f"**{model_label}** reads this {_hw((H, W))}-pixel image (H × W) as a pyramid of four token maps — "
+         f"{grids} tokens — where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks "
+         "alternate "
          "**SDA** (short-distance attention among the G×G neighbours of a window; G = group side, in tokens) "
          "and **LDA** (long-distance attention among G×G tokens *I* apart, I = the interval, sampling a wider "
          "area: how wide is on the *SDA & LDA "
          "groups* page).")
     if sda is not None and lda is not None:
-        s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
+        s += (f" At stage 0 that is {facts.count(sda.layout.num_groups)} SDA windows and "
+              f"{facts.count(lda.layout.num_groups)} LDA groups of "
               f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {lda.layout.interval_text}): one "
               f"SDA + LDA pair scores {cost_sentence([sda.layout, lda.layout])}.")
     s += (" Every number and picture in this app is read from the model's own forward pass on this image "
