@@ -101,9 +101,10 @@ def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence
                 linecolor="#111", linewidth=2)
     style.set_layout(
         fig,
-        xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain", **axis),
+        xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain",
+                    constraintoward="left" if xd[0] == 0 else "right", **axis),      # hugs its corner
         yaxis2=dict(domain=yd, range=[y1, y0], anchor=INSET_X, scaleanchor=INSET_X, scaleratio=1,
-                    constrain="domain", **axis))
+                    constrain="domain", constraintoward="top", **axis))
     fig.add_annotation(xref=f"{INSET_X} domain", yref=f"{INSET_Y} domain", x=0.0, y=1.0, xanchor="left",
                        yanchor="bottom", text=label, showarrow=False, bgcolor="rgba(255,255,255,0.85)",
                        font=dict(size=11, color="#111"))
