@@ -12,7 +12,7 @@ from crossformer import precision
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance
 from pages.common import analysis, heavy, loaders, startup, state, widgets
-from viz.attention_figures import query_attention_figure, query_weights
+from viz.attention_figures import attention_scale_max, query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
 log = logging.getLogger(__name__)
@@ -166,18 +166,21 @@ st.dataframe(table, hide_index=True,
 
 later_after = edited_trace.block(later_before.stage, later_before.index)
 token = ctx.query_token(later_before.stage)
+scale_max, scale_note = widgets.shared_scale("int", {"before": attention_scale_max(later_before, token),
+                                                     "after": attention_scale_max(later_after, token)})
 left, right = st.columns(2)
 with left:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
-                               title=f"{later_before.name} before the edit", wrap_px=420)
+                               title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
-                               title=f"{later_after.name} after the edit", wrap_px=420)
+                               title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "
-           + ("the block after the edited one." if later_before is not block else "the edited block itself (the last one)."))
+           + ("the block after the edited one. " if later_before is not block else
+              "the edited block itself (the last one). ") + scale_note)
 
 # ---- (c) what the numbers say --------------------------------------------------------------------------------
 t0 = top[0][0]
