@@ -1,0 +1,137 @@
+"""The official detection/segmentation backbone (SPEC §7): vectors, the per-call small-map rule, input padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import crossformer
+from conftest import load_vector
+from crossformer.geometry import plan_input_padding, plan_layout
+
+BACKBONE_VECTORS = ("det_tiny_192x320", "detpp_tiny_224x352")
+
+
+def _backbone(vec, device="cpu"):
+    """Built from the sidecar's constructor kwargs exactly as written, ``sd/`` loaded strictly."""
+    model = crossformer.from_official_config(vec.kwargs, "det").eval()
+    crossformer.load_official_state_dict(model, vec.state_dict)
+    return model.to(device)
+
+
+def _assert_outputs(maps, vec, what):
+    assert len(maps) == 4, what
+    for i, m in enumerate(maps):
+        m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m
+        assert m.shape == vec[f"out{i}"].shape, (what, i)
+        np.testing.assert_allclose(m, vec[f"out{i}"], atol=2e-4, rtol=1e-5, err_msg=f"{what} out{i}")
+
+
+@pytest.mark.parametrize("name", BACKBONE_VECTORS)
+def test_backbone_vector_reproduced(name, device):
+    vec = load_vector(name)
+    model = _backbone(vec, device)
+    x = torch.from_numpy(vec["input"]).to(device)
+    with torch.no_grad():
+        _assert_outputs(model.forward_intermediates(x), vec, "forward_intermediates")
+        _assert_outputs(model(x), vec, "forward")
+        model.set_fused_attention(False)
+        _assert_outputs(model(x), vec, "explicit softmax")
+    trace = model.forward_trace(x)
+    assert trace.backbone and trace.logits.shape == (x.shape[0], 0)
+    _assert_outputs([trace.stage_map(i) for i in range(4)], vec, "trace")
+    keys = vec.attention_keys()
+    assert keys and {k for k, _, _ in keys} == set(vec.meta["captured"])
+    for key, s, b in keys:
+        att = trace.block(s, b).attention
+        att = att.reshape(-1, *att.shape[2:])                      # (B·nG, heads, N, N), batch-major
+        assert att.shape == vec[key].shape, key
+        np.testing.assert_allclose(att, vec[key], atol=1e-4, rtol=0, err_msg=key)
+
+
+@pytest.mark.parametrize("name", BACKBONE_VECTORS)
+def test_backbone_layout_is_the_official_run_time_layout(name):
+    """Every block's kind equals the official ``lsda_flag`` after the forward; the small last stage is one group."""
+    vec = load_vector(name)
+    model = crossformer.from_official_config(vec.kwargs, "det")
+    plan = model.plan(tuple(vec["input"].shape[-2:]))
+    for s, (stage_flags, layouts) in enumerate(zip(vec.meta["blocks_after_forward"], plan)):
+        assert len(stage_flags) == len(layouts)
+        for j, (flags, layout) in enumerate(zip(stage_flags, layouts)):
+            assert layout.kind == ("sda" if flags["lsda_flag_after_forward"] == 0 else "lda"), (s, j)
+            if layout.kind == "lda":
+                assert layout.interval == (flags["interval"],) * 2
+    H3, W3 = vec.meta["outputs"]["out3"][-2:]
+    for layout in plan[3]:
+        assert layout.is_global and layout.group_size == max(H3, W3) and layout.padded_hw == (max(H3, W3),) * 2
+        assert layout.configured_kind in ("sda", "lda") and layout.small_map == "short_side"
+    # the same kwargs as a classifier plan stage 3 as ordinary SDA windows of G = 7 (max(H, W) > G)
+    classifier = crossformer.from_official_config(vec.kwargs, "v2")
+    assert not classifier.plan(tuple(vec["input"].shape[-2:]))[3][0].is_global
+
+
+@pytest.mark.parametrize("name", BACKBONE_VECTORS)
+def test_backbone_has_no_final_norm_or_head(name):
+    vec = load_vector(name)
+    model = crossformer.from_official_config(vec.kwargs, "det")
+    assert set(model.state_dict()) == set(vec.state_dict)       # no norm.*, head.*
+    assert model.cfg.backbone and model.cfg.num_classes == 0
+    assert crossformer.config_from_official(vec.kwargs, "seg") == model.cfg    # _det and _seg: the same model
+    with pytest.raises(ValueError, match="no head"):
+        model.forward_head(torch.zeros(1, model.num_features, 1, 1))
+    with pytest.raises(RuntimeError, match="norm.weight"):   # the classifier of the same kwargs wants its head
+        crossformer.load_official_state_dict(crossformer.from_official_config(vec.kwargs, "v2"), vec.state_dict)
+
+
+def test_small_input_leaves_no_state_behind():
+    """Official backbone blocks turn SDA for good after one small input; here the next large input is unaffected."""
+    vec = load_vector("det_tiny_192x320")
+    model = _backbone(vec)
+    small = torch.randn(2, 3, 32, 64)         # stage maps 8×16, 4×8, 2×4, 1×2: LDA blocks of stages 1, 2 go global
+    small_trace = model.forward_trace(small)
+    assert small_trace.block(1, 1).layout.is_global and small_trace.block(2, 1).kind == "sda"
+    x = torch.from_numpy(vec["input"])
+    with torch.no_grad():
+        model(small)
+        _assert_outputs(model(x), vec, "large input after a small one")
+    trace = model.forward_trace(x)
+    for s in range(3):
+        assert trace.block(s, 1).kind == "lda", s
+    assert [blk.kind for blk in model.layers[2].blocks] == ["sda", "lda"]
+
+
+def test_input_padding_as_mmdet():
+    pad = plan_input_padding((800, 1333))
+    assert pad.padded_hw == (800, 1344) and (pad.bottom, pad.right) == (0, 11) and pad.is_padded
+    assert "800×1344" in pad.describe() and "32" in pad.describe()
+    assert not plan_input_padding((192, 320)).is_padded
+    model = crossformer.from_official_config(load_vector("det_tiny_192x320").kwargs, "det").eval()
+    x = torch.randn(1, 3, 200, 300)
+    with pytest.raises(ValueError, match="pad_input"):
+        model(x)
+    padded, info = crossformer.pad_input(x)
+    assert padded.shape[-2:] == (224, 320) and (info.bottom, info.right) == (24, 20)
+    assert torch.equal(padded[..., :200, :300], x) and not padded[..., 200:, :].any() and not padded[..., 300:].any()
+    with torch.no_grad():
+        maps = model(padded)
+    assert [tuple(m.shape[-2:]) for m in maps] == [(56, 80), (28, 40), (14, 20), (7, 10)]
+    same, none = crossformer.pad_input(padded)
+    assert same is padded and not none.is_padded
+    # a classifier keeps running any size ≥ 32 (floor maps)
+    classifier = crossformer.from_official_config(load_vector("det_tiny_192x320").kwargs, "v2").eval()
+    with torch.no_grad():
+        assert classifier(x).shape == (1, 1000)
+
+
+def test_small_map_rules_in_geometry():
+    fits = plan_layout("lda", (6, 10), 7, 1)
+    assert not fits.is_global and fits.kind == "lda" and fits.padded_hw == (7, 14)
+    short = plan_layout("lda", (6, 10), 7, 1, "short_side")
+    assert short.is_global and short.kind == "sda" and short.group_size == 10 and short.padded_hw == (10, 10)
+    assert short.key_padding.sum() == 40 and "short side" in short.describe()
+    long = plan_layout("sda", (6, 100), 7, None, "short_side")            # the official rule, whatever the long side
+    assert long.group_size == 100 and long.num_groups == 1
+    assert not plan_layout("sda", (8, 10), 7, 1, "short_side").is_global
+    with pytest.raises(ValueError, match="small_map"):
+        plan_layout("sda", (6, 10), 7, 1, "min")
