@@ -306,13 +306,19 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
 
 
 # ---- public entry points --------------------------------------------------------------------------
-def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple[CrossFormer, CheckpointInfo]:
+def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
+                    as_backbone: bool = False) -> tuple[CrossFormer, CheckpointInfo]:
     """Open a checkpoint file (path, bytes or stream) and return ``(model in eval mode, info)``.
 
+    Detector/segmentor files (mmdet/mmseg) and bare backbone state dicts open as the detection/segmentation
+    backbone (:mod:`.dense_checkpoint`); ``as_backbone=True`` opens a classification file that way too.
     Raises :class:`CheckpointError` with a readable message for empty, truncated, hostile, foreign or
     mismatched files. Never executes code from the file.
     """
     raw, fmt, meta, name = read_state_dict(source)
+    from . import dense_checkpoint   # imports this module: loaded on first use
+    if as_backbone or dense_checkpoint.is_dense_state_dict(raw):
+        return dense_checkpoint.load_backbone(raw, fmt, meta, name, device)
     sd, buffers = split_state_dict(raw)
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     try:

@@ -135,3 +135,127 @@ def test_small_map_rules_in_geometry():
     assert not plan_layout("sda", (8, 10), 7, 1, "short_side").is_global
     with pytest.raises(ValueError, match="small_map"):
         plan_layout("sda", (6, 10), 7, 1, "min")
+
+
+# ---- detector / segmentor checkpoints (mmdet 2.x, mmseg 0.x) -------------------------------------------------
+import os
+from collections import OrderedDict
+
+from crossformer import CheckpointError, load_checkpoint
+from crossformer.variants import DET_LAYOUT, get_config
+
+
+@pytest.fixture(scope="module")
+def t_backbone():
+    """A CrossFormer-T backbone of the official detection configs, random weights."""
+    torch.manual_seed(3)
+    cfg = get_config("crossformer_t").replace(backbone=True, num_classes=0, **DET_LAYOUT)
+    return crossformer.CrossFormer(cfg).eval()
+
+
+def _fpn(in_channels=(64, 128, 256, 512), out=8) -> dict[str, torch.Tensor]:
+    sd = {}
+    for i, c in enumerate(in_channels):
+        sd |= {f"neck.lateral_convs.{i}.conv.weight": torch.randn(out, c, 1, 1),
+               f"neck.lateral_convs.{i}.conv.bias": torch.randn(out)}
+        sd |= {f"neck.fpn_convs.{i}.conv.weight": torch.randn(out, out, 3, 3),
+               f"neck.fpn_convs.{i}.conv.bias": torch.randn(out)}
+    return sd
+
+
+def _mmdet_file(path, backbone_sd, segmentor=False, meta_extra=None):
+    """What mmcv's save_checkpoint writes for a Mask R-CNN (or, ``segmentor``, an UPerNet) with this backbone."""
+    sd = OrderedDict((f"backbone.{k}", v) for k, v in backbone_sd.items())
+    if segmentor:
+        sd |= {"decode_head.psp_modules.0.1.conv.weight": torch.randn(8, 512, 1, 1),
+               "decode_head.conv_seg.weight": torch.randn(150, 8, 1, 1), "decode_head.conv_seg.bias": torch.randn(150),
+               "auxiliary_head.conv_seg.weight": torch.randn(150, 8, 1, 1)}
+    else:
+        sd |= _fpn()
+        sd |= {f"rpn_head.rpn_{n}.{p}": torch.randn(3) for n in ("conv", "cls", "reg") for p in ("weight", "bias")}
+        sd |= {"roi_head.bbox_head.fc_cls.weight": torch.randn(81, 16), "roi_head.bbox_head.fc_cls.bias": torch.randn(81),
+               "roi_head.mask_head.conv_logits.weight": torch.randn(80, 8, 1, 1)}
+    meta = {"mmdet_version": "2.11.0", "CLASSES": ("person", "bicycle", "car"), "epoch": 12, "iter": 87960,
+            "config": "model = dict(type='MaskRCNN', backbone=dict(type='CrossFormer_T'))\n",
+            "env_info": "sys.platform: linux\nPyTorch: 1.8.1", "time": "Wed Jun  2 10:11:12 2021", **(meta_extra or {})}
+    optimizer = {"state": {0: {"step": 100, "exp_avg": torch.zeros(3)}},
+                 "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.05, "params": [0]}]}
+    torch.save({"meta": meta, "state_dict": sd, "optimizer": optimizer}, path)
+    return path
+
+
+def _assert_same_maps(a, b, size=(64, 96)):
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        for ma, mb in zip(a(x), b(x)):
+            assert torch.equal(ma, mb)
+
+
+@pytest.mark.parametrize("segmentor", [False, True], ids=["mmdet", "mmseg"])
+def test_detector_checkpoint_opens_as_its_backbone(tmp_path, t_backbone, segmentor):
+    path = _mmdet_file(tmp_path / "mask_rcnn.pth", t_backbone.state_dict(), segmentor)
+    model, info = load_checkpoint(path)
+    assert info.variant == "crossformer_t" and "backbone" in info.family
+    assert model.cfg.backbone and model.cfg.group_size == (7, 7, 7, 7) and model.cfg.interval == (8, 4, 2, 1)
+    assert model.head is None and not info.missing
+    if segmentor:
+        assert info.notes[0] == ("segmentor parts not used: decode_head (PPM + FPN (UPerHead), 3 tensors), "
+                                 "auxiliary_head (1 tensor)")
+    else:
+        assert info.notes[0] == ("detector parts not used: neck (FPN, 16 tensors), rpn_head (6 tensors), "
+                                 "roi_head (3 tensors)")
+    assert all(not k.startswith(("backbone.", "patch_embed", "layers")) for k in info.unexpected)
+    _assert_same_maps(model, t_backbone)
+
+
+def test_bare_backbone_and_classifier_as_backbone(tmp_path, t_backbone):
+    bare = tmp_path / "backbone-crossformer-t.pth"
+    torch.save(t_backbone.state_dict(), bare)            # what the official README tells users to save
+    model, info = load_checkpoint(bare)
+    assert model.cfg.backbone and info.variant == "crossformer_t"
+    assert not any("not used" in n for n in info.notes)
+    _assert_same_maps(model, t_backbone)
+
+    torch.manual_seed(4)
+    kwargs = load_vector("detpp_tiny_224x352").kwargs | {"num_classes": 7}
+    classifier = crossformer.from_official_config(kwargs, "v2").eval()       # a small CrossFormer++ classifier
+    cls_path = tmp_path / "crossformer-pp-tiny.pth"
+    torch.save({"model": classifier.state_dict(), "epoch": 299, "max_accuracy": 81.5}, cls_path)
+    as_classifier, info = load_checkpoint(cls_path)
+    assert not as_classifier.cfg.backbone and info.config.num_classes == 7
+    as_backbone, info = load_checkpoint(cls_path, as_backbone=True)
+    assert as_backbone.cfg.backbone and as_backbone.cfg.use_acl and as_backbone.cfg.interval == (8, 4, 2, 1)
+    assert info.notes[0] == "classification head not used: norm, head (4 tensors)"
+    own = as_backbone.state_dict()
+    assert set(own) == set(classifier.state_dict()) - {"norm.weight", "norm.bias", "head.weight", "head.bias"}
+    assert all(torch.equal(v, classifier.state_dict()[k]) for k, v in own.items())
+
+
+def test_detector_checkpoint_is_strict_on_the_backbone(tmp_path):
+    tiny = crossformer.from_official_config(load_vector("det_tiny_192x320").kwargs, "det")   # a custom shape
+    model, info = load_checkpoint(_mmdet_file(tmp_path / "tiny.pth", tiny.state_dict()))
+    assert info.variant == "custom" and model.cfg.backbone and model.cfg.interval == (8, 4, 2, 1)
+    sd = dict(tiny.state_dict())
+    del sd["layers.2.blocks.1.mlp.fc1.weight"]
+    with pytest.raises(CheckpointError, match="lacks 1"):
+        load_checkpoint(_mmdet_file(tmp_path / "missing.pth", sd))
+    sd = dict(tiny.state_dict()) | {"layers.0.blocks.0.attn.extra": torch.zeros(2)}
+    with pytest.raises(CheckpointError, match="layers.0.blocks.0.attn.extra"):
+        load_checkpoint(_mmdet_file(tmp_path / "extra.pth", sd))
+    sd = dict(tiny.state_dict()) | {"layers.1.blocks.0.attn.qkv.weight": torch.zeros(3, 3)}
+    with pytest.raises(CheckpointError, match="shape mismatch for layers.1.blocks.0.attn.qkv.weight"):
+        load_checkpoint(_mmdet_file(tmp_path / "shape.pth", sd))
+
+
+class _Payload:
+    """Unpickling this would call os.getcwd: a stand-in for code hidden in a checkpoint's meta."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_detector_checkpoint_runs_nothing(tmp_path, t_backbone):
+    small = {k: v for k, v in t_backbone.state_dict().items() if k.startswith("patch_embed")}
+    path = _mmdet_file(tmp_path / "hostile.pth", small, meta_extra={"hook": _Payload()})
+    with pytest.raises(CheckpointError, match="refused to unpickle"):
+        load_checkpoint(path)
