@@ -259,3 +259,21 @@ def test_detector_checkpoint_runs_nothing(tmp_path, t_backbone):
     path = _mmdet_file(tmp_path / "hostile.pth", small, meta_extra={"hook": _Payload()})
     with pytest.raises(CheckpointError, match="refused to unpickle"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", BACKBONE_VECTORS)
+def test_numpy_reference_matches_the_backbone(name):
+    """The independent NumPy forward, given the same official kwargs, agrees field by field with the trace."""
+    from crossformer import reference as ref
+
+    vec = load_vector(name)
+    x = vec["input"][:1]
+    logits, flat = ref.forward(vec.state_dict, x, ref.config_from_official(vec.kwargs, "det"))
+    assert logits.shape == (1, 0)
+    trace = _backbone(vec).forward_trace(torch.from_numpy(x))
+    errors = ref.compare(trace.flat(), flat)
+    assert max(errors.values()) <= 1e-4, ref.report(errors)
+    for i in range(4):
+        B, _, C = flat[f"stages.{i}"].shape
+        out = flat[f"stages.{i}"].reshape(B, *vec[f"out{i}"].shape[-2:], C).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(out, vec[f"out{i}"][:1], atol=2e-4, rtol=1e-5)
