@@ -39,6 +39,11 @@ CLASSIFIER_PARTS = ("norm", "head")
 SEGMENTOR_PARTS = ("decode_head", "auxiliary_head")
 
 
+def _materialise(value: Any) -> torch.Tensor:
+    """A tensor from a state-dict entry: a tensor, or a lazily read entry with ``.load()`` (shape known first)."""
+    return value if isinstance(value, torch.Tensor) else value.load()
+
+
 def _strip_module(key: str) -> str:
     while key.startswith("module."):
         key = key[len("module."):]
@@ -130,7 +135,7 @@ def _strict_state(model: CrossFormer, weights: Mapping[str, Any], variant: str, 
     bad = [k for k in own if not weights[k].is_floating_point()]
     if bad:
         raise CheckpointError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
-    return {k: weights[k].to(torch.float32) for k in own}
+    return {k: _materialise(weights[k]).to(torch.float32) for k in own}
 
 
 def load_backbone(raw: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, Any], name: str,
@@ -138,7 +143,9 @@ def load_backbone(raw: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, 
     """Build the official detection/segmentation backbone from an already safely read state dict.
 
     Args:
-        raw: the file's state dict, keys as stored (``module.``/``backbone.`` prefixes allowed).
+        raw: the file's state dict, keys as stored (``module.``/``backbone.`` prefixes allowed); values are
+            tensors or lazily read entries (``.shape``, ``.dtype``, ``.is_floating_point()``, ``.load()``):
+            only the backbone's own entries are ever loaded, after every shape has been checked.
         fmt, meta, name: format, metadata and display name from :func:`crossformer.checkpoint.read_state_dict`.
         device: where the model goes.
 
@@ -151,7 +158,7 @@ def load_backbone(raw: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, 
                               f"{', '.join(parts) or 'none'})")
     head = {k: v for k, v in backbone.items() if k.split(".", 1)[0] in CLASSIFIER_PARTS}
     weights, buffers = split_state_dict({k: v for k, v in backbone.items() if k not in head})
-    bad = [k for k, v in weights.items() if not isinstance(v, torch.Tensor)]
+    bad = [k for k, v in weights.items() if not (hasattr(v, "shape") and hasattr(v, "is_floating_point"))]
     if bad:
         raise CheckpointError(f"not a state dict: {bad[0]!r} holds a {type(weights[bad[0]]).__name__}")
     try:
