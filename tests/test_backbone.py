@@ -277,3 +277,19 @@ def test_numpy_reference_matches_the_backbone(name):
         B, _, C = flat[f"stages.{i}"].shape
         out = flat[f"stages.{i}"].reshape(B, *vec[f"out{i}"].shape[-2:], C).transpose(0, 3, 1, 2)
         np.testing.assert_allclose(out, vec[f"out{i}"][:1], atol=2e-4, rtol=1e-5)
+
+
+def test_backbone_safetensors_round_trip(tmp_path):
+    """A backbone saved by this project keeps its config (grouping included) and reopens as a backbone."""
+    from crossformer.checkpoint import save_safetensors
+
+    vec = load_vector("detpp_tiny_224x352")
+    model = _backbone(vec)
+    path = tmp_path / "backbone.safetensors"
+    save_safetensors(model, path)
+    loaded, info = load_checkpoint(path)
+    assert loaded.cfg == model.cfg and loaded.cfg.backbone
+    x = torch.from_numpy(vec["input"][:1])
+    with torch.no_grad():
+        for a, b in zip(loaded(x), model(x)):
+            assert torch.equal(a, b)
