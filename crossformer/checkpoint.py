@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .config import CrossFormerConfig
+from .dense_checkpoint import is_dense_state_dict, load_backbone
 from .model import CrossFormer
 from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
 from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
@@ -316,9 +317,12 @@ def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
     mismatched files. Never executes code from the file.
     """
     raw, fmt, meta, name = read_state_dict(source)
-    from . import dense_checkpoint   # imports this module: loaded on first use
-    if as_backbone or dense_checkpoint.is_dense_state_dict(raw):
-        return dense_checkpoint.load_backbone(raw, fmt, meta, name, device)
+    if as_backbone or is_dense_state_dict(raw):   # a detector/segmentor file or a bare backbone
+        try:
+            model, fields = load_backbone(raw, meta, name, infer_config)
+        except ValueError as err:
+            raise CheckpointError(str(err)) from None
+        return model.to(device), CheckpointInfo(source=name, format=fmt, **fields)
     sd, buffers = split_state_dict(raw)
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     try:

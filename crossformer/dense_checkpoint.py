@@ -12,24 +12,34 @@ Three kinds of file reach here through :func:`crossformer.load_checkpoint` (whic
   norm and head are set aside.
 
 The backbone's own keys load strictly (every key present, none unknown, every shape checked before anything is
-copied); everything else is reported in ``info.notes``, never loaded. The architecture is read off the tensors;
-the grouping is the official detection configs' (:data:`~crossformer.variants.DET_LAYOUT`).
+copied); everything else is reported in ``info.notes``, never loaded. The architecture is read off the tensors
+(by the checkpoint module's own inference, passed in, so this module does not import it back); the grouping is
+the official detection configs' (:data:`~crossformer.variants.DET_LAYOUT`). Problems raise :class:`DenseFileError`
+(a ``ValueError``), which ``load_checkpoint`` turns into its ``CheckpointError``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
-from .checkpoint import CheckpointError, CheckpointInfo, infer_config
 from .config import CrossFormerConfig
 from .model import CrossFormer
 from .state_dict import check_against, split_state_dict
 from .variants import DET_LAYOUT, VARIANT_RECORDS
 
 log = logging.getLogger(__name__)
+
+#: ``infer_config(state dict, metadata, buffers) → (variant, config, family, notes)``: the classifier's reading of
+#: the tensors (SPEC §12), :func:`crossformer.checkpoint.infer_config`.
+InferConfig = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]],
+                       tuple[str, CrossFormerConfig, str, list[str]]]
+
+
+class DenseFileError(ValueError):
+    """A detector, segmentor or backbone file that cannot be opened as a backbone (the message says why)."""
 
 #: First key components of a CrossFormer state dict (the classifier's ``norm``/``head`` included).
 CROSSFORMER_MODULES = ("patch_embed", "layers", "norm", "head")
@@ -84,8 +94,8 @@ def describe_part(name: str, tensors: Mapping[str, Any]) -> str:
     return f"{name} ({kind + ', ' if kind else ''}{len(tensors)} tensor{'s' if len(tensors) != 1 else ''})"
 
 
-def backbone_config(weights: Mapping[str, Any], meta: Mapping[str, Any],
-                    buffers: Mapping[str, Any]) -> tuple[str, CrossFormerConfig, str, list[str]]:
+def backbone_config(weights: Mapping[str, Any], meta: Mapping[str, Any], buffers: Mapping[str, Any],
+                    infer_config: InferConfig) -> tuple[str, CrossFormerConfig, str, list[str]]:
     """Read the architecture off the backbone's tensors → ``(variant, backbone config, family, notes)``.
 
     ``weights``: cleaned backbone state dict; ``buffers``: the recomputable v1 keys set aside (they tell the
@@ -125,51 +135,52 @@ def _strict_state(model: CrossFormer, weights: Mapping[str, Any], variant: str, 
     try:
         missing, unexpected = check_against(own, weights)
     except ValueError as err:
-        raise CheckpointError(f"{err} ({variant} backbone)") from None
+        raise DenseFileError(f"{err} ({variant} backbone)") from None
     if missing:
-        raise CheckpointError(f"{name} lacks {len(missing)} of the backbone's {len(own)} weights "
+        raise DenseFileError(f"{name} lacks {len(missing)} of the backbone's {len(own)} weights "
                               f"(first: {', '.join(missing[:3])}); it is not a complete {variant} backbone")
     if unexpected:
-        raise CheckpointError(f"{name} has {len(unexpected)} backbone keys a {variant} backbone does not have "
+        raise DenseFileError(f"{name} has {len(unexpected)} backbone keys a {variant} backbone does not have "
                               f"(first: {', '.join(unexpected[:3])})")
     bad = [k for k in own if not weights[k].is_floating_point()]
     if bad:
-        raise CheckpointError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
+        raise DenseFileError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
     return {k: _materialise(weights[k]).to(torch.float32) for k in own}
 
 
-def load_backbone(raw: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, Any], name: str,
-                  device: str | torch.device = "cpu") -> tuple[CrossFormer, CheckpointInfo]:
-    """Build the official detection/segmentation backbone from an already safely read state dict.
+def load_backbone(raw: Mapping[str, Any], meta: Mapping[str, Any], name: str,
+                  infer_config: InferConfig) -> tuple[CrossFormer, dict[str, Any]]:
+    """Build the official detection/segmentation backbone (on the CPU, eval mode) from a safely read state dict.
 
     Args:
         raw: the file's state dict, keys as stored (``module.``/``backbone.`` prefixes allowed); values are
             tensors or lazily read entries (``.shape``, ``.dtype``, ``.is_floating_point()``, ``.load()``):
             only the backbone's own entries are ever loaded, after every shape has been checked.
-        fmt, meta, name: format, metadata and display name from :func:`crossformer.checkpoint.read_state_dict`.
-        device: where the model goes.
+        meta, name: metadata and display name from :func:`crossformer.checkpoint.read_state_dict`.
+        infer_config: the checkpoint module's architecture inference (:data:`InferConfig`).
 
-    Returns ``(backbone in eval mode, info)``; ``info.notes`` says which parts were not used. Raises
-    :class:`~crossformer.checkpoint.CheckpointError` for anything that is not a complete CrossFormer backbone.
+    Returns ``(backbone, fields)``: ``fields`` are the ``CheckpointInfo`` fields this module knows (all but
+    ``source`` and ``format``); their ``notes`` say which parts were not used. Raises :class:`DenseFileError`
+    for anything that is not a complete CrossFormer backbone.
     """
     backbone, parts = split_parts(raw)
     if not backbone:
-        raise CheckpointError(f"{name} holds no CrossFormer backbone keys (found parts: "
+        raise DenseFileError(f"{name} holds no CrossFormer backbone keys (found parts: "
                               f"{', '.join(parts) or 'none'})")
     head = {k: v for k, v in backbone.items() if k.split(".", 1)[0] in CLASSIFIER_PARTS}
     weights, buffers = split_state_dict({k: v for k, v in backbone.items() if k not in head})
     bad = [k for k, v in weights.items() if not (hasattr(v, "shape") and hasattr(v, "is_floating_point"))]
     if bad:
-        raise CheckpointError(f"not a state dict: {bad[0]!r} holds a {type(weights[bad[0]]).__name__}")
+        raise DenseFileError(f"not a state dict: {bad[0]!r} holds a {type(weights[bad[0]]).__name__}")
     try:
-        variant, cfg, family, notes = backbone_config(weights, meta, buffers)
+        variant, cfg, family, notes = backbone_config(weights, meta, buffers, infer_config)
     except KeyError as err:
-        raise CheckpointError(f"{name} is an incomplete CrossFormer backbone: no {err.args[0]!r}") from None
+        raise DenseFileError(f"{name} is an incomplete CrossFormer backbone: no {err.args[0]!r}") from None
     try:
         with torch.device("meta"):   # shapes only: nothing allocated or initialised before the check
             model = CrossFormer(cfg)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"the weights describe an unsupported architecture: {err}") from None
+        raise DenseFileError(f"the weights describe an unsupported architecture: {err}") from None
     state = _strict_state(model, weights, variant, name)
     if not all(torch.isfinite(t).all() for t in state.values()):
         notes.append("some weights are NaN or infinite: outputs will be meaningless")
@@ -180,10 +191,9 @@ def load_backbone(raw: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, 
     if head:
         notes.insert(0, "classification head not used: " + describe_part("norm, head", head))
     unused = [k for t in parts.values() for k in t] + list(head)
-    info = CheckpointInfo(source=name, format=fmt, variant=variant, family=family, code_version=cfg.code_version,
-                          config=cfg, num_params=sum(p.numel() for p in model.parameters()), unexpected=unused,
-                          dropped=list(buffers), notes=notes,
-                          metadata={k: v for k, v in meta.items() if k != "official_config"})
+    fields = dict(variant=variant, family=family, code_version=cfg.code_version, config=cfg,
+                  num_params=sum(p.numel() for p in model.parameters()), unexpected=unused, dropped=list(buffers),
+                  notes=notes, metadata={k: v for k, v in meta.items() if k != "official_config"})
     log.info("loaded %s as a backbone: %s", name, family)
-    return model.to(device).eval(), info
+    return model.eval(), fields
 
