@@ -631,9 +631,9 @@ class CrossFormer(nn.Module):
     def forward_edited(self, x: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
         """``model(x)`` with ``edits`` (:class:`~crossformer.edits.Edit`) applied for this call only.
 
-        ``(B, 3, H, W)`` → logits ``(B, classes)`` (a backbone: its stage maps). Nothing is stored on the model: a plain ``model(x)``
-        running meanwhile (another thread, another Streamlit session) never sees the edits. Blocks with head
-        edits run the explicit softmax path; an empty list is exactly ``model(x)``.
+        ``(B, 3, H, W)`` → logits ``(B, classes)`` (a backbone: its stage maps). Nothing is stored on the
+        model: a plain ``model(x)`` running meanwhile (another thread, another Streamlit session) never sees
+        the edits. Blocks with head edits run the explicit softmax path; an empty list is exactly ``model(x)``.
         """
         plan = self.plan_edits(edits, batch=x.shape[0])
         return self._output(*self._run(x, edits=plan))

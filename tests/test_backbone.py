@@ -173,7 +173,8 @@ def _mmdet_file(path, backbone_sd, segmentor=False, meta_extra=None):
     else:
         sd |= _fpn()
         sd |= {f"rpn_head.rpn_{n}.{p}": torch.randn(3) for n in ("conv", "cls", "reg") for p in ("weight", "bias")}
-        sd |= {"roi_head.bbox_head.fc_cls.weight": torch.randn(81, 16), "roi_head.bbox_head.fc_cls.bias": torch.randn(81),
+        sd |= {"roi_head.bbox_head.fc_cls.weight": torch.randn(81, 16),
+               "roi_head.bbox_head.fc_cls.bias": torch.randn(81),
                "roi_head.mask_head.conv_logits.weight": torch.randn(80, 8, 1, 1)}
     meta = {"mmdet_version": "2.11.0", "CLASSES": ("person", "bicycle", "car"), "epoch": 12, "iter": 87960,
             "config": "model = dict(type='MaskRCNN', backbone=dict(type='CrossFormer_T'))\n",
