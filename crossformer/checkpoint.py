@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .config import CrossFormerConfig
+from .dense_checkpoint import is_dense_state_dict, load_backbone
 from .model import CrossFormer
 from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
 from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
@@ -306,13 +307,22 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
 
 
 # ---- public entry points --------------------------------------------------------------------------
-def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple[CrossFormer, CheckpointInfo]:
+def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
+                    as_backbone: bool = False) -> tuple[CrossFormer, CheckpointInfo]:
     """Open a checkpoint file (path, bytes or stream) and return ``(model in eval mode, info)``.
 
+    Detector/segmentor files (mmdet/mmseg) and bare backbone state dicts open as the detection/segmentation
+    backbone (:mod:`.dense_checkpoint`); ``as_backbone=True`` opens a classification file that way too.
     Raises :class:`CheckpointError` with a readable message for empty, truncated, hostile, foreign or
     mismatched files. Never executes code from the file.
     """
     raw, fmt, meta, name = read_state_dict(source)
+    if as_backbone or is_dense_state_dict(raw):   # a detector/segmentor file or a bare backbone
+        try:
+            model, fields = load_backbone(raw, meta, name, infer_config)
+        except ValueError as err:
+            raise CheckpointError(str(err)) from None
+        return model.to(device), CheckpointInfo(source=name, format=fmt, **fields)
     sd, buffers = split_state_dict(raw)
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     try:
