@@ -27,6 +27,7 @@ import torch
 from .checkpoint_checks import (CheckpointError, TensorSpec, check_npy_members, check_pickle_storages,
                                 check_tensor_entries, error_line, open_zip, read_safetensors_header)
 from .config import CONFIG_LIMITS, CrossFormerConfig, check_limits
+from .dense_checkpoint import is_dense_state_dict, load_backbone
 from .model import CrossFormer
 from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
 from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
@@ -390,15 +391,29 @@ def check_weights(cfg: CrossFormerConfig, sd: Mapping[str, Any], name: str,
     return missing, unexpected
 
 
-def load_checkpoint(source: Source, device: str | torch.device = "cpu") -> tuple[CrossFormer, CheckpointInfo]:
+def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
+                    as_backbone: bool = False) -> tuple[CrossFormer, CheckpointInfo]:
     """Open a checkpoint file (path, bytes or stream) and return ``(model in eval mode, info)``.
 
+    Detector/segmentor files (mmdet/mmseg) and bare backbone state dicts open as the detection/segmentation
+    backbone (:mod:`.dense_checkpoint`); ``as_backbone=True`` opens a classification file that way too.
     Raises :class:`CheckpointError` with a readable message for empty, truncated, hostile, foreign or
     mismatched files. Never executes code from the file. Order: the file's container and entries are
     checked (:mod:`.checkpoint_checks`), the config is inferred from shapes and bounded, the shapes are
     compared with a meta-device model, and only then are tensors read and the model built.
     """
     raw, fmt, meta, name = read_entries(source)
+    if as_backbone or is_dense_state_dict(raw):   # a detector/segmentor file or a bare backbone
+        try:
+            model, fields = load_backbone(raw, meta, name, infer_config)
+        except CheckpointError:
+            raise
+        except ValueError as err:                 # DenseFileError: its message says why
+            raise CheckpointError(str(err)) from None
+        except (KeyError, IndexError, TypeError, ArithmeticError) as err:   # e.g. a 0-d tensor
+            raise CheckpointError(f"{name} cannot be opened as a CrossFormer backbone: {error_line(err, 200)}") \
+                from None
+        return model.to(device), CheckpointInfo(source=name, format=fmt, **fields)
     sd, buffers = split_state_dict(raw)
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
     variant, cfg, family, notes = infer_config(sd, meta, buffers)

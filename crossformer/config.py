@@ -46,6 +46,9 @@ class CrossFormerConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     class_names: tuple[str, ...] | None = field(default=None, compare=False)
+    # Dense-prediction backbone (official ``crossformer_backbone_{det,seg}.py``, SPEC §7): no final norm or head,
+    # the four stage maps are the output, and a map whose short side is ≤ G is one SDA group (per call).
+    backbone: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.depths)
@@ -63,6 +66,8 @@ class CrossFormerConfig:
                 raise ValueError(f"stage {i}: {self.stage_dim(i)} channels do not split into {h} heads")
         if any(k % 2 != self.stride % 2 for k in self.patch_kernels):
             raise ValueError("CEL kernels must share the stride's parity so every scale has the same size")
+        if self.backbone and self.interval is None:
+            raise ValueError("a detection/segmentation backbone uses the v2 grouping rules: give an interval per stage")
 
     @property
     def num_stages(self) -> int:
@@ -77,6 +82,17 @@ class CrossFormerConfig:
     def code_version(self) -> str:
         """``"v1"`` (implicit LDA interval) or ``"v2"`` (explicit interval, padding and mask)."""
         return "v1" if self.interval is None else "v2"
+
+    @property
+    def small_map_rule(self) -> str:
+        """When a small map is one SDA group (:data:`crossformer.geometry.SmallMapRule`): ``"fits"`` for the
+        classifier, ``"short_side"`` (``min(H, W) ≤ G``, applied per call) for the backbone."""
+        return "short_side" if self.backbone else "fits"
+
+    @property
+    def input_divisor(self) -> int:
+        """Input sides a backbone needs so every merged map is even (32 for four stages; mmdet pads to it)."""
+        return self.stage_stride(self.num_stages - 1)
 
     def stage_dim(self, i: int) -> int:
         return self.embed_dim * 2 ** i
@@ -182,7 +198,7 @@ def check_limits(cfg: CrossFormerConfig, limits: ConfigLimits = CONFIG_LIMITS) -
         _ints("the number of merge kernels", len(merge), 1, L.max_kernels)
         _ints("merge_kernels", merge, 1, L.max_kernel)
     _ints("in_chans", cfg.in_chans, 1, L.max_in_chans)
-    _ints("num_classes", cfg.num_classes, 1, L.max_classes)
+    _ints("num_classes", cfg.num_classes, 0 if cfg.backbone else 1, L.max_classes)   # a backbone has no head
     _ints("img_size", cfg.img_size, 1, L.max_img_size)
     _ints("dpb_min_dim", cfg.dpb_min_dim, 0, L.max_dpb_dim)
     _fractions(cfg)
@@ -232,14 +248,24 @@ _UNSUPPORTED = {  # official kwarg: the only value every released config uses
 }
 
 
+#: ``code_version`` names of the official dense-prediction backbone (``crossformer_backbone_det.py`` and
+#: ``_seg.py`` are the same model, SPEC §7).
+BACKBONE_CODES = ("det", "seg")
+
+
 def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> CrossFormerConfig:
     """Translate the official ``CrossFormer(**kwargs)`` arguments (as in the vector sidecars).
 
     ``code_version="v1"``: LDA interval implicit (= H_i/G), scalar ``mlp_ratio``, no ACL.
     ``code_version="v2"``: explicit ``crs_interval`` with padding + mask, per-stage ``mlp_ratio``, ACL.
+    ``code_version="det"`` (or ``"seg"``): the v2 detection/segmentation backbone — v2 grouping, no final
+    norm or head (``num_classes`` is ignored), the run-time small-map rule (SPEC §7).
     """
+    backbone = code_version in BACKBONE_CODES
+    if backbone:
+        code_version = "v2"
     if code_version not in ("v1", "v2"):
-        raise ValueError(f"code_version must be 'v1' or 'v2', got {code_version!r}")
+        raise ValueError(f"code_version must be 'v1', 'v2', 'det' or 'seg', got {code_version!r}")
     for key, only in _UNSUPPORTED.items():
         if key in kwargs and kwargs[key] != only:
             raise NotImplementedError(f"official option {key}={kwargs[key]!r} is not supported "
@@ -265,11 +291,12 @@ def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> CrossF
         merge_kernels=merges,
         use_acl=bool(kwargs.get("use_acl", False)) and code_version == "v2",
         in_chans=int(kwargs.get("in_chans", 3)),
-        num_classes=int(kwargs.get("num_classes", 1000)),
+        num_classes=0 if backbone else int(kwargs.get("num_classes", 1000)),
         qkv_bias=bool(kwargs.get("qkv_bias", True)),
         qk_scale=kwargs.get("qk_scale"),
         drop_rate=float(kwargs.get("drop_rate", 0.0)),
         attn_drop_rate=float(kwargs.get("attn_drop_rate", 0.0)),
         drop_path_rate=float(kwargs.get("drop_path_rate", 0.0)),
         img_size=int(img[0] if isinstance(img, (list, tuple)) else img),
+        backbone=backbone,
     )

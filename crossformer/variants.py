@@ -71,6 +71,9 @@ class Variant:
 
 #: CrossFormer++ layout: progressive group size, explicit interval, activation cooling layer.
 PP_LAYOUT: dict[str, Any] = dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1), use_acl=True)
+#: Grouping of every official detection/segmentation config (CrossFormer-S/B and ++-S alike, SPEC §7): the
+#: backbone runs with these, not the classifier's (group sizes and intervals cannot be read off the weights).
+DET_LAYOUT: dict[str, Any] = dict(group_size=(7, 7, 7, 7), interval=(8, 4, 2, 1))
 _ICLR, _TPAMI = "ICLR 2022", "TPAMI 2023"
 _BAIDU = "https://pan.baidu.com/s/"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import loaders, settings, state
+from . import loaders, prep_policy, settings, state
 from .context import AppContext
 from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, Preprocessing
 from .models import ARCHITECTURES, DEMO, ModelBundle, ModelFailure
@@ -260,11 +260,6 @@ def _uploaded_model(errors: list[str]) -> ModelBundle:
     return got
 
 
-def _on_model_change() -> None:
-    """The demo model was trained on raw figures; ImageNet models expect the official transform."""
-    state.set_choice("sb_prep", "aspect" if state.chosen("sb_model") == "demo" else "official")
-
-
 def model_section(errors: list[str]) -> ModelBundle:
     """Widgets for the model → the bundle to use (the demo model whenever a load fails)."""
     startup = settings.startup_checkpoint()
@@ -274,7 +269,7 @@ def model_section(errors: list[str]) -> ModelBundle:
     labels = dict(MODEL_LABELS)
     if startup is not None:
         labels["startup"] = f"Checkpoint: {startup.name}"
-    choice = state.choice("Model", options, "sb_model", format_func=labels.get, on_change=_on_model_change)
+    choice = state.choice("Model", options, "sb_model", format_func=labels.get)   # keeps the preprocessing
     if choice == "startup" and startup is not None:
         bundle = _startup_model(startup, errors)
     elif choice == "upload":
@@ -318,6 +313,10 @@ def render() -> AppContext:
         st.caption(device_caption(bundle))
         st.markdown("#### Preprocessing")
         prep = prep_section("aspect" if bundle.is_demo or bundle.variant == DEMO else "official")
+        prep, why = prep_policy.usable_preprocessing(prep, bundle.cfg.min_input_side)
+        for line in (why, prep_policy.evaluation_hint(prep, bundle.cfg.num_classes)):
+            if line:
+                st.caption(line)
         st.divider()
         st.toggle("Lesson mode", key="sb_lesson", help="One instruction per page, in order.")
     prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
