@@ -557,3 +557,16 @@ def test_checkpoint_without_blocks(tmp_path):
     torch.save({"model": sd}, path)
     with pytest.raises(CheckpointError, match="no transformer blocks"):
         load_checkpoint(path)
+
+
+def test_backbone_file_with_a_0d_tensor(tiny_st):
+    """A bare backbone (no norm/head) goes to the backbone reader; a 0-d tensor where it reads the stage
+    width (an IndexError there) is a CheckpointError too."""
+    def edit(h):
+        del h["__metadata__"]
+        for k in [k for k in h if k.startswith(("norm.", "head."))]:
+            del h[k]
+        entry = h["layers.3.blocks.0.norm1.weight"]
+        entry["shape"], entry["data_offsets"] = [], [entry["data_offsets"][0], entry["data_offsets"][0] + 4]
+    with pytest.raises(CheckpointError, match="cannot be opened as a CrossFormer backbone"):
+        load_checkpoint(_edit_st(tiny_st, edit))
