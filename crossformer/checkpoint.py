@@ -29,7 +29,7 @@ from .checkpoint_checks import (CheckpointError, TensorSpec, check_npy_members, 
 from .config import CONFIG_LIMITS, CrossFormerConfig, check_limits
 from .dense_checkpoint import is_dense_state_dict, load_backbone
 from .model import CrossFormer
-from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
+from .state_dict import RECOMPUTABLE_KEY, check_complete, split_state_dict, strip_prefixes
 from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
 
 try:  # numpy scalars (e.g. a stored accuracy) pickle through this constructor
@@ -377,18 +377,10 @@ def check_weights(cfg: CrossFormerConfig, sd: Mapping[str, Any], name: str,
     if n_params > CONFIG_LIMITS.max_params:
         raise CheckpointError(f"{name} describes a model of {n_params / 1e6:,.0f} M parameters (at most "
                               f"{CONFIG_LIMITS.max_params / 1e6:,.0f} M are built here)")
-    own = skeleton.state_dict()
     try:
-        missing, unexpected = check_against(own, sd)
+        return [], check_complete(skeleton.state_dict(), sd, name, variant)
     except ValueError as err:
-        raise CheckpointError(f"{err} ({variant})") from None
-    if missing:
-        raise CheckpointError(f"{name} lacks {len(missing)} of the model's {len(own)} weights "
-                              f"(first: {', '.join(missing[:3])}); it is not a complete {variant} checkpoint")
-    for k in own:
-        if not sd[k].is_floating_point():
-            raise CheckpointError(f"{k} holds {sd[k].dtype} values, expected floating point weights")
-    return missing, unexpected
+        raise CheckpointError(str(err)) from None
 
 
 def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
