@@ -8,13 +8,16 @@ verifiable file use the small demo model through a test-only ``OFFICIAL_WEIGHTS`
 
 from __future__ import annotations
 
+import errno
 import html
 import http.server
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +37,11 @@ Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 class _Server(http.server.ThreadingHTTPServer):
     routes: dict[str, Handler]
     requests: list[str]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gives up mid-body (a stall, a full disk, an interrupt) is expected here."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -410,3 +418,370 @@ def test_progress_callback_gets_bytes_done_and_total(server: _Server, demo_bytes
                           progress=lambda done, total: seen.append((done, total)))
     assert path.is_file() and seen[-1] == (len(demo_bytes), len(demo_bytes))
     assert capsys.readouterr().err == ""
+
+
+# ---- issue 28: atomic, locked, verified downloads; every failure a FetchError; a listing that checks ----
+def no_temp_files(cache: Path) -> None:
+    assert not [p.name for p in cache.iterdir() if p.name.endswith(fetch.TEMP_SUFFIX)], list(cache.iterdir())
+
+
+def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_bytes: bytes,
+                                                         demo_entry: WeightSource, tmp_path: Path) -> None:
+    """Two downloads of one name at once: the second waits for the first's lock, then finds its file."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(h: http.server.BaseHTTPRequestHandler) -> None:     # half the file, a pause, the rest
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:len(demo_bytes) // 2])
+        h.wfile.flush()
+        started.set()
+        release.wait(10)
+        h.wfile.write(demo_bytes[len(demo_bytes) // 2:])
+        h.close_connection = True
+
+    server.routes["/demo"] = slow
+    results: list[Path | BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo",
+                                          progress=False))
+        except BaseException as err:  # noqa: BLE001 — reported by the assertion below
+            results.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads[0].start()
+    assert started.wait(10)
+    threads[1].start()                       # starts while the first is half-way
+    threads[1].join(0.5)
+    assert threads[1].is_alive()             # … and waits for the lock
+    release.set()
+    for t in threads:
+        t.join(60)
+    assert results == [tmp_path / demo_entry.filename] * 2, results
+    assert (tmp_path / demo_entry.filename).read_bytes() == demo_bytes
+    assert len(server.requests) == 1          # the second found the verified file, no second download
+    assert listing(tmp_path) == [demo_entry.filename]
+
+
+def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: bytes, tmp_path: Path) -> None:
+    """The lock holds across processes too (the CLI in a terminal while the app downloads)."""
+    half = threading.Event()
+
+    def slow(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:1000])
+        h.wfile.flush()
+        half.wait(3)                         # the other process arrives meanwhile
+        h.wfile.write(demo_bytes[1000:])
+        h.close_connection = True
+
+    server.routes["/t.pth"] = slow
+    code = ("import sys; from crossformer import fetch\n"
+            "fetch.OFFICIAL_WEIGHTS['crossformer_demo'] = fetch.WeightSource('x', 'crossformer-demo.safetensors')\n"
+            "print(fetch.fetch_official('crossformer_demo', cache_dir=sys.argv[1], url=sys.argv[2], progress=False))")
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), base(server) + "/t.pth"], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    half.set()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o.strip() for o, _ in outs] == [str(tmp_path / "crossformer-demo.safetensors")] * 2
+    assert (tmp_path / "crossformer-demo.safetensors").read_bytes() == demo_bytes
+    assert len(server.requests) == 1 and listing(tmp_path) == ["crossformer-demo.safetensors"]
+
+
+def test_stall_is_a_fetch_error_within_the_stall_timeout(server: _Server, demo_bytes: bytes,
+                                                         demo_entry: WeightSource, tmp_path: Path) -> None:
+    done = threading.Event()
+
+    def stall(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:200_000])
+        h.wfile.flush()
+        done.wait(20)                        # then nothing
+
+    server.routes["/stall"] = stall
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(FetchError, match=r"the download stalled: .* in 0\.3 s \(after 0\.2 MB\); .*try again"):
+            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/stall", progress=False,
+                           stall_s=0.3)
+    finally:
+        done.set()
+    assert time.monotonic() - t0 < 2 * 0.3 + 1.5            # at worst two stall windows, not the 60 s read timeout
+    assert_empty(tmp_path)
+
+
+def test_trickle_is_a_stall(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path) -> None:
+    """A body that keeps sending a few bytes never trips a per-read timeout; the stall window catches it."""
+    done = threading.Event()
+
+    def trickle(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:100_000])
+        for i in range(200):
+            if done.wait(0.05):
+                return
+            h.wfile.write(demo_bytes[100_000 + i:100_001 + i])
+            h.wfile.flush()
+
+    server.routes["/trickle"] = trickle
+    try:
+        with pytest.raises(FetchError, match="the download stalled"):
+            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/trickle", progress=False,
+                           stall_s=0.5)
+    finally:
+        done.set()
+    assert_empty(tmp_path)
+
+
+def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                       tmp_path: Path) -> None:
+    """The callback hears of the first bytes long before 1 MiB has arrived (it used to wait for 1 MiB)."""
+    gate = threading.Event()
+    seen: list[tuple[int, int | None]] = []
+
+    def gated(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:300_000])
+        h.wfile.flush()
+        gate.wait(10)                        # the rest only once the first bytes were reported
+        h.wfile.write(demo_bytes[300_000:])
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append((done, total))
+        gate.set()
+
+    server.routes["/demo"] = gated
+    fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=progress)
+    assert 0 < seen[0][0] <= 300_000 and seen[0][1] == len(demo_bytes)
+    assert seen[-1] == (len(demo_bytes), len(demo_bytes))
+
+
+def test_tqdm_bar_draws_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = threading.Event()
+
+    def stall(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:200_000])
+        h.wfile.flush()
+        done.wait(20)
+
+    server.routes["/stall"] = stall
+    try:
+        with pytest.raises(FetchError, match="stalled"):
+            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/stall", progress=True,
+                           stall_s=0.3)
+    finally:
+        done.set()
+    err = capsys.readouterr().err
+    assert demo_entry.filename in err and f"/{len(demo_bytes) / 1e6:.2f}M" in err
+    assert re.search(r"\| (65\.5|131|197|200)k/", err), err            # a bar drawn before 1 MiB arrived
+
+
+# ---- the listing checks what it calls cached --------------------------------------------------------
+@pytest.mark.parametrize("bad, problem", [
+    (b"<!DOCTYPE html><html><body>Google Drive - Quota exceeded</body></html>", "an HTML page"),
+    (b"", "empty"),
+    (b"\x00\x01 junk " * 50, "not a checkpoint"),
+], ids=["html", "empty", "junk"])
+def test_bad_cached_file_is_reported_and_downloaded_again(server: _Server, demo_bytes: bytes,
+                                                          demo_entry: WeightSource, tmp_path: Path,
+                                                          bad: bytes, problem: str) -> None:
+    (tmp_path / demo_entry.filename).write_bytes(bad)
+    report = fetch.cache_report(tmp_path)
+    assert report["crossformer_demo"].problem is not None and problem in report["crossformer_demo"].problem
+    assert report["crossformer_s"].missing and not report["crossformer_demo"].missing
+    assert "crossformer_demo" not in cached_official(tmp_path)       # offered for download again
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert path.read_bytes() == demo_bytes and len(server.requests) == 1
+    assert cached_official(tmp_path) == {"crossformer_demo": path}
+    assert listing(tmp_path) == [demo_entry.filename]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_cut_off_cached_files_are_reported(tiny_t_bytes: bytes, demo_bytes: bytes, demo_entry: WeightSource,
+                                           tmp_path: Path, cut: float) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(tiny_t_bytes[:int(len(tiny_t_bytes) * cut)])
+    (tmp_path / demo_entry.filename).write_bytes(demo_bytes[:int(len(demo_bytes) * cut)])
+    report = fetch.cache_report(tmp_path)
+    assert "zip archive" in report["crossformer_t"].problem
+    assert "safetensors" in report["crossformer_demo"].problem
+    assert cached_official(tmp_path) == {}
+
+
+def test_complete_cached_files_pass_the_cheap_check(tiny_t_bytes: bytes, demo_bytes: bytes,
+                                                    demo_entry: WeightSource, tmp_path: Path) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(tiny_t_bytes)
+    (tmp_path / demo_entry.filename).write_bytes(demo_bytes)
+    assert set(cached_official(tmp_path)) == {"crossformer_t", "crossformer_demo"}
+
+
+def test_recorded_size_and_checksum(server: _Server, demo_bytes: bytes, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a recorded SHA-256 the hash decides (no full load); a wrong hash or size is refused."""
+    import hashlib
+    sha = hashlib.sha256(demo_bytes).hexdigest()
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    good = WeightSource(DEMO_ID, "crossformer-demo.safetensors", size=len(demo_bytes), sha256=sha)
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", good)
+    import crossformer.checkpoint as ck
+    loads: list[object] = []
+    real = ck.load_checkpoint
+    monkeypatch.setattr(ck, "load_checkpoint", lambda *a, **k: loads.append(a) or real(*a, **k))
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path / "a", url=base(server) + "/demo", progress=False)
+    assert path.read_bytes() == demo_bytes and loads == []
+    assert fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].ok
+
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, sha256="0" * 64))
+    with pytest.raises(FetchError, match="SHA-256 of the downloaded .* the download was corrupted"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path / "b", url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path / "b")
+    problem = fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].problem   # the cached copy
+    assert problem is not None and "SHA-256" in problem
+
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, size=123))
+    with pytest.raises(FetchError, match=r"announces [\d,]+ bytes .* official file has 123"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path / "c", url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path / "c")
+    assert "official file has 123" in fetch.cache_report(tmp_path / "a")["crossformer_demo"].problem
+
+
+def test_cli_list_reports_a_bad_file(tmp_path: Path, tiny_t_bytes: bytes) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(b"<html><body>Virus scan warning</body></html>")
+    (tmp_path / "crossformer-s.pth").write_bytes(tiny_t_bytes)      # a complete zip: cheap check passes
+    res = run_cli("list", "--cache-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.startswith("crossformer_")}
+    assert "BAD" in lines["crossformer_t"] and "HTML page" in lines["crossformer_t"]
+    assert "python -m crossformer fetch crossformer_t" in lines["crossformer_t"]
+    assert "cached" in lines["crossformer_s"] and "BAD" not in lines["crossformer_s"]
+    assert "not cached" in lines["crossformer_b"]
+
+
+# ---- every failure a FetchError, nothing partial left ----------------------------------------------
+def test_cache_folder_under_a_file(server: _Server, tmp_path: Path) -> None:
+    """Unwritable cache (works as root, where chmod does not stop writes): a file is in the folder's way."""
+    (tmp_path / "afile").write_bytes(b"x")
+    server.routes["/t.pth"] = lambda h: send(h, b"never fetched")
+    with pytest.raises(FetchError, match=r"cannot use the cache folder .*afile/cache .*--cache-dir DIR"):
+        fetch_official("crossformer_t", cache_dir=tmp_path / "afile" / "cache", url=base(server) + "/t.pth",
+                       progress=False)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("code, phrase", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only"),
+                                          (errno.ENOSPC, "is full")])
+def test_temporary_file_refused(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch, code: int, phrase: str) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def refuse(*a: object, **k: object) -> None:
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(fetch.tempfile, "mkstemp", refuse)
+    with pytest.raises(FetchError, match=f"cache folder {re.escape(str(tmp_path))}.*{phrase}"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_disk_full_while_writing(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    real = fetch._new_temp
+
+    class Full(io.BufferedWriter):
+        def write(self, b: object) -> int:     # the disk fills after the first MB
+            if self.tell() > 1_000_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(b)
+
+    def new_temp(root: Path, src: WeightSource) -> tuple[Path, object]:
+        path, out = real(root, src)
+        return path, Full(out.detach())
+    monkeypatch.setattr(fetch, "_new_temp", new_temp)
+    with pytest.raises(FetchError, match=r"disk holding the cache folder .* is full \(writing the download after "
+                                         r"1\.\d MB\); free some space"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_not_enough_free_space_is_refused_before_downloading(server: _Server, demo_bytes: bytes,
+                                                              demo_entry: WeightSource, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda p: shutil_usage(free=1000))
+    with pytest.raises(FetchError, match=r"has 0 MB free, but crossformer-demo.safetensors needs 5 MB"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def shutil_usage(free: int) -> object:
+    import shutil
+    return shutil._ntuple_diskusage(10**12, 10**12 - free, free)  # type: ignore[attr-defined]
+
+
+def test_publish_refused(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def refuse(a: object, b: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(fetch.os, "replace", refuse)
+    with pytest.raises(FetchError, match="moving the verified download to crossformer-demo.safetensors: "
+                                         "permission denied"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def _malformed_safetensors() -> bytes:
+    """A header whose tensor shape does not fit its bytes (the loader's reshape fails)."""
+    import json
+    header = json.dumps({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 4]}}).encode()
+    return len(header).to_bytes(8, "little") + header + b"\x00" * 4
+
+
+def test_malformed_file_from_a_mirror(server: _Server, demo_entry: WeightSource, tmp_path: Path) -> None:
+    server.routes["/bad"] = lambda h: send(h, _malformed_safetensors())
+    with pytest.raises(FetchError, match="the downloaded file is not a usable checkpoint"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/bad", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_any_loader_failure_becomes_a_fetch_error(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossformer.checkpoint as ck
+
+    def broken(*a: object, **k: object) -> None:
+        raise IndexError("list index out of range")
+    monkeypatch.setattr(ck, "load_checkpoint", broken)
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    with pytest.raises(FetchError, match=r"loader failed with IndexError: list index out of range\); download"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_interrupt_leaves_no_temporary_file(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                            tmp_path: Path) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def interrupt(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=interrupt)
+    no_temp_files(tmp_path)
+    assert_empty(tmp_path)
