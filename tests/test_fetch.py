@@ -19,88 +19,31 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crossformer import fetch
 from crossformer.fetch import FetchError, WeightSource, cached_official, fetch_official
+from local_http import LocalServer as _Server
+from local_http import base, clear_proxies, query, send, send_then_wait, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
 DEMO_ID = "demo-drive-id"
 
-Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    routes: dict[str, Handler]
-    requests: list[str]
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that gives up mid-body (a stall, a full disk, an interrupt) is expected here."""
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 — http.server API
-        self.server.requests.append(self.path)
-        route = self.server.routes.get(urllib.parse.urlsplit(self.path).path)
-        if route is None:
-            self.send_error(404)
-            return
-        route(self)
-
-    def log_message(self, *args: object) -> None:  # keep the test output clean
-        pass
-
-
-def send(h: http.server.BaseHTTPRequestHandler, body: bytes, ctype: str = "application/octet-stream",
-         length: int | None = None, headers: dict[str, str] | None = None) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(body) if length is None else length))
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.end_headers()
-    h.wfile.write(body)
-    h.wfile.flush()
-    h.close_connection = True
-
-
-def query(h: http.server.BaseHTTPRequestHandler) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(h.path).query))
-
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy from the environment must not see loopback requests."""
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    clear_proxies(monkeypatch)
     monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
 
 
 @pytest.fixture()
 def server() -> Iterator[_Server]:
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.routes, srv.requests = {}, []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve() as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def base(srv: _Server) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 @pytest.fixture(scope="session")
@@ -428,20 +371,8 @@ def no_temp_files(cache: Path) -> None:
 def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_bytes: bytes,
                                                          demo_entry: WeightSource, tmp_path: Path) -> None:
     """Two downloads of one name at once: the second waits for the first's lock, then finds its file."""
-    started, release = threading.Event(), threading.Event()
-
-    def slow(h: http.server.BaseHTTPRequestHandler) -> None:     # half the file, a pause, the rest
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(demo_bytes)))
-        h.end_headers()
-        h.wfile.write(demo_bytes[:len(demo_bytes) // 2])
-        h.wfile.flush()
-        started.set()
-        release.wait(10)
-        h.wfile.write(demo_bytes[len(demo_bytes) // 2:])
-        h.close_connection = True
-
-    server.routes["/demo"] = slow
+    release = threading.Event()                 # half the file, a pause, the rest
+    server.routes["/demo"] = lambda h: send_then_wait(h, demo_bytes, len(demo_bytes) // 2, release, 10)
     results: list[Path | BaseException] = []
 
     def worker() -> None:
@@ -453,7 +384,9 @@ def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_b
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     threads[0].start()
-    assert started.wait(10)
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
     threads[1].start()                       # starts while the first is half-way
     threads[1].join(0.5)
     assert threads[1].is_alive()             # … and waits for the lock
@@ -468,19 +401,8 @@ def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_b
 
 def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: bytes, tmp_path: Path) -> None:
     """The lock holds across processes too (the CLI in a terminal while the app downloads)."""
-    half = threading.Event()
-
-    def slow(h: http.server.BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(demo_bytes)))
-        h.end_headers()
-        h.wfile.write(demo_bytes[:1000])
-        h.wfile.flush()
-        half.wait(3)                         # the other process arrives meanwhile
-        h.wfile.write(demo_bytes[1000:])
-        h.close_connection = True
-
-    server.routes["/t.pth"] = slow
+    half = threading.Event()                    # never set: a 3 s pause, while the other process arrives
+    server.routes["/t.pth"] = lambda h: send_then_wait(h, demo_bytes, 1000, half, 3)
     code = ("import sys; from crossformer import fetch\n"
             "fetch.OFFICIAL_WEIGHTS['crossformer_demo'] = fetch.WeightSource('x', 'crossformer-demo.safetensors')\n"
             "print(fetch.fetch_official('crossformer_demo', cache_dir=sys.argv[1], url=sys.argv[2], progress=False))")
@@ -497,17 +419,8 @@ def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: byte
 
 def test_stall_is_a_fetch_error_within_the_stall_timeout(server: _Server, demo_bytes: bytes,
                                                          demo_entry: WeightSource, tmp_path: Path) -> None:
-    done = threading.Event()
-
-    def stall(h: http.server.BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(demo_bytes)))
-        h.end_headers()
-        h.wfile.write(demo_bytes[:200_000])
-        h.wfile.flush()
-        done.wait(20)                        # then nothing
-
-    server.routes["/stall"] = stall
+    done = threading.Event()                    # 200 kB, then nothing
+    server.routes["/stall"] = lambda h: send_then_wait(h, demo_bytes, 200_000, done)
     t0 = time.monotonic()
     try:
         with pytest.raises(FetchError, match=r"the download stalled: .* in 0\.3 s \(after 0\.2 MB\); .*try again"):
@@ -547,23 +460,14 @@ def test_trickle_is_a_stall(server: _Server, demo_bytes: bytes, demo_entry: Weig
 def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
                                        tmp_path: Path) -> None:
     """The callback hears of the first bytes long before 1 MiB has arrived (it used to wait for 1 MiB)."""
-    gate = threading.Event()
+    gate = threading.Event()                    # the rest only once the first bytes were reported
     seen: list[tuple[int, int | None]] = []
-
-    def gated(h: http.server.BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(demo_bytes)))
-        h.end_headers()
-        h.wfile.write(demo_bytes[:300_000])
-        h.wfile.flush()
-        gate.wait(10)                        # the rest only once the first bytes were reported
-        h.wfile.write(demo_bytes[300_000:])
 
     def progress(done: int, total: int | None) -> None:
         seen.append((done, total))
         gate.set()
 
-    server.routes["/demo"] = gated
+    server.routes["/demo"] = lambda h: send_then_wait(h, demo_bytes, 300_000, gate, 10)
     fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=progress)
     assert 0 < seen[0][0] <= 300_000 and seen[0][1] == len(demo_bytes)
     assert seen[-1] == (len(demo_bytes), len(demo_bytes))
@@ -572,16 +476,7 @@ def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_
 def test_tqdm_bar_draws_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = threading.Event()
-
-    def stall(h: http.server.BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(demo_bytes)))
-        h.end_headers()
-        h.wfile.write(demo_bytes[:200_000])
-        h.wfile.flush()
-        done.wait(20)
-
-    server.routes["/stall"] = stall
+    server.routes["/stall"] = lambda h: send_then_wait(h, demo_bytes, 200_000, done)
     try:
         with pytest.raises(FetchError, match="stalled"):
             fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/stall", progress=True,
