@@ -70,7 +70,7 @@ DRIVE_URL = "https://drive.google.com/uc"
 #: Environment variable naming the cache folder (default ``~/.cache/crossformer``).
 CACHE_ENV = "CROSSFORMER_CACHE"
 USER_AGENT = "crossformer-explorer-fetch/1.0 (python urllib)"
-#: Seconds to wait for a connection and for the response headers.
+#: Seconds to wait for a connection and for the response headers (or ``stall_s``, if shorter).
 TIMEOUT_S = 60.0
 #: A body that delivers fewer than :data:`STALL_MIN_BYTES` in this many seconds has stalled.
 STALL_S = 30.0
