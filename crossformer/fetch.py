@@ -154,7 +154,7 @@ def _safetensors_problem(f: IO[bytes], head: bytes, size: int) -> str | None:
     try:
         header = json.loads(f.read(n))
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    except (ValueError, TypeError, KeyError, IndexError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return "a damaged safetensors file (unreadable header)"
     if 8 + n + max(ends, default=0) != size:
         return f"a cut-off or padded safetensors file ({size:,} bytes, its header describes " \

@@ -26,7 +26,7 @@ import pytest
 
 from crossformer import fetch
 from crossformer.fetch import FetchError, WeightSource, cached_official, fetch_official
-from local_http import LocalServer as _Server
+from local_http import Handler, LocalServer as _Server
 from local_http import base, clear_proxies, query, send, send_then_wait, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -417,19 +417,27 @@ def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: byte
     assert len(server.requests) == 1 and listing(tmp_path) == ["crossformer-demo.safetensors"]
 
 
+def fetch_stalled(srv: _Server, route: Handler, gate: threading.Event, cache: Path, stall_s: float,
+                  progress: bool = False) -> str:
+    """Fetch from ``route`` expecting a stall → the FetchError's message; ``gate`` releases the server."""
+    srv.routes["/slow"] = route
+    try:
+        with pytest.raises(FetchError, match="the download stalled") as err:
+            fetch_official("crossformer_demo", cache_dir=cache, url=base(srv) + "/slow", progress=progress,
+                           stall_s=stall_s)
+    finally:
+        gate.set()
+    assert_empty(cache)
+    return str(err.value)
+
+
 def test_stall_is_a_fetch_error_within_the_stall_timeout(server: _Server, demo_bytes: bytes,
                                                          demo_entry: WeightSource, tmp_path: Path) -> None:
     done = threading.Event()                    # 200 kB, then nothing
-    server.routes["/stall"] = lambda h: send_then_wait(h, demo_bytes, 200_000, done)
     t0 = time.monotonic()
-    try:
-        with pytest.raises(FetchError, match=r"the download stalled: .* in 0\.3 s \(after 0\.2 MB\); .*try again"):
-            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/stall", progress=False,
-                           stall_s=0.3)
-    finally:
-        done.set()
+    msg = fetch_stalled(server, lambda h: send_then_wait(h, demo_bytes, 200_000, done), done, tmp_path, 0.3)
     assert time.monotonic() - t0 < 2 * 0.3 + 1.5            # at worst two stall windows, not the 60 s read timeout
-    assert_empty(tmp_path)
+    assert re.search(r"the download stalled: .* in 0\.3 s \(after 0\.2 MB\); .*try again", msg), msg
 
 
 def test_trickle_is_a_stall(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path) -> None:
@@ -447,14 +455,7 @@ def test_trickle_is_a_stall(server: _Server, demo_bytes: bytes, demo_entry: Weig
             h.wfile.write(demo_bytes[100_000 + i:100_001 + i])
             h.wfile.flush()
 
-    server.routes["/trickle"] = trickle
-    try:
-        with pytest.raises(FetchError, match="the download stalled"):
-            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/trickle", progress=False,
-                           stall_s=0.5)
-    finally:
-        done.set()
-    assert_empty(tmp_path)
+    fetch_stalled(server, trickle, done, tmp_path, 0.5)
 
 
 def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
@@ -476,13 +477,7 @@ def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_
 def test_tqdm_bar_draws_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     done = threading.Event()
-    server.routes["/stall"] = lambda h: send_then_wait(h, demo_bytes, 200_000, done)
-    try:
-        with pytest.raises(FetchError, match="stalled"):
-            fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/stall", progress=True,
-                           stall_s=0.3)
-    finally:
-        done.set()
+    fetch_stalled(server, lambda h: send_then_wait(h, demo_bytes, 200_000, done), done, tmp_path, 0.3, True)
     err = capsys.readouterr().err
     assert demo_entry.filename in err and f"/{len(demo_bytes) / 1e6:.2f}M" in err
     assert re.search(r"\| (65\.5|131|197|200)k/", err), err            # a bar drawn before 1 MiB arrived
