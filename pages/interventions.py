@@ -75,7 +75,7 @@ else:
     event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
                             on_select="rerun", selection_mode="points")
     st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
-               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in the README. "
+               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in docs/performance.md. "
                "Click a cell to apply that edit in “Edit one block” below.")
     widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}")
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
