@@ -8,8 +8,11 @@ computes — or reads from the cache — the one forward trace every page uses, 
 from __future__ import annotations
 
 import logging
+import os
 
 from pages.common import startup
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+# CROSSFORMER_RUN_TIMES=1: one log line per script run with its server-side seconds (benchmarks/bench_many_users.py)
+startup.RUN_LOG.setLevel(logging.INFO if os.environ.get("CROSSFORMER_RUN_TIMES") else logging.WARNING)
 startup.run_app()

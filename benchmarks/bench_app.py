@@ -94,7 +94,7 @@ def main() -> None:
     check(at)
     model = next(c.value for c in at.sidebar.caption if c.value.startswith("**"))
     print(f"model: {model.split('·')[0].strip('* ')}; default preprocessing: {at.session_state['sb_prep']} "
-          f"{at.session_state['sb_size'] if at.session_state['sb_prep'] == 'aspect' else 224}")
+          f"{at.session_state['sb_size'] if 'sb_size' in at.session_state else 224}")
     print(f"start-up (first run: model load + imports): {t:.2f} s")
     for p in PAGES:                                # warm the code paths (imports) once, not timed
         at.switch_page(p).run()
@@ -143,4 +143,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

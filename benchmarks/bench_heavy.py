@@ -183,4 +183,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

@@ -9,6 +9,8 @@ the timing does not depend on them. bf16 is forced even where :mod:`crossformer.
 
 from __future__ import annotations
 
+import sys
+
 import argparse
 import time
 
@@ -53,4 +55,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

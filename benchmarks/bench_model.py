@@ -1,6 +1,6 @@
 """Latency of the fused (SDPA) path, the explicit-softmax path and ``forward_trace``; fp32 against bf16.
 
-    .venv/bin/python benchmarks/bench_model.py                       # CPU, 2 threads (the README figures)
+    .venv/bin/python benchmarks/bench_model.py                       # CPU, 2 threads (the figures in docs/performance.md)
     .venv/bin/python benchmarks/bench_model.py --tables bf16         # only the fp32 / bf16 table
     .venv/bin/python benchmarks/bench_model.py --device cuda --amp bf16
 
@@ -112,7 +112,8 @@ def bf16_table(args: argparse.Namespace, device: torch.device) -> None:
     from crossformer.precision import autocast, bf16_supported, bf16_weights
 
     if not bf16_supported(device):
-        print(f"# bf16: {device} has no native bf16 (precision.bf16_supported) — no bf16 rows")
+        print(f"# bf16: not native here ({device}: precision.bf16_supported is False; autocast would be emulated, "
+              f"slower than fp32, and precision 'auto' picks fp32) — no bf16 rows")
         return
     print(f"\n# plain forward, fp32 vs bf16 autocast, interleaved, median of {args.runs}")
     print("# bf16w: the same under autocast on precision.bf16_weights(model): bf16 weights, oneDNN linears on CPU "

@@ -167,4 +167,6 @@ def main() -> None:
           "during the 2nd call as tracemalloc sees it: every NumPy array, none of PyTorch's tensors")
 
 if __name__ == "__main__":
-    main()
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

@@ -7,7 +7,7 @@ q/k/v are strided views of a qkv tensor, as in the model; the DPB bias is a (1, 
 Prints the median of 30 calls (ms) for the explicit path and SDPA, after 5 warm-ups, 2 threads, in fp32 and —
 where :func:`crossformer.precision.bf16_supported` — with bf16 tensors (what bf16 autocast runs): at N = 49 the
 bf16 kernels are slower than fp32 on AVX512-BF16/AMX here, which is what keeps a bf16 forward of CrossFormer-T
-above half the fp32 time (README, bf16 section).
+above half the fp32 time (docs/performance.md, bf16 section).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def median_ms(fn, runs: int = 30) -> float:
 def main() -> None:
     torch.set_num_threads(2)
     dtypes = [torch.float32] + ([torch.bfloat16] if bf16_supported(torch.device("cpu")) else [])
+    if torch.bfloat16 not in dtypes:
+        print("# bf16: not native here (emulated, slower than fp32) — fp32 rows only")
     print(f"# torch {torch.__version__}, CPU, 2 threads; median ms of 30")
     print(f"{'(B·nG, heads, N, d)':<22}{'dtype':>10}{'explicit':>10}{'sdpa':>10}{'sdpa/explicit':>15}"
           f"{'sdpa/sdpa fp32':>16}")
@@ -59,4 +61,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write(f"{'model':<18}{'precision':>10}{'plain ms':>10}{'explicit ms':>13}{'stats ms':>10}"
               f"{'stats/plain':>13}{'explicit/plain':>16}{'per round (range)':>22}{'CPU-time':>10}\n")
     precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
+    if "bf16" not in precisions:
+        print(f"# bf16: not native here ({device}; emulated, slower than fp32) — fp32 rows only")
     for name in args.models:
         torch.manual_seed(0)
         model = crossformer.create_model(name).eval()

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     out = sys.stdout
     if not bf16_supported(device):
-        out.write(f"{device}: no native bf16 (precision.bf16_supported) — nothing to compare\n")
+        out.write(f"{device}: bf16 not native here (precision.bf16_supported is False) — nothing to compare\n")
         return 0
     out.write(f"# bf16 autocast vs fp32, torch {torch.__version__}, {device}, {args.size}², Navon eval seed "
               f"{EVAL_SEED}\n")
@@ -98,4 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))

@@ -1,4 +1,4 @@
-"""How much of the machine a benchmark really had: the share of CPU time the hypervisor gave to others.
+"""Which machine a benchmark ran on, and how much of it it really had (the share of CPU time given to others).
 
 On a shared VM, load average says nothing about the time *stolen* by other tenants (``steal`` in
 ``/proc/stat``): with 2 vCPUs and a third of their time stolen, a wall-clock goal moves by 30–50 % between
@@ -61,8 +61,20 @@ class StealMeter:
                 f"CPU-s){' — wall-clock goals are not comparable in this run' if self.share > 0.1 else ''}")
 
 
+def hardware_line() -> str:
+    """``# CPU: … [# GPU: …]`` and whether bf16 is native on the CPU: which machine a benchmark ran on
+    (:func:`crossformer.hardware.describe`, :func:`crossformer.precision.cpu_has_native_bf16`)."""
+    from crossformer import hardware, precision
+
+    bf16 = ("native (oneDNN's bf16 linear runs here)" if precision.cpu_has_native_bf16()
+            else "not native here (emulated, slower than fp32; precision 'auto' picks fp32)")
+    return "\n".join(f"# {line}" for line in [*hardware.describe().splitlines(), f"CPU bf16: {bf16}"])
+
+
 def run(main: Callable[[], int | None]) -> int:
-    """``main()`` under a :class:`StealMeter`, then the meter's report as a ``# `` line; ``main``'s exit code."""
+    """The hardware line, then ``main()`` under a :class:`StealMeter`, then the meter's report as a ``# `` line;
+    ``main``'s exit code. Every benchmark's ``__main__`` runs through this, so each output names its machine."""
+    print(hardware_line(), flush=True)
     with StealMeter() as meter:
         rc = main()
     print(f"# {meter.describe()}")

@@ -23,7 +23,7 @@ __all__ = [
     "create_model", "list_models", "get_config", "from_official_config", "load_official_state_dict",
     "load_checkpoint", "CheckpointError", "CheckpointInfo", "pick_device", "VARIANTS", "VARIANT_INFO",
     "VARIANT_RECORDS", "Variant", "variant_label",
-    "Edit", "head_importance",
+    "Edit", "head_importance", "pad_input", "InputPadding",
     "fetch_official", "cached_official", "FetchError",
 ]
 
@@ -32,7 +32,7 @@ _LAZY = {
     "load_official_state_dict": "registry", "pick_device": "registry",
     "load_checkpoint": "checkpoint", "CheckpointError": "checkpoint", "CheckpointInfo": "checkpoint",
     "Trace": "trace", "BlockTrace": "trace", "EmbeddingTrace": "trace", "GroupLayout": "geometry",
-    "Edit": "edits", "head_importance": "interventions",
+    "Edit": "edits", "head_importance": "interventions", "pad_input": "model", "InputPadding": "geometry",
     "fetch_official": "fetch", "cached_official": "fetch", "FetchError": "fetch",
 }
 
@@ -40,9 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
     from .edits import Edit
     from .fetch import FetchError, cached_official, fetch_official
-    from .geometry import GroupLayout
+    from .geometry import GroupLayout, InputPadding
     from .interventions import head_importance
-    from .model import CrossFormer
+    from .model import CrossFormer, pad_input
     from .registry import create_model, from_official_config, load_official_state_dict, pick_device
     from .trace import BlockTrace, EmbeddingTrace, Trace
 

@@ -1,7 +1,10 @@
-"""Command line: ``python -m crossformer fetch NAME`` / ``python -m crossformer list``.
+"""Command line: ``crossformer list | fetch NAME | stats ...`` (also ``python -m crossformer ...``).
 
 ``fetch`` downloads (once) an official ImageNet-1k checkpoint into the cache and prints its path;
-``list`` shows the official names and which are cached. Failures print one line and exit with 1.
+``list`` shows the official names and which are cached (a bad cached file — an HTML page, a cut-off
+archive — is reported as BAD); ``stats`` is the dataset-statistics command line
+(:func:`crossformer.stats.main`, also ``python -m crossformer.stats``). Failures print one line and exit with 1.
+The console script ``crossformer`` (``pip install .``) runs :func:`main`.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_root, cached_official, fetch_official
+from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_report, cache_root, fetch_official
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m crossformer", description="CrossFormer official weights.")
+    p = argparse.ArgumentParser(prog="crossformer", description="CrossFormer official weights and dataset "
+                                                                "attention statistics.")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="download an official checkpoint into the cache and print its path")
     f.add_argument("name", help=f"one of {', '.join(OFFICIAL_WEIGHTS)}")
@@ -25,11 +29,18 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true", help="no progress bar, no messages")
     ls = sub.add_parser("list", help="list the official checkpoints and which are cached")
     ls.add_argument("--cache-dir", default=None)
+    sub.add_parser("stats", add_help=False,
+                   help="per-head attention statistics over a folder of images (crossformer stats --help)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["stats"]:                      # its own parser and messages
+        from .stats import main as stats_main
+
+        return stats_main(argv[1:])
     args = _parser().parse_args(argv)
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
@@ -39,10 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = fetch_official(args.name, cache_dir=args.cache_dir, url=args.url, progress=not quiet)
             print(path)
         else:
-            cached = cached_official(args.cache_dir)
+            report = cache_report(args.cache_dir, checksum=True)
             print(f"cache: {cache_root(args.cache_dir)}")
             for name, src in OFFICIAL_WEIGHTS.items():
-                state = f"cached  {cached[name]}" if name in cached else "not cached"
+                e = report[name]
+                state = ("not cached" if e.missing else f"cached  {e.path}" if e.ok else
+                         f"BAD     {e.path}: {e.problem} (run `python -m crossformer fetch {name}` again)")
                 print(f"{name:<18} {src.filename:<20} {state}")
             for name in BAIDU_ONLY:
                 print(f"{name:<18} {'':<20} Baidu Netdisk only (download by hand, open with --checkpoint)")

@@ -26,6 +26,11 @@ from typing import Literal
 import numpy as np
 
 Kind = Literal["sda", "lda"]
+#: When a small map becomes one SDA group of side ``max(H, W)``:
+#: ``"fits"``: the map fits in one group (``max(H, W) ≤ G``; the classifier, SPEC §4, generalised to rectangles);
+#: ``"short_side"``: its short side does (``min(H, W) ≤ G``; the official detection/segmentation backbone, SPEC §7).
+SmallMapRule = Literal["fits", "short_side"]
+SMALL_MAP_RULES: tuple[str, ...] = ("fits", "short_side")
 
 #: The additive mask value of the official code: finite, so an all-padding group stays NaN-free.
 NEG_INF: float = -1_000_000.0
@@ -55,7 +60,8 @@ class GroupLayout:
         padded_hw: ``(Hp, Wp)``, the grid after bottom/right zero padding.
         members: ``(nG, N)`` int64, real token index ``h·W + w`` of member ``n`` of group ``g``;
             ``-1`` where the member is a padded position.
-        is_global: the map is not larger than ``G``, so one group covers it (global attention).
+        is_global: the map is small by ``small_map``'s rule, so one group covers it (global attention).
+        small_map: the rule that decided :attr:`is_global` (:data:`SmallMapRule`).
     """
 
     kind: Kind
@@ -66,6 +72,7 @@ class GroupLayout:
     padded_hw: tuple[int, int]
     members: np.ndarray
     is_global: bool
+    small_map: SmallMapRule = "fits"
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -175,7 +182,10 @@ class GroupLayout:
         H, W = self.feature_hw
         Hp, Wp = self.padded_hw
         i_txt = f"I={self.interval_text}"
-        note = "  (one global group)" if self.is_global else ""
+        note = ""
+        if self.is_global:
+            note = ("  (one global group)" if self.small_map == "fits"
+                    else "  (one global group: short side ≤ G, the backbone's run-time rule)")
         return (f"{self.kind.upper()}  G={self.group_size}  {i_txt}  {H}×{W} → {Hp}×{Wp}  "
                 f"{self.num_groups} groups{note}")
 
@@ -203,7 +213,7 @@ def _round_up(n: int, m: int) -> int:
 
 @lru_cache(maxsize=512)
 def plan_layout(configured_kind: Kind, feature_hw: tuple[int, int], group_size: int,
-                interval: int | None) -> GroupLayout:
+                interval: int | None, small_map: SmallMapRule = "fits") -> GroupLayout:
     """The grouping a block uses on an ``H × W`` map.
 
     Args:
@@ -212,10 +222,14 @@ def plan_layout(configured_kind: Kind, feature_hw: tuple[int, int], group_size: 
         group_size: configured ``G``.
         interval: configured LDA ``I`` (v2 code), or ``None`` for the v1 rule ``I = ⌈H/G⌉`` per axis,
             under which one LDA group spans the whole map.
+        small_map: when a small map becomes one global group (:data:`SmallMapRule`): ``"fits"``
+            (classifier) or ``"short_side"`` (official detection/segmentation backbone).
 
-    Rules (SPEC §4, §4.2, §4.3): a map not larger than ``G`` in both sides becomes one SDA group of
-    side ``max(H, W)`` (at square sizes this is the official ``min(H, W) ≤ G`` rule); otherwise SDA pads
-    to multiples of ``G`` and LDA to multiples of ``G·I``.
+    Rules (SPEC §4, §4.2, §4.3, §7): a small map becomes one SDA group of side ``max(H, W)`` — under
+    ``"fits"`` when it is not larger than ``G`` in both sides (at square sizes the official classifier's
+    ``min(H, W) ≤ G`` rule), under ``"short_side"`` when ``min(H, W) ≤ G`` (the short side is zero-padded
+    up to ``max(H, W)`` and masked); otherwise SDA pads to multiples of ``G`` and LDA to multiples of ``G·I``.
+    The rule is applied per call, from the map this call sees: nothing about it is remembered.
     """
     if configured_kind not in ("sda", "lda"):
         raise ValueError(f"kind must be 'sda' or 'lda', got {configured_kind!r}")
@@ -224,9 +238,11 @@ def plan_layout(configured_kind: Kind, feature_hw: tuple[int, int], group_size: 
         raise ValueError(f"feature map must be at least 1×1, got {H}×{W}")
     if group_size < 1:
         raise ValueError(f"group size must be ≥ 1, got {group_size}")
+    if small_map not in SMALL_MAP_RULES:
+        raise ValueError(f"small_map must be one of {SMALL_MAP_RULES}, got {small_map!r}")
     kind: Kind = configured_kind
     G = int(group_size)
-    is_global = max(H, W) <= G
+    is_global = (max(H, W) if small_map == "fits" else min(H, W)) <= G
     if is_global:
         kind, G = "sda", max(H, W)
     if kind == "sda":
@@ -246,7 +262,7 @@ def plan_layout(configured_kind: Kind, feature_hw: tuple[int, int], group_size: 
     members = token[pos[..., 0], pos[..., 1]]                  # (nG, N)
     return GroupLayout(kind=kind, configured_kind=configured_kind, feature_hw=(H, W), group_size=G,
                        interval=(Ih, Iw), padded_hw=(Hp, Wp), members=readonly(members),
-                       is_global=is_global)
+                       is_global=is_global, small_map=small_map)
 
 
 # ---- dynamic position bias geometry ------------------------------------------------------------
@@ -267,6 +283,51 @@ def relative_position_index(group_size: int) -> np.ndarray:
     dr = r[:, None] - r[None, :] + G - 1
     dc = c[:, None] - c[None, :] + G - 1
     return readonly((dr * (2 * G - 1) + dc).astype(np.int64))
+
+
+@dataclass(frozen=True)
+class InputPadding:
+    """Zero padding added on the bottom/right of an input so every stage map is even (mmdet's ``Pad``).
+
+    Attributes:
+        input_hw: ``(H, W)`` before padding.
+        padded_hw: ``(Hp, Wp)``, multiples of ``divisor``.
+        divisor: the multiple (32 for four stages: the CEL stride 4 times three merges of stride 2).
+    """
+
+    input_hw: tuple[int, int]
+    padded_hw: tuple[int, int]
+    divisor: int
+
+    @property
+    def bottom(self) -> int:
+        return self.padded_hw[0] - self.input_hw[0]
+
+    @property
+    def right(self) -> int:
+        return self.padded_hw[1] - self.input_hw[1]
+
+    @property
+    def is_padded(self) -> bool:
+        return self.padded_hw != self.input_hw
+
+    def describe(self) -> str:
+        """``"padded 800×1333 → 800×1344 (bottom 0, right 11 px of zeros, to a multiple of 32)"``."""
+        (H, W), (Hp, Wp) = self.input_hw, self.padded_hw
+        if not self.is_padded:
+            return f"{H}×{W}: no padding needed (a multiple of {self.divisor})"
+        return (f"padded {H}×{W} → {Hp}×{Wp} (bottom {self.bottom}, right {self.right} px of zeros, "
+                f"to a multiple of {self.divisor})")
+
+
+def plan_input_padding(input_hw: tuple[int, int], divisor: int = 32) -> InputPadding:
+    """The padding mmdet's ``Pad(size_divisor=32)`` adds: each side rounded up to a multiple of ``divisor``."""
+    if divisor < 1:
+        raise ValueError(f"divisor must be ≥ 1, got {divisor}")
+    H, W = int(input_hw[0]), int(input_hw[1])
+    if H < 1 or W < 1:
+        raise ValueError(f"input must be at least 1×1 pixels, got {H}×{W}")
+    return InputPadding((H, W), (_round_up(H, divisor), _round_up(W, divisor)), int(divisor))
 
 
 def stage_hw(input_hw: tuple[int, int], num_stages: int = 4, stride: int = 4) -> list[tuple[int, int]]:

@@ -19,7 +19,8 @@ from torch import nn
 
 from .config import MERGE_STRIDE, CrossFormerConfig, split_channels
 from .edits import Edit, EditPlan, head_edits, plan_edits, swaps
-from .geometry import NEG_INF, GroupLayout, block_kind, dpb_offsets, plan_layout, readonly, relative_position_index
+from .geometry import (NEG_INF, GroupLayout, InputPadding, block_kind, dpb_offsets, plan_input_padding, plan_layout,
+                       readonly, relative_position_index, stage_hw)
 from .trace import BlockTrace, EmbeddingTrace, Trace
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,12 @@ class _Recorder:
         self.stage_hw.append(hw)
         self.stage_outputs.append(_np(output, fresh=True))
 
-    def trace(self, input_hw: HW, pooled: torch.Tensor, logits: torch.Tensor) -> Trace:
+    def trace(self, input_hw: HW, pooled: torch.Tensor, logits: torch.Tensor, backbone: bool = False) -> Trace:
         """Everything recorded, as one read-only :class:`~crossformer.trace.Trace`."""
         return Trace(input_hw=input_hw, embedding=self.embeddings[0], merges=tuple(self.embeddings[1:]),
                      blocks=tuple(tuple(b) for b in self.blocks), stage_hw=tuple(self.stage_hw),
-                     stage_outputs=tuple(self.stage_outputs), pooled=_np(pooled), logits=_np(logits))
+                     stage_outputs=tuple(self.stage_outputs), pooled=_np(pooled), logits=_np(logits),
+                     backbone=backbone)
 
 
 # ---- cross-scale embedding ----------------------------------------------------------------------
@@ -419,16 +421,21 @@ class CrossFormerBlock(nn.Module):
     """``x += Attn(group(LN(x)))``; ``x += MLP(LN(x))``; [CrossFormer++ ACL: ``x = LN(DWConv3×3(x))``].
 
     ``kind`` is the configured attention (``"sda"`` for even, ``"lda"`` for odd blocks); the layout it
-    really uses is planned per input size (a map that fits in one group becomes global SDA).
+    really uses is planned per call from the map that call sees (a small map becomes one global SDA group,
+    by the ``small_map`` rule of :func:`~crossformer.geometry.plan_layout`). The official backbone instead
+    writes ``self.lsda_flag = 0`` on the module when a small map arrives, so after one small input that
+    block stays SDA for every later input; here nothing is written: each call's layout depends on its own
+    input only.
     """
 
     def __init__(self, dim: int, num_heads: int, group_size: int, interval: int | None, kind: str,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, acl: bool = False,
-                 dpb_dim: int | None = None) -> None:
+                 dpb_dim: int | None = None, small_map: str = "fits") -> None:
         super().__init__()
         self.dim, self.num_heads = dim, num_heads
         self.group_size, self.interval, self.kind = group_size, interval, kind
+        self.small_map = small_map                # constant: when a small map becomes one group (per call)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = GroupAttention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop, dpb_dim)
         self.has_acl = acl
@@ -445,7 +452,7 @@ class CrossFormerBlock(nn.Module):
         ``swapped``: the other kind (SDA ↔ LDA) with this block's own ``G`` and ``I`` (the ``"swap"`` edit).
         """
         kind = {"sda": "lda", "lda": "sda"}[self.kind] if swapped else self.kind
-        return plan_layout(kind, hw, self.group_size, self.interval)
+        return plan_layout(kind, hw, self.group_size, self.interval, self.small_map)
 
     def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None,
                 where: tuple[int, int] = (0, 0), edits: Sequence[Edit] = ()) -> torch.Tensor:
@@ -476,7 +483,7 @@ class CrossFormerStage(nn.Module):
             CrossFormerBlock(dim, cfg.num_heads[stage], cfg.group_size[stage], cfg.stage_interval(stage),
                              block_kind(j), cfg.mlp_ratio[stage], cfg.qkv_bias, cfg.qk_scale,
                              cfg.drop_rate, cfg.attn_drop_rate, drop_paths[j], acl=j in acl,
-                             dpb_dim=cfg.dpb_dim(stage))
+                             dpb_dim=cfg.dpb_dim(stage), small_map=cfg.small_map_rule)
             for j in range(cfg.depths[stage]))
         self.downsample = (PatchMerging(dim, 2 * dim, cfg.merge_kernels[stage])
                            if stage < cfg.num_stages - 1 else None)
@@ -505,10 +512,20 @@ class CrossFormerStage(nn.Module):
 
 # ---- the model ---------------------------------------------------------------------------------------
 class CrossFormer(nn.Module):
-    """CrossFormer / CrossFormer++ classifier for any input size ``H, W ≥ 32``.
+    """CrossFormer / CrossFormer++ classifier for any input size ``H, W ≥ 32``, or (``cfg.backbone``) the
+    official detection/segmentation backbone.
 
-    ``forward = forward_head(forward_features(x))``; ``forward_intermediates`` gives the four stage maps
-    (NCHW); ``forward_trace`` gives a :class:`~crossformer.trace.Trace` of everything computed.
+    Classifier: ``forward = forward_head(forward_features(x))``; ``forward_intermediates`` gives the four stage
+    maps (NCHW); ``forward_trace`` gives a :class:`~crossformer.trace.Trace` of everything computed.
+
+    Backbone (``from_official_config(kwargs, "det")``, SPEC §7): no final norm and no head (its state dict has
+    neither); ``forward(x)`` is ``forward_intermediates(x)``, the four stage outputs ``(B, C_i, H_i, W_i)``
+    (after the blocks, before merging). Input sides must give even maps to every merge (multiples of 32:
+    :func:`pad_input` pads as mmdet does and reports it). A stage map whose short side is ≤ G runs as one
+    SDA group of side ``max(H, W)``, decided in each call from that call's map through the layout planning
+    (:func:`~crossformer.geometry.plan_layout`, ``small_map="short_side"``) — not by writing
+    ``lsda_flag = 0`` on the block as the official code does, which would leave the block SDA for every
+    later (large) input. The trace records the layout each call really used.
     """
 
     def __init__(self, cfg: CrossFormerConfig | None = None, **overrides) -> None:
@@ -524,8 +541,12 @@ class CrossFormer(nn.Module):
         self.layers = nn.ModuleList(
             CrossFormerStage(i, cfg, dpr[starts[i]:starts[i + 1]]) for i in range(cfg.num_stages))
         self.num_features = cfg.stage_dim(cfg.num_stages - 1)
-        self.norm = nn.LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.head: nn.Module | None
+        if cfg.backbone:                     # the official backbone: no final norm, no head
+            self.norm, self.head = nn.Identity(), None
+        else:
+            self.norm = nn.LayerNorm(self.num_features)
+            self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
 
     # -- switches --
@@ -551,6 +572,14 @@ class CrossFormer(nn.Module):
             raise ValueError(f"expected input (B, {self.cfg.in_chans}, H, W), got {tuple(x.shape)}")
         if min(x.shape[-2:]) < self.cfg.min_input_side:
             raise ValueError(f"input sides must be ≥ {self.cfg.min_input_side} pixels, got {tuple(x.shape[-2:])}")
+        if self.cfg.backbone:
+            sizes = stage_hw(tuple(x.shape[-2:]), self.cfg.num_stages, self.cfg.stride)[:-1]
+            odd = [(i, hw) for i, hw in enumerate(sizes) if hw[0] % 2 or hw[1] % 2]
+            if odd:
+                (i, (h, w)), d = odd[0], self.cfg.input_divisor
+                raise ValueError(f"a {x.shape[-2]}×{x.shape[-1]} input gives stage {i} an odd {h}×{w} map, which the "
+                                 f"backbone cannot merge: pad it to a multiple of {d} first "
+                                 f"(crossformer.pad_input, as mmdet does)")
 
     def _run(self, x: torch.Tensor, rec: _Recorder | None = None, edits: EditPlan | None = None,
              taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -580,11 +609,20 @@ class CrossFormer(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """``(B, C_3, H_3, W_3)`` → logits ``(B, classes)`` (mean-pooled features if ``pre_logits``)."""
+        if self.head is None:
+            raise ValueError("a detection/segmentation backbone has no head: use forward_intermediates(x)")
         x = x.mean(dim=(2, 3))
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _output(self, tokens: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """What ``forward`` returns: logits ``(B, classes)``, or a backbone's stage maps ``[(B, C_i, H_i, W_i)]``."""
+        if self.cfg.backbone:
+            return maps
+        return self.forward_head(tokens_to_map(tokens, tuple(maps[-1].shape[-2:])))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits ``(B, classes)``; a backbone returns its four stage maps (as the official backbone)."""
+        return self._output(*self._run(x))
 
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of every stage (after its blocks, before merging) as ``(B, C_i, H_i, W_i)``."""
@@ -593,36 +631,36 @@ class CrossFormer(nn.Module):
     def forward_edited(self, x: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
         """``model(x)`` with ``edits`` (:class:`~crossformer.edits.Edit`) applied for this call only.
 
-        ``(B, 3, H, W)`` → logits ``(B, classes)``. Nothing is stored on the model: a plain ``model(x)``
-        running meanwhile (another thread, another Streamlit session) never sees the edits. Blocks with head
-        edits run the explicit softmax path; an empty list is exactly ``model(x)``.
+        ``(B, 3, H, W)`` → logits ``(B, classes)`` (a backbone: its stage maps). Nothing is stored on the
+        model: a plain ``model(x)`` running meanwhile (another thread, another Streamlit session) never sees
+        the edits. Blocks with head edits run the explicit softmax path; an empty list is exactly ``model(x)``.
         """
         plan = self.plan_edits(edits, batch=x.shape[0])
-        tokens, maps = self._run(x, edits=plan)
-        return self.forward_head(tokens_to_map(tokens, tuple(maps[-1].shape[-2:])))
+        return self._output(*self._run(x, edits=plan))
 
     def block_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[tuple[int, int], torch.Tensor, HW]]]:
         """One plain forward that also returns the input of every block.
 
-        Returns logits ``(B, classes)`` and ``[((stage, block), tokens (B, H·W, C), (H, W)), …]`` in block
-        order; :meth:`forward_from` continues from any of them (scans re-run only the blocks after an edit).
+        Returns logits ``(B, classes)`` (a backbone: its stage maps) and
+        ``[((stage, block), tokens (B, H·W, C), (H, W)), …]`` in block order; :meth:`forward_from` continues
+        from any of them (scans re-run only the blocks after an edit).
         """
         taps: list = []
         tokens, maps = self._run(x, taps=taps)
-        return self.forward_head(tokens_to_map(tokens, tuple(maps[-1].shape[-2:]))), taps
+        return self._output(tokens, maps), taps
 
     def forward_from(self, tokens: torch.Tensor, hw: HW, start: tuple[int, int],
                      edits: Sequence[Edit] = ()) -> torch.Tensor:
         """Logits ``(B, classes)`` from the tokens ``(B, H·W, C)`` entering block ``start = (stage, block)``.
 
-        ``edits`` before ``start`` would have no effect and are refused (ValueError).
+        A backbone returns the maps of the stages run (``start[0]`` … last). ``edits`` before ``start`` would
+        have no effect and are refused (ValueError).
         """
         plan = self.plan_edits(edits, batch=tokens.shape[0])
         early = [e for e in plan if e < tuple(start)]
         if early:
             raise ValueError(f"edits of blocks {early} lie before the start block {tuple(start)}")
-        out, maps = self._stages(tokens, hw, None, plan, tuple(start))
-        return self.forward_head(tokens_to_map(out, tuple(maps[-1].shape[-2:])))
+        return self._output(*self._stages(tokens, hw, None, plan, tuple(start)))
 
     @torch.no_grad()
     def forward_trace(self, x: torch.Tensor, edits: Sequence[Edit] = ()) -> Trace:
@@ -631,7 +669,8 @@ class CrossFormer(nn.Module):
         ``forward_trace(x).logits`` equals ``model(x)`` (to float rounding of the fused path). With
         ``edits`` it equals ``forward_edited(x, edits)`` and records the edited attention (content, softmax,
         DPB table and bias as used) and, for a swap, the swapped layout. Trace edits apply to every batch
-        element (``sample=None``): the trace keeps one DPB bias per block.
+        element (``sample=None``): the trace keeps one DPB bias per block. A backbone's trace has
+        ``logits`` of shape ``(B, 0)`` and ``pooled`` = the mean of the last stage's output (no norm).
         """
         per_sample = [e for e in edits if isinstance(e, Edit) and e.sample is not None]
         if per_sample:
@@ -640,12 +679,13 @@ class CrossFormer(nn.Module):
         rec = _Recorder()
         tokens, _ = self._run(x, rec, plan)
         pooled = tokens.mean(dim=1)
-        return rec.trace(tuple(x.shape[-2:]), pooled, self.head(pooled))
+        logits = pooled.new_zeros(pooled.shape[0], 0) if self.head is None else self.head(pooled)
+        return rec.trace(tuple(x.shape[-2:]), pooled, logits, backbone=self.cfg.backbone)
 
     # -- geometry without running the model --
     def plan(self, input_hw: HW) -> list[list[GroupLayout]]:
-        """The layout of every block for an input of ``input_hw`` pixels (no forward needed)."""
-        from .geometry import stage_hw
+        """The layout of every block for an input of ``input_hw`` pixels (no forward needed); the same per-call
+        planning the forward pass uses (a backbone's small-map rule included)."""
         sizes = stage_hw(input_hw, self.cfg.num_stages, self.cfg.stride)
         return [[blk.layout(hw) for blk in layer.blocks] for layer, hw in zip(self.layers, sizes)]
 
@@ -653,6 +693,19 @@ class CrossFormer(nn.Module):
         """Evaluate a block's DPB MLP at any group size: ``((2G−1)², heads)``."""
         with torch.no_grad():
             return self.layers[stage].blocks[block].attn.pos.table(group_size)
+
+
+def pad_input(x: torch.Tensor, divisor: int = 32) -> tuple[torch.Tensor, InputPadding]:
+    """Zero-pad ``x (B, C, H, W)`` on the bottom/right to multiples of ``divisor`` → ``(B, C, Hp, Wp)`` and what
+    was added.
+
+    This is mmdet's ``Pad(size_divisor=32)``, which runs after normalisation (so the zeros are the mean
+    colour); a backbone needs it whenever a stage map would be odd. ``padding.describe()`` says it in words.
+    """
+    pad = plan_input_padding(tuple(x.shape[-2:]), divisor)
+    if pad.is_padded:
+        x = F.pad(x, (0, pad.right, 0, pad.bottom))
+    return x, pad
 
 
 def _init_weights(m: nn.Module) -> None:

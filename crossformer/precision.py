@@ -1,13 +1,19 @@
 """Which precision a heavy pass runs in: bf16 autocast where the hardware does bf16 natively, else fp32.
 
-bf16 autocast pays only where the matrix units do bf16 (measured on this project's CPU with AVX512-BF16:
-2.1–2.9× faster than fp32). Elsewhere it is emulated and slower, so it is detected, never assumed:
+bf16 autocast pays only where the matrix units do bf16 (measured on an AMD EPYC with AVX512-BF16: 2.1–2.9×
+faster than fp32). Elsewhere (an AVX2-only EPYC, most laptops) it is emulated and slower, so it is detected,
+never assumed:
 
 * CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and newer).
-* CPU: the ``avx512_bf16`` or ``amx_bf16`` flags of ``/proc/cpuinfo`` (Linux); other systems: fp32.
+* CPU: the ``avx512_bf16``/``amx_bf16`` flags (:mod:`crossformer.hardware`) as a first filter, then a probe:
+  oneDNN's bf16 linear is run once per process on a 1×8 input (:func:`native_bf16_linear`). Flags alone are not
+  enough: a oneDNN limited to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, or an older build) raises "could not create a
+  primitive descriptor" on a CPU whose flags say bf16.
 
-The trace and the NumPy comparison always stay fp32 (they are the reference numbers); heavy passes
-(training, attributions, occlusion, scans, dataset statistics) use :func:`autocast`.
+``"auto"`` resolves to bf16 only where both hold. An explicit ``"bf16"`` elsewhere still runs (autocast is
+emulated, slower) after one log line saying so. The trace and the NumPy comparison always stay fp32 (they are
+the reference numbers); heavy passes (training, attributions, occlusion, scans, dataset statistics) use
+:func:`autocast`.
 """
 
 from __future__ import annotations
@@ -15,29 +21,54 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from pathlib import Path
-from typing import Iterator
+import logging
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hardware import cpu_has_bf16_flags, describe_cpu
+
+log = logging.getLogger(__name__)
+
 PRECISIONS = ("auto", "fp32", "bf16")
+
+#: ``(x, weight, bias, "none", [], "") -> x·weightᵀ + bias``: oneDNN's fused linear (what Inductor's CPU backend calls).
+LinearOp = Callable[..., torch.Tensor]
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16)."""
+def native_bf16_linear() -> LinearOp | None:
+    """oneDNN's bf16 linear where this CPU runs it natively, else ``None`` (probed once per process).
+
+    First filter: the CPU's bf16 flags (:func:`crossformer.hardware.cpu_has_bf16_flags`) and a torch built with
+    oneDNN. Then the op runs on a 1×8 bf16 input and must equal ``F.linear`` bit for bit; any error (an AVX2-only
+    oneDNN: "could not create a primitive descriptor …") or difference means ``None``, and callers use ``F.linear``.
+    """
+    if not cpu_has_bf16_flags():
+        return None
+    if not torch.backends.mkldnn.is_available():
+        return None
     try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
+        op = torch.ops.mkldnn._linear_pointwise
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in ((1, 8), (4, 8), (4,)))
+        with torch.inference_mode():
+            ok = torch.equal(op(x, w, b, "none", [], ""), F.linear(x, w, b))
+    except (AttributeError, RuntimeError) as err:
+        log.info("oneDNN's bf16 linear does not run here (%s); bf16 linears use F.linear",
+                 str(err).split(". Run workload")[0].splitlines()[0] if str(err) else type(err).__name__)
+        return None
+    if not ok:
+        log.info("oneDNN's bf16 linear differs from F.linear here; bf16 linears use F.linear")
+        return None
+    return op
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU does bf16 natively: bf16 flags and oneDNN's bf16 linear runs (:func:`native_bf16_linear`)."""
+    return native_bf16_linear() is not None
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -56,7 +87,20 @@ def resolve(precision: str, device: torch.device | str) -> str:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        _say_emulated(torch.device(device).type)
     return precision
+
+
+@functools.lru_cache(maxsize=None)
+def _say_emulated(device_type: str) -> None:
+    """One log line per process and device type: an explicit bf16 request where bf16 is not native."""
+    if device_type == "cpu":
+        why = "; its bf16 flags are set but oneDNN's bf16 linear does not run" if cpu_has_bf16_flags() else ""
+        where = f"this CPU ({describe_cpu()}{why})"
+    else:
+        where = f"this {device_type} device"
+    log.warning("bf16 is emulated on %s: it runs, slower than fp32; precision 'auto' would pick fp32.", where)
 
 
 @contextlib.contextmanager
@@ -75,20 +119,6 @@ def autocast(device: torch.device | str, precision: str = "auto") -> Iterator[st
 _MATMUL_LAYERS = (nn.Linear, nn.Conv2d)
 
 
-@functools.lru_cache(maxsize=1)
-def _onednn_linear():
-    """torch's oneDNN linear ``(x, weight, bias, "none", [], "") -> x·weightᵀ + bias``, or None without oneDNN.
-
-    The op Inductor's CPU backend calls (``torch.ops.mkldnn._linear_pointwise``); checked once per process.
-    """
-    if not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        return torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):
-        return None
-
-
 class Bf16Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same state-dict keys) whose bf16 CPU calls run oneDNN's linear.
 
@@ -97,12 +127,14 @@ class Bf16Linear(nn.Linear):
     bit-identical (tested on whole models); measured here ~10 % of a CrossFormer-T bf16 forward at batch 8
     (``benchmarks/bench_model.py --tables bf16``). Anything else goes to ``F.linear`` as before: fp32 or CUDA
     inputs, a non-contiguous input (aten then adds the bias after rounding the product: not the same bits), a
-    call that must record gradients (the op has no backward), a torch without oneDNN.
+    call that must record gradients (the op has no backward), and every call on a machine where
+    :func:`native_bf16_linear` found no native bf16 (an AVX2-only CPU: there ``F.linear`` under autocast is the
+    only path, emulated).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., in_features) → (..., out_features)``."""
-        op = _onednn_linear()
+        op = native_bf16_linear()
         if (op is not None and x.device.type == "cpu" and x.dtype == torch.bfloat16 and x.is_contiguous()
                 and self.weight.dtype == torch.bfloat16
                 and not (torch.is_grad_enabled() and x.requires_grad)):

@@ -96,12 +96,14 @@ def cross_scale_embedding(x: Array, p: dict, kernels) -> tuple[Array, list[Array
 
 
 # ---- long short distance attention: groups ---------------------------------------------------------------------
-def group_plan(kind: str, hw: tuple[int, int], G: int, interval: int | None):  # -> kind, G, (I_h, I_w), (Hp, Wp)
+def group_plan(kind: str, hw: tuple[int, int], G: int, interval: int | None,
+               backbone: bool = False):  # -> kind, G, (I_h, I_w), (Hp, Wp)
     """A block's grouping of an H×W map (paper "Long Short Distance Attention (LSDA)", SPEC §4, §4.2): a map no
-    larger than G is one global SDA group of side max(H, W). SDA pads to multiples of G, LDA to multiples of G·I;
-    the v1 code (``interval=None``) uses I = ⌈H/G⌉, ⌈W/G⌉, so one LDA group spans the map."""
+    larger than G (the detection backbone: whose short side is ≤ G, SPEC §7) is one global SDA group of side
+    max(H, W). SDA pads to multiples of G, LDA to multiples of G·I; the v1 code (``interval=None``) uses
+    I = ⌈H/G⌉, ⌈W/G⌉, so one LDA group spans the map."""
     H, W = hw
-    if max(H, W) <= G:
+    if (min(H, W) if backbone else max(H, W)) <= G:
         kind, G = "sda", max(H, W)
     if kind == "sda":
         Ih = Iw = 1
@@ -269,12 +271,15 @@ def read_config(config: Any) -> dict[str, Any]:
                 merge_kernels=tuple(map(tuple, get("merge_kernels", ((2, 4),) * (n - 1)))),
                 use_acl=bool(get("use_acl", False)), qk_scale=get("qk_scale"), qkv_bias=bool(get("qkv_bias", True)),
                 in_chans=int(get("in_chans", 3)), num_classes=get("num_classes"),
-                dpb_min_dim=int(get("dpb_min_dim", 0)))
+                dpb_min_dim=int(get("dpb_min_dim", 0)), backbone=bool(get("backbone", False)))
 
 
 def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> dict[str, Any]:
     """The official ``CrossFormer(**kwargs)`` arguments: v1 code has an implicit LDA interval and no ACL; v2
-    code reads ``crs_interval`` and ``use_acl`` (SPEC §6, §12)."""
+    code reads ``crs_interval`` and ``use_acl`` (SPEC §6, §12); ``"det"``/``"seg"``: the v2 detection backbone,
+    no final norm or head (SPEC §7)."""
+    backbone = code_version in ("det", "seg")
+    code_version = "v2" if backbone else code_version
     if code_version not in ("v1", "v2"):
         raise ValueError(f"code_version must be 'v1' or 'v2', got {code_version!r}")
     bad = {k: kwargs[k] for k, v in RELEASED_OPTIONS.items() if kwargs.get(k, v) != v}
@@ -284,7 +289,8 @@ def config_from_official(kwargs: Mapping[str, Any], code_version: str) -> dict[s
     cfg = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), interval=(8, 4, 2, 1), num_classes=1000)
     cfg |= {names.get(k, k): v for k, v in kwargs.items()}            # the official defaults, then the kwargs
     v2 = code_version == "v2"
-    return read_config(cfg | dict(interval=cfg["interval"] if v2 else None, use_acl=v2 and cfg.get("use_acl", False)))
+    return read_config(cfg | dict(interval=cfg["interval"] if v2 else None, use_acl=v2 and cfg.get("use_acl", False),
+                                  backbone=backbone))
 
 
 def expected_shapes(cfg: dict, num_classes: int) -> dict[str, tuple[int, ...]]:
@@ -317,7 +323,7 @@ def expected_shapes(cfg: dict, num_classes: int) -> dict[str, tuple[int, ...]]:
                 s |= conv(f"{b}downsample.reductions.{r}", c, C, k)
             s |= vec(f"{b}downsample.norm", C)
     C3 = D * 2 ** (len(cfg["depths"]) - 1)
-    return s | vec("norm", C3) | lin("head", num_classes, C3)
+    return s if cfg.get("backbone") else s | vec("norm", C3) | lin("head", num_classes, C3)
 
 
 def check_weights(state_dict: Mapping[str, Any], cfg: dict, dtype=np.float32) -> dict[str, Array]:
@@ -345,7 +351,9 @@ def check_weights(state_dict: Mapping[str, Any], cfg: dict, dtype=np.float32) ->
 # ---- the model --------------------------------------------------------------------------------------------------
 def forward(state_dict: Mapping[str, Any], x: Array, config: Any, *, dtype=np.float32,
             trace: bool = True, progress: Any = None) -> tuple[Array, dict[str, Array]]:
-    """CrossFormer / CrossFormer++ classifier (SPEC §1) on ``x`` ``(B, 3, H, W)``, any ``H, W ≥ 32``.
+    """CrossFormer / CrossFormer++ classifier (SPEC §1) on ``x`` ``(B, 3, H, W)``, any ``H, W ≥ 32``; with a
+    backbone config (``config_from_official(kwargs, "det")``) the detection backbone: logits ``(B, 0)``, the stage
+    outputs under ``stages.i``.
 
     ``state_dict`` holds the official names (numpy arrays, or anything ``np.asarray`` reads); ``config`` is
     read by :func:`read_config`; ``dtype=np.float64`` gives a high-precision reference. Returns logits
@@ -365,7 +373,7 @@ def forward(state_dict: Mapping[str, Any], x: Array, config: Any, *, dtype=np.fl
         scale = cfg["qk_scale"] or (cfg["embed_dim"] * 2 ** i // heads) ** -0.5
         for j in range(depth):
             kind, rec = "lda" if j % 2 else "sda", {} if trace else None       # SDA/LDA alternate (SPEC §4)
-            plan = group_plan(kind, hw, cfg["group_size"][i], cfg["interval"] and cfg["interval"][i])
+            plan = group_plan(kind, hw, cfg["group_size"][i], cfg["interval"] and cfg["interval"][i], cfg["backbone"])
             p_block, acl = params(p, f"layers.{i}.blocks.{j}."), acl_block(cfg, i, j)
             tokens = block(tokens, hw, p_block, heads, plan, scale, acl, rec)
             if progress is not None:
@@ -378,7 +386,10 @@ def forward(state_dict: Mapping[str, Any], x: Array, config: Any, *, dtype=np.fl
             kernels = cfg["merge_kernels"][i]
             tokens, outs = patch_merging(tokens, hw, params(p, f"layers.{i}.downsample."), kernels)
             flat |= {f"merges.{i}.output": tokens} | {f"merges.{i}.k{k}": o for k, o in zip(kernels, outs)}
-    pooled, logits = classifier_head(tokens, p)
+    if cfg["backbone"]:                        # no final norm, no head: the stage outputs are the result
+        pooled, logits = tokens.mean(axis=1), np.zeros((x.shape[0], 0), dtype)
+    else:
+        pooled, logits = classifier_head(tokens, p)
     order = ("embedding", "merges", "blocks", "stages")                             # the order of Trace.flat()
     flat = dict(sorted(flat.items(), key=lambda kv: order.index(kv[0].split(".")[0])))
     return logits, (flat | dict(pooled=pooled, logits=logits)) if trace else {}

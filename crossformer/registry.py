@@ -26,7 +26,8 @@ def create_model(name: str, num_classes: int = 1000, **overrides: Any) -> CrossF
 
 
 def from_official_config(kwargs: Mapping[str, Any], code_version: str) -> CrossFormer:
-    """Build a model from the official ``CrossFormer(**kwargs)`` arguments of the ``"v1"`` or ``"v2"`` code."""
+    """Build a model from the official ``CrossFormer(**kwargs)`` arguments of the ``"v1"`` or ``"v2"`` code, or
+    of the detection/segmentation backbone (``"det"`` / ``"seg"``: no final norm or head, SPEC §7)."""
     return CrossFormer(config_from_official(kwargs, code_version))
 
 

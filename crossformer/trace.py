@@ -123,8 +123,10 @@ class Trace:
         blocks: ``blocks[i][j]`` is block ``j`` of stage ``i``.
         stage_hw: token grid ``(H_i, W_i)`` of each stage.
         stage_outputs: ``(B, H_i·W_i, C_i)`` output of each stage's last block (before merging).
-        pooled: ``(B, C_3)`` final LayerNorm then mean over tokens.
-        logits: ``(B, num_classes)``.
+        pooled: ``(B, C_3)`` final LayerNorm then mean over tokens (a backbone: the mean of the last stage's
+            output; it has no final norm).
+        logits: ``(B, num_classes)``; ``(B, 0)`` for a backbone (no head).
+        backbone: traced from a detection/segmentation backbone (no head; the stage outputs are its output).
     """
 
     input_hw: tuple[int, int]
@@ -135,6 +137,7 @@ class Trace:
     stage_outputs: tuple[np.ndarray, ...]
     pooled: np.ndarray
     logits: np.ndarray
+    backbone: bool = False
 
     def stage_stride(self, stage: int) -> int:
         """Input pixels per token side at ``stage``: the CEL stride times the strides of the merges before it."""
@@ -142,6 +145,12 @@ class Trace:
         for merge in self.merges[:stage]:
             s *= merge.stride
         return s
+
+    def stage_map(self, stage: int) -> np.ndarray:
+        """Output of ``stage`` as ``(B, C_i, H_i, W_i)`` (a backbone's ``out{stage}``)."""
+        tokens = self.stage_outputs[stage]
+        B, _, C = tokens.shape
+        return tokens.reshape(B, *self.stage_hw[stage], C).transpose(0, 3, 1, 2)
 
     def block(self, stage: int, index: int) -> BlockTrace:
         return self.blocks[stage][index]

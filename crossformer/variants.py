@@ -21,6 +21,9 @@ class WeightSource:
 
     drive_id: str            # Google Drive file id
     filename: str            # the official file name (also the name in the cache)
+    size: int = 0            # its size in bytes, 0 = not recorded (Drive publishes none without an API key)
+    sha256: str = ""         # its SHA-256 (hex), "" = not recorded: a download is then verified by a full
+                             # load as the variant (crossformer.fetch); a recorded one replaces that load
 
     @property
     def drive_link(self) -> str:
@@ -71,6 +74,9 @@ class Variant:
 
 #: CrossFormer++ layout: progressive group size, explicit interval, activation cooling layer.
 PP_LAYOUT: dict[str, Any] = dict(group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1), use_acl=True)
+#: Grouping of every official detection/segmentation config (CrossFormer-S/B and ++-S alike, SPEC §7): the
+#: backbone runs with these, not the classifier's (group sizes and intervals cannot be read off the weights).
+DET_LAYOUT: dict[str, Any] = dict(group_size=(7, 7, 7, 7), interval=(8, 4, 2, 1))
 _ICLR, _TPAMI = "ICLR 2022", "TPAMI 2023"
 _BAIDU = "https://pan.baidu.com/s/"
 

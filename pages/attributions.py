@@ -81,7 +81,7 @@ def attribution_stride(m: str, p: int) -> int:
 
 request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
 res, _ = heavy.action(
-    "attr_run", f"Compute {METHODS[method].lower()}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
+    "attr_run", f"Compute {METHODS[method]}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
     lambda progress: loaders.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress),
     store, progress_label=METHODS[method])
 if res is not None:

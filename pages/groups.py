@@ -9,7 +9,6 @@ ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("grp")
 stage = widgets.stage_picker(trace, "grp")
-intro.markdown(texts.groups_intro(trace, stage))
 sda = analysis.first_of_kind(trace, stage, "sda")
 lda = analysis.first_of_kind(trace, stage, "lda")
 
@@ -21,6 +20,7 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=stage, prefix="grp")
 group, member = layout.locate(token)
+intro.markdown(texts.groups_intro(trace, stage, token))
 with right:
     fig = loaders.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group, query=token)
     widgets.show_figure(fig, key="grp_partition", filename=f"groups_{blocks[j].name}",

@@ -12,7 +12,7 @@ from crossformer import precision
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance
 from pages.common import analysis, heavy, loaders, startup, state, widgets
-from viz.attention_figures import query_attention_figure, query_weights
+from viz.attention_figures import attention_scale_max, query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ else:
     event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
                             on_select="rerun", selection_mode="points")
     st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
-               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in the README. "
+               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in docs/performance.md. "
                "Click a cell to apply that edit in “Edit one block” below.")
     widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}")
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
@@ -166,18 +166,21 @@ st.dataframe(table, hide_index=True,
 
 later_after = edited_trace.block(later_before.stage, later_before.index)
 token = ctx.query_token(later_before.stage)
+scale_max, scale_note = widgets.shared_scale("int", {"before": attention_scale_max(later_before, token),
+                                                     "after": attention_scale_max(later_after, token)})
 left, right = st.columns(2)
 with left:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
-                               title=f"{later_before.name} before the edit", wrap_px=420)
+                               title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
     fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
-                               title=f"{later_after.name} after the edit", wrap_px=420)
+                               title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "
-           + ("the block after the edited one." if later_before is not block else "the edited block itself (the last one)."))
+           + ("the block after the edited one. " if later_before is not block else
+              "the edited block itself (the last one). ") + scale_note)
 
 # ---- (c) what the numbers say --------------------------------------------------------------------------------
 t0 = top[0][0]

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from crossformer.analysis import facts
+
 from pages.common import compare, findings, loaders, startup, state, texts, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
@@ -45,7 +47,9 @@ fig = loaders.built_figure(bias_matrix_figure, block.dpb_bias, head, G)
 widgets.show_figure(fig, key="dpb_matrix",
                     filename=f"dpb_{block.name}_head{head}_matrix",
                     caption=f"The table expanded to all {G * G}×{G * G} (query member, key member) pairs of a "
-                            f"group: the same for every one of the block's {block.layout.num_groups} groups.")
+                            f"group: the same for " + ("the block's one group." if block.layout.num_groups == 1 else
+                                                     f"every one of the block's {facts.count(block.layout.num_groups)} "
+                                                     "groups."))
 
 st.subheader("The same MLP at other group sizes")
 other = state.number("Evaluate the DPB at group size G", 2, 16, "dpb_g", default=min(16, G + 4),

@@ -5,6 +5,7 @@ from functools import partial
 
 import streamlit as st
 
+from crossformer.analysis import facts
 from pages.common import analysis, context, heavy, loaders, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
@@ -86,5 +87,5 @@ if run is not None:
                 f"units is {ex.offset}, row {ex.table_row} of the DPB table.")
     st.dataframe([{"step": s.what, "formula": s.formula, "PyTorch": s.pytorch, "NumPy": s.numpy,
                    "|difference|": s.diff} for s in ex.steps], hide_index=True, key="ref_explain",
-                 column_config={c: st.column_config.NumberColumn(c, format="%.6g")
+                 column_config={c: st.column_config.NumberColumn(c, format=facts.NUMBER_COLUMN_FORMAT)
                                 for c in ("PyTorch", "NumPy", "|difference|")})

@@ -72,7 +72,9 @@ widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
                             "The dotted line marks this image's equal-area side.")
 
 st.subheader("Pair counts per stage on this image")
-st.dataframe(schemes.pair_table(trace.stage_hw, swin_window=window, crossformer_group=group), hide_index=True,
-             key="sch_table")
+table = schemes.pair_table(trace.stage_hw, swin_window=window, crossformer_group=group)
+st.dataframe(table, hide_index=True, key="sch_table",
+             column_config={c: st.column_config.NumberColumn(c, format="localized")     # 9,834,496
+                            for c in (table[0] if table else {}) if c not in ("stage", "tokens")})
 st.caption("Query–key pairs per head of one block, padding included (padded keys are computed, then masked); "
            "each stage with its papers' parameters (PVT R = 8/4/2/1, CrossFormer++ G and I per stage).")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import crossformer
+from crossformer.analysis import facts
 from crossformer.geometry import NEG_INF, plan_layout
 from pages.common import analysis, models, texts
 from viz.parity_figures import group_errors
@@ -165,7 +166,7 @@ def test_span_sentences_carry_the_layouts_numbers(kind, hw, G, I):
     L = plan_layout(kind, hw, G, I)
     px = 4
     for group in (0, L.num_groups - 1):
-        text = texts.span_sentence(L, group, px, (hw[0] * px, hw[1] * px))
+        text = facts.span_sentence(L, group, px, (hw[0] * px, hw[1] * px))
         if L.is_global:
             assert "global attention" in text
             continue
@@ -173,7 +174,7 @@ def test_span_sentences_carry_the_layouts_numbers(kind, hw, G, I):
         t = m[m >= 0]
         rows, cols = t // hw[1], t % hw[1]
         sh, sw = (rows.max() - rows.min() + 1) * px, (cols.max() - cols.min() + 1) * px
-        assert f"{sh} × {sw} px" in text
+        assert f"{sh}×{sw} px" in text            # one size format: facts.hw_text (H×W)
         pad = int((m < 0).sum())
         assert (f"{pad} of its {L.group_tokens} slots are padding" in text) == (pad > 0)
         if kind == "lda" and tuple(L.interval) == (1, 1):

@@ -161,3 +161,22 @@ def test_bad_upload_for_b_is_a_message():
     at.file_uploader(key="cmp_upload").upload("broken.png", S.not_an_image(), "image/png").run()
     assert not at.exception
     assert any("Could not use B's upload" in w.value for w in at.warning)
+
+
+def attention_zrange(spec: dict) -> tuple[float, float]:
+    heat = next(t for t in spec["data"] if t.get("name") == "attention" and t.get("xaxis", "x") == "x")
+    return float(heat["zmin"]), float(heat["zmax"])
+
+
+def test_a_and_b_attention_share_one_colour_scale_unless_toggled():
+    """Issue 31, Must-have 4: A and B on one colour scale by default, stated in the caption; a toggle for
+    independent scales."""
+    at = open_compare(ATTN, "attn", query_px=(40, 60))
+    a, b = attention_zrange(figure(at, "A · ")), attention_zrange(figure(at, "B · "))
+    assert a == b
+    assert any("one colour scale" in c.value and f"{a[1]:.3g}" in c.value for c in at.caption)
+    at.toggle(key="cmp_own_scales").set_value(True).run()
+    S.no_errors(at)
+    a2, b2 = attention_zrange(figure(at, "A · ")), attention_zrange(figure(at, "B · "))
+    assert a2[1] != b2[1] and max(a2[1], b2[1]) == pytest.approx(a[1])
+    assert any("own colour scale" in c.value for c in at.caption)

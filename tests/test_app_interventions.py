@@ -111,3 +111,31 @@ def test_swap_zero_and_uniform_scan_run_without_errors():
     no_errors(at)
     assert len(at.get("plotly_chart")) == 3                      # heat map + before / after
     assert any("Making uniform head" in m.value for m in at.info)
+
+
+def attention_scales(at) -> list[tuple[float, float]]:
+    """``(zmin, zmax)`` of the "attention" heat map of every drawn figure that has one."""
+    out = []
+    for spec in specs(at):
+        heat = [t for t in spec["data"] if t.get("name") == "attention" and t.get("xaxis", "x") == "x"]
+        if heat:
+            out.append((float(heat[0]["zmin"]), float(heat[0]["zmax"])))
+    return out
+
+
+def test_before_and_after_maps_share_one_colour_scale_unless_toggled():
+    """Issue 31, Must-have 4: maps meant to be compared share one scale by default (stated in the caption);
+    the toggle gives each its own."""
+    at = open_page()
+    S.widget(at.radio, "int_nodpb").set_value("all").run()       # an edit: the after map differs
+    no_errors(at)
+    (b0, b1), (a0, a1) = attention_scales(at)
+    assert (b0, b1) == (a0, a1)
+    note = next(c.value for c in at.caption if "colour scale" in c.value)
+    assert "one colour scale" in note and f"{b1:.3g}" in note
+    at.toggle(key="int_own_scales").set_value(True).run()
+    no_errors(at)
+    (b0, b1i), (a0, a1i) = attention_scales(at)
+    assert b1i != a1i and max(b1i, a1i) == pytest.approx(b1)      # each its own maximum; the larger was shared
+    note = next(c.value for c in at.caption if "colour scale" in c.value)
+    assert "own colour scale" in note and "before 0 – " in note and "after 0 – " in note

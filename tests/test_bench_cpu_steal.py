@@ -32,3 +32,19 @@ def test_without_proc_stat_the_share_is_unknown(tmp_path, monkeypatch):
 def test_run_returns_the_exit_code_and_prints_the_report(capsys):
     assert cpu_steal.run(lambda: 3) == 3 and cpu_steal.run(lambda: None) == 0
     assert capsys.readouterr().out.count("# CPU time stolen by other tenants") == 2
+
+
+def test_run_names_the_machine_first(capsys):
+    cpu_steal.run(lambda: 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# CPU: ") and "cores" in lines[0]
+    assert lines[-1].startswith("# CPU time stolen")
+
+
+def test_every_benchmark_runs_through_the_hardware_report():
+    """A new benchmark without the hardware line would print ratios that name no machine."""
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = [p for p in bench.glob("*.py") if p.name != "cpu_steal.py"]
+    assert len(scripts) >= 10
+    missing = [p.name for p in scripts if "cpu_steal.run(main)" not in p.read_text()]
+    assert not missing, f"benchmarks whose output does not name the CPU/GPU: {missing}"

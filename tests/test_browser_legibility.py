@@ -1,8 +1,10 @@
 """Every figure legible at 224 and at 512, in a real browser (issue 18, Must-have 3).
 
-For the demo model and CrossFormer++-S (random weights) at shorter side 224 and 512, the main pages are
-opened; on every drawn plotly chart, every title, subtitle, axis title and annotation must lie inside the
-chart's SVG box (a cut title overflows it), and the tick labels of one axis must not overlap each other.
+For the demo model and CrossFormer++-S (random weights) at shorter side 224 and 512, and CrossFormer-S
+(random weights; v1 like the demo) at 512, the main pages are opened; on every drawn plotly chart, every
+title, subtitle, axis title and annotation must lie inside the chart's SVG box (a cut title overflows it),
+the tick labels of one axis must not overlap each other, and a zoom inset must not cover a tick label of its
+image (issue 31, Must-have 3).
 Screenshots go to ``out/screenshots/legible_*.png`` (git-ignored) for a person to look at.
 """
 
@@ -19,7 +21,8 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")]
 
 #: (page title, radio "More views" option or None) visited per configuration.
-VISITS = (("Overview", None), ("SDA & LDA groups", None), ("Dynamic position bias", None),
+VISITS = (("Overview", None), ("SDA & LDA groups", None), ("Why cross-scale attention?", None),
+          ("Dynamic position bias", None),
           ("Attention", None), ("Attention", "All heads"), ("Attention", "All blocks"),
           ("Attention", "Content vs position"), ("About", None))
 
@@ -61,10 +64,27 @@ PROBLEMS_JS = r"""
         }
       }
     }
+    // a zoom inset (axes x2/y2, labelled "zoom: …") must not cover a tick label of the main image
+    const zoomed = [...chart.querySelectorAll(".annotation-text")].some(t => (t.textContent || "").startsWith("zoom"));
+    const frame = chart.querySelector(".subplot.x2y2 .xlines-above");
+    if (zoomed && frame) {
+      const f = frame.getBoundingClientRect();
+      for (const t of chart.querySelectorAll(".subplot.xy .xaxislayer-above text, .subplot.xy .yaxislayer-above text")) {
+        const r = t.getBoundingClientRect();
+        if (!(t.textContent || "").trim() || r.width === 0) continue;
+        const ox = Math.min(r.right, f.right) - Math.max(r.left, f.left);
+        const oy = Math.min(r.bottom, f.bottom) - Math.max(r.top, f.top);
+        if (ox > 1 && oy > 1) { out.push(`chart ${i}: the zoom inset covers tick "${t.textContent.trim()}"`); break; }
+      }
+    }
   });
   return out;
 }
 """
+
+
+#: Random-weight variants the test can choose (sidebar label).
+VARIANTS = {"pp_s": "CrossFormer++-S", "s": "CrossFormer-S ("}
 
 
 def problems(page) -> list[str]:
@@ -73,10 +93,11 @@ def problems(page) -> list[str]:
 
 
 def configure(page, model: str, size: int) -> None:
-    """Sidebar: the model (``demo`` or ``pp_s`` random weights), aspect-kept preprocessing, shorter side."""
-    if model == "pp_s":
+    """Sidebar: the model (``demo``, or ``pp_s`` / ``s`` random weights), aspect-kept preprocessing, shorter
+    side."""
+    if model in VARIANTS:
         select(page, "Model", "Official architecture, random weights")
-        select(page, "Variant", "CrossFormer++-S")
+        select(page, "Variant", VARIANTS[model])
         page.get_by_text("Keep aspect ratio", exact=True).first.click()
         page.wait_for_timeout(2000)                      # the rerun starts after settle() would return
         settle(page)
@@ -98,7 +119,7 @@ def configure(page, model: str, size: int) -> None:
         page.screenshot(path=str(SHOTS / f"legible_{model}_{size}_sidebar.png"))
 
 
-@pytest.mark.parametrize("model,size", [("demo", 224), ("demo", 512), ("pp_s", 224), ("pp_s", 512)])
+@pytest.mark.parametrize("model,size", [("demo", 224), ("demo", 512), ("pp_s", 224), ("pp_s", 512), ("s", 512)])
 def test_no_cut_titles_or_colliding_ticks(server, browser, model, size):
     ctx = browser.new_context(viewport={"width": 1400, "height": 3000})
     page = ctx.new_page()

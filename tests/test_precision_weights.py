@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import crossformer
-from crossformer import precision
+from crossformer import hardware, precision
 from crossformer.stats import head_stats
 
 
@@ -53,13 +53,27 @@ def test_head_stats_on_the_copy_equal_the_model_under_bf16(model):
     assert a == b
 
 
-needs_onednn = pytest.mark.skipif(precision._onednn_linear() is None, reason="this torch has no oneDNN linear")
+#: The oneDNN fast path needs native bf16; everything else in this file runs on every CPU.
+needs_native_bf16 = pytest.mark.skipif(
+    precision.native_bf16_linear() is None,
+    reason=f"no native bf16 on this CPU: oneDNN's bf16 linear did not run (needs AVX512-BF16 or AMX-BF16; "
+           f"this machine: {hardware.describe_cpu()})")
 
 
-@needs_onednn
+@pytest.fixture
+def no_native_bf16(monkeypatch):
+    """This process as on an AVX2-only CPU: the probe found no oneDNN bf16 linear."""
+    monkeypatch.setattr(precision, "native_bf16_linear", lambda: None)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("strided", [False, True])
-def test_bf16_linear_equals_f_linear_bit_for_bit(bias, strided):
+@pytest.mark.parametrize("path", ["native", "fallback"])
+def test_bf16_linear_equals_f_linear_bit_for_bit(bias, strided, path, monkeypatch):
+    if path == "native" and precision.native_bf16_linear() is None:
+        pytest.skip(needs_native_bf16.kwargs["reason"])
+    if path == "fallback":
+        monkeypatch.setattr(precision, "native_bf16_linear", lambda: None)
     torch.manual_seed(1)
     lin = nn.Linear(96, 160, bias=bias)
     twin = precision.bf16_weights(nn.Sequential(lin))[0]
@@ -73,19 +87,42 @@ def test_bf16_linear_equals_f_linear_bit_for_bit(bias, strided):
     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
 
 
-@needs_onednn
+@pytest.mark.parametrize("hw", [(64, 64), (72, 100)])
+def test_the_fallback_copy_is_bit_identical_under_autocast(model, hw, no_native_bf16):
+    """What an AVX2-only CPU runs: every Bf16Linear goes to F.linear; outputs equal autocast on the model."""
+    twin = precision.bf16_weights(model)
+    x = torch.randn(2, 3, *hw)
+    assert torch.equal(_autocast(twin, x), _autocast(model, x))
+
+
+def test_no_bf16_flags_means_no_probe(monkeypatch):
+    """The flags are the first filter: without them the oneDNN op is never tried and auto picks fp32."""
+    precision.native_bf16_linear.cache_clear()
+    monkeypatch.setattr(precision, "cpu_has_bf16_flags", lambda: False)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available",
+                        lambda: pytest.fail("probed oneDNN on a CPU without bf16 flags"))
+    try:
+        assert precision.native_bf16_linear() is None
+        assert not precision.cpu_has_native_bf16()
+        assert precision.resolve("auto", "cpu") == "fp32"
+    finally:
+        monkeypatch.undo()
+        precision.native_bf16_linear.cache_clear()
+
+
+@needs_native_bf16
 def test_the_copy_runs_onednn_linears_and_falls_back_where_gradients_flow(model, monkeypatch):
     twin = precision.bf16_weights(model)
     linears = [m for m in twin.modules() if isinstance(m, nn.Linear)]
     assert linears and all(type(m) is precision.Bf16Linear for m in linears)
     calls = []
-    op = precision._onednn_linear()
+    op = precision.native_bf16_linear()
 
     def counted(*args):
         calls.append(args[0].requires_grad)
         return op(*args)
 
-    monkeypatch.setattr(precision, "_onednn_linear", lambda: counted)
+    monkeypatch.setattr(precision, "native_bf16_linear", lambda: counted)
     x = torch.randn(1, 3, 64, 64)
     _autocast(twin, x)
     assert len(calls) == len(linears)                 # every Linear of the forward went to oneDNN

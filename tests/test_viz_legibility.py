@@ -223,3 +223,133 @@ def test_attention_figure_in_half_a_page_wraps_its_text_to_that_width():
     assert max(len(line) for line in lines) <= limit
     assert len(lines) > len(wide.layout.title.subtitle.text.split("<br>"))   # the same words on more lines
     assert " ".join(lines).split() == " ".join(wide.layout.title.subtitle.text.split("<br>")).split()
+
+
+def test_signed_attribution_maps_say_what_each_sign_means():
+    """Issue 31, item 8: IG / occlusion maps are signed; their colour bar and subtitle name the sign."""
+    from viz.attribution_figures import SIGN_LEGEND, attribution_overlay_figure
+    image = sample_image(64, 96)
+    a = np.linspace(-2.0, 1.0, 64 * 96).reshape(64, 96)
+    fig = attribution_overlay_figure(image, a, "IG", signed=True, colorbar_title="attribution")
+    heat = named(fig, "attribution")[0]
+    bar = heat.colorbar
+    assert list(bar.tickvals) == [-heat.zmax, 0.0, heat.zmax] and heat.zmin == -heat.zmax
+    assert "lowers" in bar.ticktext[0] and "raises" in bar.ticktext[2]
+    assert SIGN_LEGEND in fig.layout.title.subtitle.text.replace("<br>", " ")
+    plain = attribution_overlay_figure(image, np.abs(a), "Grad-CAM", signed=False)
+    assert named(plain, "attribution")[0].colorbar.ticktext is None
+    assert SIGN_LEGEND not in str(plain.layout.title.subtitle.text)
+
+
+# ---- issue 31, Must-have 3: one zoom rule for every variant, legible numbers, insets off the ticks -------------
+PAIR_CASES = {"v1 (demo, T, S)": (7, None), "++-S": (4, 4)}
+
+
+@pytest.mark.parametrize("variant", PAIR_CASES)
+def test_sda_lda_pair_zooms_for_every_variant_at_512(variant):
+    """At 512×768 the query's SDA window and LDA members are visible for v1 as for ++: the pair zooms to the
+    SDA window plus the nearest LDA members (v1's LDA group spans the whole map)."""
+    from viz.geometry_figures import ZOOM_BELOW_PX
+    G, I = PAIR_CASES[variant]
+    image = sample_image(512, 768)
+    sda, lda = plan_layout("sda", (128, 192), G, I), plan_layout("lda", (128, 192), G, I)
+    q = (60, 90)
+    fig = sda_lda_figure(image, sda, lda, 0, q)
+    xr, yr = list(fig.layout.xaxis.range), list(fig.layout.yaxis.range)
+    assert xr == list(fig.layout.xaxis2.range) and yr == list(fig.layout.yaxis2.range)
+    side = xr[1] - xr[0]
+    assert side < 0.5 * 768 and "zoomed" in fig.layout.title.subtitle.text
+    g, _ = sda.locate(q)
+    ys, xs = sda.positions[g][:, 0] * 4, sda.positions[g][:, 1] * 4
+    assert xr[0] <= xs.min() and xs.max() + 4 <= xr[1] and yr[1] <= ys.min() and ys.max() + 4 <= yr[0]
+    assert G * 4 * 520 / side >= ZOOM_BELOW_PX                         # the window is big enough to see
+    g, _ = lda.locate(q)
+    real = lda.positions[g][~lda.key_padding[g]] * 4
+    inside = ((real[:, 1] >= xr[0]) & (real[:, 1] + 4 <= xr[1]) & (real[:, 0] >= yr[1]) & (real[:, 0] + 4 <= yr[0]))
+    assert inside.sum() >= 4                                           # LDA members next to the window
+    if I is not None:
+        assert inside.all()                                            # ++'s compact group: all of it
+    small = sda_lda_figure(sample_image(224, 224), plan_layout("sda", (56, 56), G, I),
+                           plan_layout("lda", (56, 56), G, I), 0, (20, 20))
+    assert "zoomed" not in small.layout.title.subtitle.text            # at 224 the whole map is shown
+
+
+def _numbers_fit(fig, display_scale: float) -> list[str]:
+    """Member-number traces whose two-digit labels (≈ 0.6·font per digit) are wider than 80 % of their cell
+    once the figure is shown at ``display_scale`` of its layout width (fonts do not scale)."""
+    bad = []
+    for t in fig.data:
+        if t.type == "scatter" and t.mode == "markers+text" and t.text is not None:
+            cell = float(t.marker.size) / 0.92 * display_scale
+            digits = max(len(s) for s in t.text)
+            if 0.6 * float(t.textfont.size) * digits > 0.8 * cell + 1e-9:
+                bad.append(f"{t.name}: font {t.textfont.size} in a {cell:.1f}-px cell")
+    return bad
+
+
+@pytest.mark.parametrize("name", ["demo224", "pp", "s_v1"])
+def test_member_numbers_do_not_run_together_at_224(name):
+    """The pair figure is wider than any column (shown at ~0.8 of its width); the partition figure at ~0.95."""
+    c = case(name)
+    for i, blocks in enumerate(c.trace.blocks):
+        sda, lda = blocks[0].layout, blocks[1].layout
+        H, W = sda.feature_hw
+        q = (H // 2, W // 2)
+        assert not _numbers_fit(sda_lda_figure(c.image, sda, lda, i, q), 0.8), (name, i)
+        for lay in (sda, lda):
+            fig = group_partition_figure(c.image, lay, i, query=q)
+            assert not _numbers_fit(fig, 0.95), (name, i, lay.kind)
+
+
+def test_insets_sit_in_a_top_corner_of_an_image_pinned_top_left():
+    """Tick labels are left of and below the image: the inset never takes a bottom corner, and the image
+    is pinned to the top left of its plot area, so a narrower column cannot slide the ticks under it."""
+    c = case("pp")
+    H, W = c.trace.block(0, 0).layout.feature_hw
+    for q in ((1, 1), (1, W - 2), (H - 2, 1), (H - 2, W - 2)):
+        for fig in (query_attention_figure(c.image, c.trace.block(0, 0), q),
+                    group_partition_figure(c.image, c.trace.block(0, 0).layout, 0, query=q)):
+            assert inset.inset_view(fig) is not None
+            assert list(fig.layout.yaxis2.domain) == [1 - inset.INSET_SIZE, 1.0]
+            assert fig.layout.xaxis.constraintoward == "left" and fig.layout.yaxis.constraintoward == "top"
+            left = fig.layout.xaxis2.domain[0] == 0.0
+            assert left == (q[1] * 4 > W * 4 / 2)                      # the side away from the query
+
+
+def test_schemes_panels_zoom_on_small_windows_like_the_groups_page():
+    from crossformer import schemes
+    from viz.schemes_figures import visible_keys_figure
+    hw, q = (128, 192), (60, 90)
+    specs = schemes.panel_specs(schemes.Settings.for_stage(0))
+    masks = [schemes.visible_keys(s.scheme, hw, q, **s.params) for s in specs]
+    fig = visible_keys_figure(sample_image(512, 768), masks, [s.label for s in specs], [s.scheme for s in specs],
+                              4, q, cols=2)
+    titles = [a.text for a in fig.layout.annotations]
+    for i, (s, mask) in enumerate(zip(specs, masks)):
+        ax = fig.layout["xaxis" + ("" if i == 0 else str(i + 1))]
+        width = ax.range[1] - ax.range[0]
+        local = s.scheme in ("sda", "swin", "swin_shifted") or (s.scheme == "lda" and bool(s.params.get("interval")))
+        zoomed = any(t.startswith(s.label) and t.endswith("zoomed") for t in titles)
+        assert zoomed == (width < 768) == local, (s.label, width)
+        if local:                                                      # every visible key stays in view
+            xs = np.argwhere(mask)[:, 1] * 4
+            assert ax.range[0] <= xs.min() and xs.max() + 4 <= ax.range[1]
+            ay = fig.layout["yaxis" + ("" if i == 0 else str(i + 1))]
+            assert (ay.range[0] - ay.range[1]) / width == pytest.approx(512 / 768)   # the panels' shape
+
+
+def test_image_panels_are_pinned_to_the_top_so_no_white_band_opens_above_them():
+    """Issue 31, item 8: shown at a narrower column width with its layout height, a centred image sat under
+    a tall white band; image axes now keep the spare room below and right of the image."""
+    from viz.attribution_figures import attribution_overlay_figure
+    c = case("pp")
+    b = c.trace.block(0, 0)
+    figs = [query_attention_figure(c.image, b, (5, 7)), group_partition_figure(c.image, b.layout, 0, query=(5, 7)),
+            sda_lda_figure(c.image, b.layout, c.trace.block(0, 1).layout, 0, (5, 7)),
+            attribution_overlay_figure(c.image, np.ones(c.image.shape[:2]), "IG")]
+    for fig in figs:
+        axes = [k for k in fig.layout.to_plotly_json() if k.startswith("yaxis") and k != "yaxis2"
+                or (k == "yaxis2" and fig.layout.yaxis2.scaleanchor == "x2" and not inset.inset_traces(fig))]
+        for k in axes:
+            assert fig.layout[k].constraintoward == "top", (fig.layout.title.text, k)
+            assert fig.layout["x" + k[1:]].constraintoward == "left"

@@ -75,13 +75,31 @@ def uniform_deviation(block: BlockTrace, group: int, weights: np.ndarray) -> np.
     return np.where(real, w - 1.0 / max(int(real.sum()), 1), 0.0)
 
 
-def _scale(z: np.ndarray, relative: bool) -> dict:
-    """Colour scale of an attention map: magnitudes from 0, or deviations centred at 0 (symmetric)."""
+def _scale(z: np.ndarray, relative: bool, scale_max: float | None = None) -> dict:
+    """Colour scale of an attention map: magnitudes from 0, or deviations centred at 0 (symmetric); up to
+    ``scale_max`` when given (maps meant to be compared share it), else up to the map's own maximum."""
+    if scale_max is None:
+        scale_max = _own_max(z, relative)
+    if relative:
+        return dict(colorscale=style.SIGNED, cmin=-scale_max, cmax=scale_max, cmid=0.0)
+    return dict(colorscale=style.MAGNITUDE, cmin=0.0, cmax=scale_max)
+
+
+def _own_max(z: np.ndarray, relative: bool) -> float:
+    """Top of a map's own colour scale: its largest weight (1 when all are 0), or its largest |deviation|."""
     if relative:
         v = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0
-        v = v or 1e-6
-        return dict(colorscale=style.SIGNED, cmin=-v, cmax=v, cmid=0.0)
-    return dict(colorscale=style.MAGNITUDE, cmin=0.0, cmax=float(np.nanmax(z)) or 1.0)
+        return v or 1e-6
+    return float(np.nanmax(z)) or 1.0
+
+
+def attention_scale_max(block: BlockTrace, query: Sequence[int], head: int | None = None, *,
+                        relative: bool = False, batch: int = 0) -> float:
+    """The top of :func:`query_attention_figure`'s own colour scale for these arguments (its ``cmax``):
+    the largest of several such values is the ``scale_max`` that puts their maps on one scale."""
+    g, _ = block.layout.locate(query)
+    w = query_weights(block, query, head, batch)
+    return _own_max(uniform_deviation(block, g, w) if relative else w, relative)
 
 
 def _heat(scale: dict) -> dict:
@@ -96,7 +114,7 @@ def _value_label(relative: bool, n_real: int) -> str:
 def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int], head: int | None = None,
                            batch: int = 0, *, zoom: bool = False, panel: int = 620, relative: bool = False,
                            zoom_inset: bool = True, title: str | None = None,
-                           wrap_px: int | None = None) -> go.Figure:
+                           wrap_px: int | None = None, scale_max: float | None = None) -> go.Figure:
     """Where one query token looks: its attention weights painted on its group members' image positions.
 
     SDA shows a compact window, LDA a strided lattice. ``head=None`` averages the heads.
@@ -111,6 +129,8 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
             diverging scale centred at 0, instead of the raw weight from 0.
         zoom_inset: add a magnified inset of the group when it is small on screen (:func:`viz.inset.needs_inset`).
         wrap_px: width the title and subtitle must fit (e.g. 420 in half a page; ``None``: the figure's width).
+        scale_max: top of the colour scale (``±scale_max`` when ``relative``); ``None``: this map's own
+            maximum. Side-by-side maps pass the largest :func:`attention_scale_max` of both.
 
     Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight (or its deviation) of
     the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
@@ -122,7 +142,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
     n_real = int((~lay.key_padding[g]).sum())
     shown_w = uniform_deviation(block, g, w) if relative else w
     z = attention_grid(block, g, shown_w)
-    sc = _scale(z, relative)
+    sc = _scale(z, relative, scale_max)
     canvas_hw = (lay.padded_hw[0] * s, lay.padded_hw[1] * s)
     view = canvas.view_around(lay.positions[g], s, canvas_hw, 1.0) if zoom else None
     hover = "member %{customdata}: " + ("weight − 1/N %{z:+.4f}" if relative else "weight %{z:.4f}")

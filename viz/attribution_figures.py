@@ -10,7 +10,12 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from crossformer.analysis.facts import number
+
 from . import canvas, style
+
+#: What the colours of a signed attribution map mean (stated on every signed map).
+SIGN_LEGEND = "red: raises the class score · blue: lowers it · white: no effect"
 
 
 def infer_stride(image_hw: Sequence[int], map_hw: Sequence[int]) -> float:
@@ -39,7 +44,8 @@ def attribution_overlay_figure(image: np.ndarray, attribution: np.ndarray, title
         attribution: ``(h, w)`` map: per pixel (IG, Occlusion) or per token (Grad-CAM at stage ``i``:
             ``4·2^i`` pixels per cell, inferred when ``stride`` is None).
         title: figure title (say which method and class).
-        signed: diverging colours centred at 0 (e.g. raw IG); otherwise a magnitude map from 0.
+        signed: diverging colours centred at 0 (e.g. raw IG), with :data:`SIGN_LEGEND` in the subtitle and
+            "raises"/"lowers" at the colour bar's ends; otherwise a magnitude map from 0.
         colorbar_title: label of the colour bar.
         clip_percentile: clip the colour range at this percentile of |values| (e.g. 99.5 for noisy IG).
         side_by_side: show the plain image to the left of the overlay.
@@ -73,7 +79,12 @@ def attribution_overlay_figure(image: np.ndarray, attribution: np.ndarray, title
         fig = go.Figure()
         where = {}
     fig.add_trace(style.image_trace(image, dim=0.15), **where)
-    fig.add_trace(canvas.token_heatmap(a, s, name=name, opacity=opacity, colorbar=style.colorbar(colorbar_title),
+    bar = style.colorbar(colorbar_title)
+    if signed:                       # the sign is the message: say at both ends what it means
+        bar.update(tickvals=[-top, 0.0, top],
+                   ticktext=[f"−{number(top)}<br>lowers", "0", f"+{number(top)}<br>raises"])
+        subtitle = (subtitle + " · " if subtitle else "") + SIGN_LEGEND
+    fig.add_trace(canvas.token_heatmap(a, s, name=name, opacity=opacity, colorbar=bar,
                                        hovertemplate="%{z:.4g}<extra></extra>", **scale), **where)
     if side_by_side:
         style.image_axes(fig, img_hw, row=1, col=2, y_title="")

@@ -61,13 +61,15 @@ def _boundary_segments(group_map: np.ndarray, stride: float) -> tuple[list, list
     return xs, ys
 
 
-def _members_trace(layout: GroupLayout, g: int, stride: float, cell: float, name: str) -> go.Scatter:
-    """White tiles with the member index ``n`` on every member of group ``g`` (padded ones in grey)."""
+def _members_trace(layout: GroupLayout, g: int, stride: float, cell: float, name: str,
+                   shown_at: float = 1.0) -> go.Scatter:
+    """White tiles with the member index ``n`` on every member of group ``g`` (padded ones in grey), in a
+    font that fits the cell (:func:`number_font`, at least 6)."""
     pos = layout.positions[g]                                    # (N, 2) on the padded grid
     x, y = canvas.token_centres(pos, stride)
     n = np.arange(layout.group_tokens)
     pad = layout.key_padding[g]
-    font = float(np.clip(cell * 0.5, 6, 14))
+    font = max(MIN_FONT, number_font(cell, len(str(layout.group_tokens - 1)), shown_at))
     return go.Scatter(
         x=x, y=y, mode="markers+text", name=name, text=[str(i) for i in n],
         textfont=dict(size=font, color=np.where(pad, "#777", "#111").tolist()),
@@ -82,6 +84,31 @@ def _members_trace(layout: GroupLayout, g: int, stride: float, cell: float, name
 #: Member numbers are written only on cells at least this many screen pixels wide (smaller ones: the zoom
 #: inset numbers them).
 MIN_NUMBER_CELL = 9.0
+#: About how wide the app shows a figure relative to its layout width (Streamlit stretches it to its column;
+#: fonts keep their size): the partition figure nearly at size, the SDA-vs-LDA pair — wider than any
+#: column — at about 0.8, where 9-px cells at stage 0 / 224 px made two-digit numbers run together.
+PARTITION_SHOWN_AT = 0.95
+PAIR_SHOWN_AT = 0.8
+MIN_FONT, MAX_FONT = 6.0, 14.0
+DIGIT_EM = 0.6               # width of one digit in font sizes
+
+
+def number_font(cell: float, digits: int, shown_at: float) -> float:
+    """Font size that fits ``digits`` digits in 80 % of a ``cell``-px cell shown at ``shown_at`` (else half
+    the cell, at least :data:`MIN_FONT`, at most :data:`MAX_FONT`); :func:`numbers_fit` says whether the
+    fitting size reaches :data:`MIN_FONT`."""
+    return float(min(MAX_FONT, max(MIN_FONT, cell * 0.5), 0.8 * cell * shown_at / (DIGIT_EM * digits)))
+
+
+def numbers_fit(cell: float, digits: int, shown_at: float) -> bool:
+    """True when member numbers of ``digits`` digits are legible (≥ :data:`MIN_FONT`) without touching."""
+    return number_font(cell, digits, shown_at) >= MIN_FONT
+#: The SDA-vs-LDA pair zooms when the query's SDA window would be smaller than this on screen (layout px),
+#: for every variant alike (v1 and ++).
+ZOOM_BELOW_PX = 32.0
+#: In that zoom the whole LDA group is shown when its box is at most this many SDA-window sides; otherwise
+#: (v1's map-wide groups) its members within one interval of the query, so both stay visible.
+NEAR_GROUP_FACTOR = 4.0
 
 
 def _veil(layout: GroupLayout, group: int, stride: float) -> go.Heatmap:
@@ -152,8 +179,9 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
     if layout.is_padded:
         fig.add_trace(canvas.padding_marks(layout.padding_map, s))
     cell = style.cell_px(s, canvas_hw, panel)
-    if selected_group is not None and cell >= MIN_NUMBER_CELL:
-        fig.add_trace(_members_trace(layout, selected_group, s, cell, f"group {selected_group}"))
+    digits = len(str(layout.group_tokens - 1))
+    if selected_group is not None and cell >= MIN_NUMBER_CELL and numbers_fit(cell, digits, PARTITION_SHOWN_AT):
+        fig.add_trace(_members_trace(layout, selected_group, s, cell, f"group {selected_group}", PARTITION_SHOWN_AT))
     if query is not None:
         fig.add_trace(canvas.query_marker(query, s))
 
@@ -165,7 +193,7 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
                 [(box[2] + box[3]) / 2], [(box[0] + box[1]) / 2])
             zoom_cell = style.cell_px(s, (box[1] - box[0], box[3] - box[2]), panel * inset.INSET_SIZE)
             parts = [style.image_trace(image, crop=box), groups_trace(), _veil(layout, selected_group, s),
-                     _members_trace(layout, selected_group, s, zoom_cell, "zoomed members")]
+                     _members_trace(layout, selected_group, s, zoom_cell, "zoomed members", PARTITION_SHOWN_AT)]
             if query is not None:
                 parts.append(canvas.query_marker(query, s, size=12))
             inset.add_inset(fig, parts, box, canvas_hw, (centre[0][0], centre[1][0]),
@@ -211,8 +239,8 @@ def _query_panel(grid: panels.PanelGrid, i: int, image: np.ndarray, layout: Grou
         tr.update(name="padded members", showlegend=first)
         grid.add(i, tr)
     # lattice outline: member tiles with their index when they are big enough to read
-    if cell >= MIN_NUMBER_CELL:
-        tr = _members_trace(layout, g, s, cell, f"members of group {g}")
+    if numbers_fit(cell, len(str(layout.group_tokens - 1)), PAIR_SHOWN_AT):
+        tr = _members_trace(layout, g, s, cell, f"members of group {g}", PAIR_SHOWN_AT)
         tr.update(marker=dict(color="rgba(0,0,0,0)", line=dict(color="white", width=0.8)), showlegend=False,
                   textfont=dict(color="#111"))
         grid.add(i, tr)
@@ -220,6 +248,29 @@ def _query_panel(grid: panels.PanelGrid, i: int, image: np.ndarray, layout: Grou
     qm.update(showlegend=first)
     grid.add(i, qm)
     return g, n
+
+
+def pair_view(sda_layout: GroupLayout, lda_layout: GroupLayout, query: Sequence[int], stride: float,
+              canvas_hw: Sequence[float], panel: float) -> tuple[float, float, float, float] | None:
+    """The zoom ``(y0, y1, x0, x1)`` (pixels) of :func:`sda_lda_figure`, or ``None`` when the query's SDA
+    window is at least :data:`ZOOM_BELOW_PX` on screen. The zoom is the square around the SDA window and
+    the LDA group — all of it when its box is at most :data:`NEAR_GROUP_FACTOR` window sides, else its real
+    members within one interval of the query (the same rule for v1's map-wide and ++'s compact groups)."""
+    gs, _ = sda_layout.locate(query)
+    gl, _ = lda_layout.locate(query)
+    sda_pos = sda_layout.positions[gs]                                           # (N, 2)
+    lda_pos = lda_layout.positions[gl][~lda_layout.key_padding[gl]]              # (N_real, 2)
+
+    def side(pos: np.ndarray) -> float:
+        return float(max(np.ptp(pos[:, 0]), np.ptp(pos[:, 1])) + 1) * stride
+
+    if side(sda_pos) * panel / max(float(canvas_hw[0]), float(canvas_hw[1])) >= ZOOM_BELOW_PX:
+        return None
+    if side(lda_pos) > NEAR_GROUP_FACTOR * side(sda_pos):
+        ih, iw = lda_layout.interval
+        near = (np.abs(lda_pos[:, 0] - query[0]) <= ih) & (np.abs(lda_pos[:, 1] - query[1]) <= iw)
+        lda_pos = lda_pos[near]
+    return inset.group_view(np.concatenate([sda_pos, lda_pos]), stride, canvas_hw)
 
 
 def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: GroupLayout, stage: int,
@@ -233,7 +284,8 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
         query: token ``(h, w)`` on the stage grid.
 
     Both panels show the same pixel range (the larger padded canvas) at the same size, so distances compare;
-    when both groups are small on screen (:func:`viz.inset.needs_inset`) that range is the square around them.
+    when the SDA window is small on screen that range is :func:`pair_view`'s square around it and the LDA
+    members near the query.
 
     Traces: per panel a heat map named ``"SDA group g"`` / ``"LDA group g"`` with ``z = 1`` on the group's
     real members (padded grid, NaN elsewhere), ``"padding (SDA)"`` / ``"padding (LDA)"`` grey ``×`` on the
@@ -248,11 +300,9 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
     for l, (g, n) in zip((sda_layout, lda_layout), gs):
         titles.append(f"{l.kind.upper()}: G={l.group_size}, I={l.interval_text} · "
                       f"group {g} of {l.num_groups} · member {n}{global_note(l)}")
-    # both groups small on screen (large images, early stages): both panels zoom to the same square around
-    # them, so the windows do not vanish under the star and the two panels keep one scale
-    union = np.concatenate([l.positions[g] for l, (g, _) in zip((sda_layout, lda_layout), gs)])
-    box = inset.group_view(union, s, big)
-    view = box if inset.needs_inset(box, big) else None
+    # the SDA window small on screen (large images, early stages): both panels zoom to the same square around
+    # it and the LDA members near the query, so neither vanishes under the star and the panels keep one scale
+    view = pair_view(sda_layout, lda_layout, query, s, big, panel)
     if view is not None:
         cell = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), panel)
     grid = panels.PanelGrid(1, 2, titles=titles, horizontal_spacing=0.08, title_size=13)
@@ -261,8 +311,9 @@ def sda_lda_figure(image: np.ndarray, sda_layout: GroupLayout, lda_layout: Group
         grid.image_axes(i, big, view=view, x_title="x (pixels)", y_title="y (pixels)")   # one scale for both
     fig = grid.figure()
     pw, ph = style.panel_size(big if view is None else (view[1] - view[0], view[3] - view[2]), panel)
-    zoomed = ("" if view is None else f" · zoomed to the {int(view[1] - view[0])} × {int(view[3] - view[2])} px "
-              f"around both groups (y {int(view[0])}–{int(view[1])}, x {int(view[2])}–{int(view[3])})")
+    zoomed = ("" if view is None else f" · zoomed to the {int(view[1] - view[0])}×{int(view[3] - view[2])} px "
+              f"around the SDA window and the nearest LDA members (y {int(view[0])}–{int(view[1])}, "
+              f"x {int(view[2])}–{int(view[3])})")
     style.apply_layout(
         fig, f"Stage {stage}: where token (h={query[0]}, w={query[1]}) looks",
         f"short-distance attention (SDA) sees a compact G×G window; long-distance attention (LDA) sees "

@@ -45,14 +45,38 @@ def square_view(view: Sequence[float], canvas_hw: Sequence[float]) -> tuple[floa
     return y0, y1, x0, x1
 
 
+def aspect_view(view: Sequence[float], canvas_hw: Sequence[float]) -> tuple[float, float, float, float]:
+    """``view`` grown along one axis to the canvas's aspect ratio (kept inside the canvas where it can), so
+    a zoomed panel fills the same panel shape as an unzoomed one."""
+    y0, y1, x0, x1 = (float(v) for v in view)
+    H, W = float(canvas_hw[0]), float(canvas_hw[1])
+    h, w = y1 - y0, x1 - x0
+    if w / h < W / H:
+        w = min(h * W / H, W)
+    else:
+        h = min(w * H / W, H)
+
+    def fit(a: float, b: float, side: float, n: float) -> tuple[float, float]:
+        lo = min(max((a + b) / 2 - side / 2, 0.0), max(n - side, 0.0))
+        return lo, lo + side
+
+    (y0, y1), (x0, x1) = fit(y0, y1, h, H), fit(x0, x1, w, W)
+    return y0, y1, x0, x1
+
+
 def corner_for(point_xy: Sequence[float], canvas_hw: Sequence[float]) -> tuple[list[float], list[float]]:
-    """``(x_domain, y_domain)`` paper fractions of the corner opposite the point (so the inset hides
-    neither the query nor its group)."""
-    x, y = point_xy
-    H, W = canvas_hw
+    """``(x_domain, y_domain)`` paper fractions of the top corner on the other side from the point (so the
+    inset hides neither the query nor its group).
+
+    Always a top corner: the image's tick labels sit left of and below it, and the main image is pinned to
+    the top left of the plot area (:func:`viz.style.image_axis_specs`; a column narrower than the figure
+    shrinks it there), so a bottom corner could drop below the image onto the x ticks, and the top-left
+    corner starts exactly at the image's left edge, right of the y ticks.
+    """
+    x, _ = point_xy
+    _, W = canvas_hw
     xd = [0.0, INSET_SIZE] if x > W / 2 else [1.0 - INSET_SIZE, 1.0]
-    yd = [0.0, INSET_SIZE] if y < H / 2 else [1.0 - INSET_SIZE, 1.0]   # y downwards: top rows → bottom corner
-    return xd, yd
+    return xd, [1.0 - INSET_SIZE, 1.0]
 
 
 def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence[float],
@@ -77,9 +101,10 @@ def add_inset(fig: go.Figure, traces: Iterable[go.BaseTraceType], view: Sequence
                 linecolor="#111", linewidth=2)
     style.set_layout(
         fig,
-        xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain", **axis),
+        xaxis2=dict(domain=xd, range=[x0, x1], anchor=INSET_Y, constrain="domain",
+                    constraintoward="left" if xd[0] == 0 else "right", **axis),      # hugs its corner
         yaxis2=dict(domain=yd, range=[y1, y0], anchor=INSET_X, scaleanchor=INSET_X, scaleratio=1,
-                    constrain="domain", **axis))
+                    constrain="domain", constraintoward="top", **axis))
     fig.add_annotation(xref=f"{INSET_X} domain", yref=f"{INSET_Y} domain", x=0.0, y=1.0, xanchor="left",
                        yanchor="bottom", text=label, showarrow=False, bgcolor="rgba(255,255,255,0.85)",
                        font=dict(size=11, color="#111"))

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import canvas, panels, style
+from . import canvas, inset, panels, style
 
 #: One colour per scheme family (panels and cost lines agree).
 SCHEME_COLORS: dict[str, str] = {"full": "#D55E00", "swin": "#0072B2", "swin_shifted": "#56B4E9",
@@ -56,7 +56,9 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
         grid_every: per scheme, draw token-grid lines every ``n`` tokens (PVT's pooled cells) or ``None``.
 
     Traces per panel: the image, a heat map named ``"visible: <title>"`` (uint8 ``z = 1`` on visible tokens,
-    0 elsewhere), optional ``"pooled cells"`` lines, and the ``"query token"`` star.
+    0 elsewhere), optional ``"pooled cells"`` lines, and the ``"query token"`` star. A panel whose visible
+    keys are small on screen (a Swin or SDA window on a large image) zooms to them as the groups page does
+    (:func:`keys_view`; its title ends in "· zoomed").
     """
     n = len(masks)
     if not (len(titles) == len(schemes) == n):
@@ -64,6 +66,8 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
     rows = math.ceil(n / cols)
     H, W = np.asarray(masks[0]).shape
     extent = (max(H * stride, image.shape[0]), max(W * stride, image.shape[1]))
+    views = [keys_view(mask, stride, extent, query) for mask in masks]
+    titles = [t + (" · zoomed" if v is not None else "") for t, v in zip(titles, views)]
     grid = panels.PanelGrid(rows, cols, n, titles=list(titles), horizontal_spacing=0.03,
                             vertical_spacing=0.12 / rows, title_size=12)
     for i, (mask, title, scheme) in enumerate(zip(masks, titles, schemes)):
@@ -77,7 +81,7 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
         qm = canvas.query_marker(query, stride, size=11)
         qm.update(showlegend=i == 0)
         grid.add(i, qm)
-        grid.image_axes(i, extent)
+        grid.image_axes(i, extent, view=views[i])
         grid.axes(i, dict(showticklabels=False), dict(showticklabels=False))
     fig = grid.figure()
     pw, ph = style.panel_size(extent, panel)
@@ -85,6 +89,16 @@ def visible_keys_figure(image: np.ndarray, masks: Sequence[np.ndarray], titles: 
                        f"coloured: the visible keys · {H}×{W} tokens, {stride} px per token",
                        width=cols * (pw + 20) + 60, height=rows * (ph + 70) + 160, legend=False, margin_top=140)
     return fig
+
+
+def keys_view(mask: np.ndarray, stride: float, extent_hw: Sequence[float], query: Sequence[int]
+              ) -> tuple[float, float, float, float] | None:
+    """The region ``(y0, y1, x0, x1)`` around a panel's visible keys and the query (one token of margin, grown
+    to the panel's aspect ratio) when they are small on screen by the groups page's rule
+    (:func:`viz.inset.needs_inset`), else ``None``."""
+    pos = np.concatenate([np.argwhere(np.asarray(mask, dtype=bool)), np.asarray([query]).reshape(1, 2)])
+    box = inset.group_view(pos, stride, extent_hw)
+    return inset.aspect_view(box, extent_hw) if inset.needs_inset(box, extent_hw) else None
 
 
 def reach_figure(masks: Sequence[Sequence[np.ndarray]], architectures: Sequence[str], depths: Sequence[int],

@@ -199,13 +199,17 @@ def image_axis_specs(extent_hw: tuple[float, float], *, x_title: str = "x (pixel
                      ) -> tuple[dict, dict]:
     """``(xaxis, yaxis)`` layout entries of an image panel in pixel coordinates: y downwards, equal aspect
     (the y axis scale-anchored to x-axis ``anchor``), no grid. ``extent_hw`` is the drawn canvas ``(H, W)``
-    in pixels; ``view`` an optional ``(y0, y1, x0, x1)`` zoom."""
+    in pixels; ``view`` an optional ``(y0, y1, x0, x1)`` zoom.
+
+    The image is pinned to the top left of its plot area: the app shows figures at their column's width
+    with their layout height, and a centred image then sat under a tall white band; spare room now falls
+    below and right of it (and a zoom inset in a top corner cannot slide onto its tick labels)."""
     H, W = extent_hw
     y0, y1, x0, x1 = view if view is not None else (0.0, float(H), 0.0, float(W))
     return (dict(range=[x0, x1], showgrid=False, zeroline=False, title=dict(text=x_title), constrain="domain",
-                 ticks="outside"),
+                 constraintoward="left", ticks="outside"),
             dict(range=[y1, y0], showgrid=False, zeroline=False, title=dict(text=y_title), scaleanchor=anchor,
-                 scaleratio=1, constrain="domain", ticks="outside"))
+                 scaleratio=1, constrain="domain", constraintoward="top", ticks="outside"))
 
 
 def image_axes(fig: go.Figure, extent_hw: tuple[float, float], row: int | None = None, col: int | None = None,

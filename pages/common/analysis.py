@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from crossformer.analysis.facts import human  # noqa: F401 — one owner of the pair-count format
+from crossformer.analysis.facts import hw_text, pair_share, percent
 from crossformer.geometry import NEG_INF, GroupLayout
 from crossformer.trace import BlockTrace, Trace
 from viz.diagnostics import softmax  # noqa: F401 — pages use analysis.softmax for logits
@@ -49,14 +51,6 @@ def attention_cost(layout: GroupLayout) -> AttentionCost:
                          full_pairs=L * L, group_pairs=layout.num_groups * layout.group_tokens ** 2)
 
 
-def human(n: float) -> str:
-    """``12345678`` → ``"12.3 M"``."""
-    for div, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:g}"
-
-
 # ---- pipeline table ---------------------------------------------------------------------------------
 def first_of_kind(trace: Trace, stage: int, kind: str) -> BlockTrace | None:
     """The first block of ``stage`` configured as ``kind`` (``"sda"``/``"lda"``)."""
@@ -69,7 +63,7 @@ def first_of_kind(trace: Trace, stage: int, kind: str) -> BlockTrace | None:
 def _padded(layout: GroupLayout | None) -> str:
     if layout is None:
         return "–"
-    return "no padding" if not layout.is_padded else f"{layout.padded_hw[0]}×{layout.padded_hw[1]}"
+    return "no padding" if not layout.is_padded else hw_text(layout.padded_hw)
 
 
 def stage_rows(trace: Trace) -> list[dict[str, Any]]:
@@ -79,13 +73,11 @@ def stage_rows(trace: Trace) -> list[dict[str, Any]]:
         sda, lda = first_of_kind(trace, i, "sda"), first_of_kind(trace, i, "lda")
         sl = sda.layout if sda else None
         ll = lda.layout if lda else None
-        costs = [attention_cost(b.layout) for b in blocks]
-        full = sum(c.full_pairs for c in costs)
-        grouped = sum(c.group_pairs for c in costs)
+        share = pair_share([b.layout for b in blocks])
         glob = bool(sl is not None and sl.is_global)
         rows.append({
             "stage": i,
-            "tokens": f"{hw[0]}×{hw[1]}",
+            "tokens": hw_text(hw),
             "px/token": trace.stage_stride(i),
             "channels": blocks[0].dim if blocks else 0,
             "heads": blocks[0].heads if blocks else 0,
@@ -96,7 +88,7 @@ def stage_rows(trace: Trace) -> list[dict[str, Any]]:
             "LDA groups": ll.num_groups if ll else 0,
             "SDA padded to": _padded(sl),
             "LDA padded to": _padded(ll),
-            "pairs vs full": f"{grouped / full:.1%}" if full else "–",
+            "pairs vs full": percent(share.share),
         })
     return rows
 

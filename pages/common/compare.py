@@ -182,7 +182,7 @@ def _model_b(errors: list[str]) -> ModelBundle:
             got = loaders.uploaded_model(f"upload:{sidebar.upload_digest(up)}", up.name, _data=up.getvalue())
             if not isinstance(got, ModelFailure):
                 return got
-            errors.append(f"Could not load B's checkpoint — {got.message} B uses the demo model.")
+            errors.append(f"Could not load B's checkpoint — {sidebar.sentence(got.message)} B uses the demo model.")
         else:
             st.caption("No checkpoint uploaded yet: B uses the demo model.")
     return sidebar.demo_bundle()
@@ -262,7 +262,7 @@ def _b_block(b: SideB, block: BlockTrace, head: int | None) -> tuple[BlockTrace 
 def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple[int, int],
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
-    from viz.attention_figures import query_attention_figure
+    from viz.attention_figures import attention_scale_max, query_attention_figure
     from viz.compare_figures import difference_figure, difference_rows, head_stat_difference
 
     token_b = query_token_b(ctx, b, block.stage)
@@ -271,17 +271,23 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
     st.caption(f"Shared query: pixel (y={pa[0]}, x={pa[1]}) of A's {ctx.prepared.hw[0]}×{ctx.prepared.hw[1]} input "
                f"→ pixel (y={pb[0]}, x={pb[1]}) of B's {b.prepared.hw[0]}×{b.prepared.hw[1]} input → B's token "
                f"(h={token_b[0]}, w={token_b[1]}) of stage {block.stage} (A's: (h={token[0]}, w={token[1]})).")
+    blk_b, head_b = _b_block(b, block, head)
+    maxima = {"A": attention_scale_max(block, token, head)}
+    if blk_b is not None:
+        maxima["B"] = attention_scale_max(blk_b, token_b, head_b)
+    scale_max, scale_note = widgets.shared_scale("cmp", maxima)
     left, right = st.columns(2, gap="large")
     with left:
         fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420, wrap_px=420,
-                                   title=f"A · {block.name} · token ({token[0]}, {token[1]})")
+                                   title=f"A · {block.name} · token ({token[0]}, {token[1]})", scale_max=scale_max)
         widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
     with right:
-        blk_b, head_b = _b_block(b, block, head)
         if blk_b is not None:
             fig = loaders.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420, wrap_px=420,
-                                       title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
+                                       title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})",
+                                       scale_max=scale_max)
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
+    st.caption(scale_note)
     sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
     sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
     diff = head_stat_difference(sa, sb)

@@ -25,6 +25,8 @@ from typing import Any, Callable, Hashable, TypeVar
 
 import streamlit as st
 
+from crossformer.analysis.facts import plural
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 THRESHOLD_S = 10.0          # estimates above this ask for a confirmation first
@@ -216,6 +218,15 @@ def report_cancelled(key: str) -> dict | None:
     return marker
 
 
+#: Singular of the cost units (``Cost.unit`` is written in the plural).
+_SINGULAR = {"passes": "pass", "images": "image", "heads": "head", "blocks": "block", "steps": "step"}
+
+
+def steps_text(cost: Cost) -> str:
+    """``"1 pass"``, ``"770 images"``, ``"1,200 images"`` (number agreement and thousands separators)."""
+    return plural(cost.steps, _SINGULAR.get(cost.unit, cost.unit), cost.unit)
+
+
 def action(key: str, label: str, request: Hashable, est: Estimate, compute: Callable[[Progress], T],
            store: Any, *, threshold_s: float | None = None, progress_label: str | None = None,
            help: str | None = None, primary: bool = True) -> tuple[T | None, bool]:
@@ -238,7 +249,7 @@ def action(key: str, label: str, request: Hashable, est: Estimate, compute: Call
     big = est.seconds > threshold_s
     clicked = st.button(label, key=key, type="primary" if primary else "secondary",
                         icon=":material/play_arrow:", help=help)
-    st.caption(f"Estimated {est.text} ({est.cost.steps} {est.cost.unit})"
+    st.caption(f"Estimated {est.text} ({steps_text(est.cost)})"
                + (" — it asks before it starts." if big else "."))
     go = clicked and not big
     if clicked and big:
@@ -246,7 +257,7 @@ def action(key: str, label: str, request: Hashable, est: Estimate, compute: Call
     if not go and st.session_state.get(confirm_key) == request:
         slot = st.empty()
         box = slot.container()
-        box.warning(f"This takes {est.text} ({est.cost.steps} {est.cost.unit}) — continue?",
+        box.warning(f"This takes {est.text} ({steps_text(est.cost)}) — continue?",
                     icon=":material/schedule:")
         c1, c2 = box.columns(2)
         go = c1.button("Continue", key=f"{key}_confirm", type="primary", icon=":material/check:")

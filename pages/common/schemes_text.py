@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from crossformer.analysis import facts
+
 from .analysis import human
 
 
@@ -19,7 +21,7 @@ def schemes_intro(input_hw: tuple[int, int], stage: int, stage_hw: tuple[int, in
     H, W = input_hw
     h, w = stage_hw
     L = h * w
-    ratio = crossformer_pairs / full_pairs if full_pairs else float("nan")
+    share = facts.pair_share_text(facts.PairShare(grouped=crossformer_pairs, full=2 * full_pairs, blocks=2))
     return (
         "Full self-attention (ViT) lets every token look at every other, but its cost grows with the "
         "*square* of the token count. Windowed attention (Swin) is linear but local: information crosses a "
@@ -27,8 +29,9 @@ def schemes_intro(input_hw: tuple[int, int], stage: int, stage_hw: tuple[int, in
         "by pooling the keys, which blurs fine detail and stays quadratic. CrossFormer pairs a "
         "**short-distance** block (SDA: the G×G neighbours) with a **long-distance** block (LDA: G×G tokens "
         "spread over the whole map), so two linear-cost blocks already mix near and far.\n\n"
-        f"On this {W}×{H}-pixel image, stage {stage} ({h}×{w} = {L:,} tokens): full attention scores "
-        f"**{human(full_pairs)}** query–key pairs per head, one SDA + one LDA block **{human(crossformer_pairs)}** "
-        f"({ratio:.1%}); after those two blocks **{crossformer_reach:,}** of the {L:,} tokens have reached the "
-        f"query token, after a Swin W + SW pair **{swin_reach:,}**."
+        f"On this {facts.hw_text((H, W))}-pixel image (H × W), stage {stage} ({facts.hw_text((h, w))} = "
+        f"{facts.count(L)} tokens): full attention scores **{human(full_pairs)}** query–key pairs per head in one "
+        f"block, one SDA + one LDA block **{human(crossformer_pairs)}** together — {share}; after those "
+        f"two blocks **{facts.count(crossformer_reach)}** of the {facts.count(L)} tokens have reached the query "
+        f"token, after a Swin W + SW pair **{facts.count(swin_reach)}**."
     )

@@ -12,11 +12,18 @@ context itself, so the page works either way.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from . import loaders, sidebar, widgets
 from .context import AppContext
 from .navigation import PAGES
+
+#: One line per script run (server-side seconds); silent unless enabled (``app.py``: ``CROSSFORMER_RUN_TIMES=1``).
+RUN_LOG = logging.getLogger("crossformer_explorer.runs")
 
 #: Session-state key of this run's context (set by :func:`run_app`, removed when the run ends).
 CONTEXT_KEY = "_ctx"
@@ -37,17 +44,31 @@ def _context() -> AppContext:
 
 
 def run_app() -> None:
-    """The whole of ``app.py``: page config, navigation, sidebar, then the selected page."""
-    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/grid_view:", layout="wide",
-                       initial_sidebar_state="expanded")
-    loaders.memory_policy()          # once per server (cached): malloc arenas shared by the script threads
-    page = _navigation()
-    st.session_state[CONTEXT_KEY] = _context()
+    """The whole of ``app.py``: page config, navigation, sidebar, then the selected page.
+
+    Each script run's server-side time is logged to :data:`RUN_LOG` (``run session=… page=… seconds=…
+    outcome=done|stopped``) when that logger is enabled for INFO (``CROSSFORMER_RUN_TIMES=1``, see ``app.py``):
+    what ``benchmarks/bench_many_users.py`` reads to report the server's own time per run.
+    """
+    t0, title, outcome = time.perf_counter(), "?", "stopped"
     try:
-        page.run()
-    finally:   # the context lives for this run only
-        st.session_state.pop(CONTEXT_KEY, None)
-        loaders.release_memory()
+        st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/grid_view:", layout="wide",
+                           initial_sidebar_state="expanded")
+        loaders.memory_policy()          # once per server (cached): malloc arenas shared by the script threads
+        page = _navigation()
+        title = page.title
+        st.session_state[CONTEXT_KEY] = _context()
+        try:
+            page.run()
+            outcome = "done"
+        finally:   # the context lives for this run only
+            st.session_state.pop(CONTEXT_KEY, None)
+            loaders.release_memory()
+    finally:
+        if RUN_LOG.isEnabledFor(logging.INFO):
+            ctx = get_script_run_ctx()
+            RUN_LOG.info("run session=%s page=%s seconds=%.4f outcome=%s", ctx.session_id if ctx else "-",
+                         title.replace(" ", "_"), time.perf_counter() - t0, outcome)
 
 
 def page_context() -> AppContext:

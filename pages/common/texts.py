@@ -5,37 +5,34 @@ Each function returns Markdown: 2–5 sentences on the mechanism and what to loo
 
 from __future__ import annotations
 
+from crossformer.analysis import facts
 from crossformer.geometry import GroupLayout
 from crossformer.trace import BlockTrace, EmbeddingTrace, Trace
 
-from .analysis import attention_cost, first_of_kind, human
+from .analysis import first_of_kind
 
-
-def _hw(hw: tuple[int, int]) -> str:
-    return f"{hw[0]}×{hw[1]}"
+_hw = facts.hw_text
 
 
 def cost_sentence(layouts: list[GroupLayout]) -> str:
-    """'… scores 153.7 k query–key pairs instead of 9.83 M for full attention (1.6 %).'"""
-    costs = [attention_cost(l) for l in layouts]
-    full = sum(c.full_pairs for c in costs)
-    grouped = sum(c.group_pairs for c in costs)
-    return (f"{human(grouped)} query–key pairs instead of {human(full)} for full attention "
-            f"({grouped / full:.1%})" if full else "")
+    """'307 k query–key pairs per head = 1.6 % of full attention over the same 2 blocks (19.7 M)'."""
+    return facts.pair_share_text(facts.pair_share(layouts)) if layouts else ""
 
 
 def overview_intro(trace: Trace, model_label: str) -> str:
     grids = ", ".join(_hw(hw) for hw in trace.stage_hw)
     sda, lda = first_of_kind(trace, 0, "sda"), first_of_kind(trace, 0, "lda")
     H, W = trace.input_hw
-    s = (f"**{model_label}** reads this {H}×{W}-pixel image as a pyramid of four token maps — {grids} tokens — "
-         "where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks alternate "
+    s = (f"**{model_label}** reads this {_hw((H, W))}-pixel image (H × W) as a pyramid of four token maps — "
+         f"{grids} tokens — where a token of stage *i* covers 4·2ⁱ pixels per side. Inside each stage, blocks "
+         "alternate "
          "**SDA** (short-distance attention among the G×G neighbours of a window; G = group side, in tokens) "
          "and **LDA** (long-distance attention among G×G tokens *I* apart, I = the interval, sampling a wider "
          "area: how wide is on the *SDA & LDA "
          "groups* page).")
     if sda is not None and lda is not None:
-        s += (f" At stage 0 that is {sda.layout.num_groups} SDA windows and {lda.layout.num_groups} LDA groups of "
+        s += (f" At stage 0 that is {facts.count(sda.layout.num_groups)} SDA windows and "
+              f"{facts.count(lda.layout.num_groups)} LDA groups of "
               f"{sda.layout.group_tokens} tokens (G = {sda.layout.group_size}, I = {lda.layout.interval_text}): one "
               f"SDA + LDA pair scores {cost_sentence([sda.layout, lda.layout])}.")
     s += (" Every number and picture in this app is read from the model's own forward pass on this image "
@@ -58,9 +55,12 @@ def embedding_intro(emb: EmbeddingTrace, layer: str, px_per_input: int) -> str:
             "edges and texture versus those that follow larger layout.")
 
 
-def groups_intro(trace: Trace, stage: int) -> str:
+def groups_intro(trace: Trace, stage: int, token: tuple[int, int] | None = None) -> str:
+    """The stage's grouping, with the query token's (default: the centre token's) SDA window and LDA group
+    measured on the input."""
     hw = trace.stage_hw[stage]
-    px = 4 * 2 ** stage
+    token = token if token is not None else (hw[0] // 2, hw[1] // 2)
+    px = trace.stage_stride(stage)
     sda, lda = first_of_kind(trace, stage, "sda"), first_of_kind(trace, stage, "lda")
     parts = [f"Stage {stage} has {_hw(hw)} tokens of {px}×{px} pixels."]
     if sda is not None:
@@ -70,25 +70,22 @@ def groups_intro(trace: Trace, stage: int) -> str:
                          "both become global attention here.")
         else:
             pad = (f", after padding the map to {_hw(L.padded_hw)} with masked tokens" if L.is_padded else "")
-            parts.append(f"**SDA** (short-distance attention) cuts it into {L.num_groups} windows of "
-                         f"G×G = {L.group_size}×{L.group_size} "
-                         f"neighbouring tokens{pad}: each token attends within {L.group_size * px} pixels.")
+            parts.append(f"**SDA** (short-distance attention) cuts it into {facts.count(L.num_groups)} windows of "
+                         f"G×G = {L.group_size}×{L.group_size} neighbouring tokens{pad}."
+                         + facts.span_sentence(L, L.locate(token)[0], px, trace.input_hw, who="The query's"))
     if lda is not None and not lda.layout.is_global:
         L = lda.layout
-        I = L.interval[0]
         pad = f" (map padded to {_hw(L.padded_hw)})" if L.is_padded else ""
         if tuple(L.interval) == (1, 1):
             parts.append(f"**LDA** (long-distance attention) here has interval I = 1, so it groups neighbours "
-                         f"exactly like SDA ({L.num_groups} groups "
-                         f"of {L.group_tokens}){pad}.")
+                         f"exactly like SDA ({facts.count(L.num_groups)} groups of {L.group_tokens}){pad}.")
         else:
-            parts.append(f"**LDA** (long-distance attention) groups tokens I = {L.interval_text} apart (I: interval): "
-                         f"its {L.num_groups} groups of "
-                         f"{L.group_tokens} members each span {L.group_size * I * px} pixels at {I * px}-pixel "
-                         f"steps{pad}.")
+            parts.append(f"**LDA** (long-distance attention) groups tokens I = {L.interval_text} apart (I: interval, "
+                         f"H × W): {facts.count(L.num_groups)} groups of {L.group_tokens} members{pad}."
+                         + facts.span_sentence(L, L.locate(token)[0], px, trace.input_hw, who="The query's"))
     layouts = [b.layout for b in trace.blocks[stage]]
     if layouts:
-        parts.append(f"The stage's {len(layouts)} blocks score {cost_sentence(layouts)}.")
+        parts.append(f"The stage's blocks score {cost_sentence(layouts)}.")
     return " ".join(parts)
 
 
@@ -97,8 +94,8 @@ def dpb_intro(block: BlockTrace) -> str:
     G = L.group_size
     step = ""
     if L.kind == "lda":
-        step = (f" In this LDA block neighbouring members are I = {L.interval_text} tokens apart, so an offset of 1 "
-                f"means {L.interval[0] * 4 * 2 ** block.stage} pixels.")
+        step = (f" In this LDA block neighbouring members are I = {L.interval_text} tokens apart (H × W), so an "
+                f"offset of 1 means {facts.step_text(L, 4 * 2 ** block.stage)}.")
     return (f"The **dynamic position bias** (DPB) is a small MLP that turns the offset (Δh, Δw) between two "
             f"members of a group into one bias per head, added to q·k before the softmax. Block {block.name} "
             f"({L.kind.upper()}: {'long' if L.kind == 'lda' else 'short'}-distance attention; G = {G} group side) "
@@ -106,35 +103,6 @@ def dpb_intro(block: BlockTrace) -> str:
             f"{block.heads} heads.{step} Because it is a function of the offset rather than a table of "
             "parameters, the same weights give a bias for any group size — move the G slider. Look for heads "
             "that favour near keys (a peak at the centre) and heads with a direction.")
-
-
-def group_span(L, group: int, px: int) -> tuple[int, int, int]:
-    """``(height px, width px, padded slots)`` of one group's real members on the input image."""
-    m = L.members[group]
-    t = m[m >= 0]
-    W = L.feature_hw[1]
-    if t.size == 0:
-        return 0, 0, L.group_tokens
-    h, w = t // W, t % W
-    return int((h.max() - h.min() + 1) * px), int((w.max() - w.min() + 1) * px), int(L.group_tokens - t.size)
-
-
-def span_sentence(L, group: int, px: int, input_hw: tuple[int, int]) -> str:
-    """What the query's group covers, computed from the layout (special cases get their own sentence)."""
-    if L.is_global:
-        return " The whole map fits in one group here: this block is global attention."
-    sh, sw, pad = group_span(L, group, px)
-    H, W = input_hw
-    padding = f"; {pad} of its {L.group_tokens} slots are padding" if pad else ""
-    if L.kind == "lda" and tuple(L.interval) == (1, 1):
-        return (f" With I = 1 this LDA block groups neighbours exactly as SDA does: the group spans {sh} × {sw} px "
-                f"of the {H} × {W} input{padding}.")
-    if L.kind == "lda":
-        ih, iw = L.interval
-        steps = f"{ih * px} px" if ih == iw else f"{ih * px} × {iw * px} px"
-        return (f" This LDA group spans {sh} × {sw} px of the {H} × {W} input, with members {steps} apart"
-                f"{padding}.")
-    return f" This SDA window covers {sh} × {sw} px of neighbours{padding}."
 
 
 def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, member: int,
@@ -147,7 +115,7 @@ def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, membe
     kind = "one global group" if L.is_global else (
         f"{L.kind.upper()}: {'long' if L.kind == 'lda' else 'short'}-distance attention")
     hw = input_hw or (L.feature_hw[0] * px, L.feature_hw[1] * px)
-    spread = span_sentence(L, group, px, hw)
+    spread = facts.span_sentence(L, group, px, hw)
     return (f"In block **{block.name}** ({kind}, G = {L.group_size}) the query token ({token[0]}, {token[1]}) is "
             f"member {member} of group {group}, and attends to that group's N = {real} real members only{pad} "
             f"(G = group side; attention spread evenly over N keys has entropy ln N, the most it can have). "

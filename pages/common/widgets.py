@@ -133,6 +133,26 @@ def download_trace(ctx: AppContext, key: str) -> None:
                        help="Every array of the forward pass under the names of Trace.flat(), plus the input.")
 
 
+def shared_scale(prefix: str, maxima: dict[str, float], what: str = "attention weight"
+                 ) -> tuple[float | None, str]:
+    """Maps meant to be compared share one colour scale unless the user asks for independent ones.
+
+    Draws the toggle ``{prefix}_own_scales`` (off by default). ``maxima``: each map's own scale top (name →
+    value, e.g. ``{"before": 0.18, "after": 0.2}``). Returns the shared top (``None`` when independent) and
+    the caption sentence that states the scale(s).
+    """
+    from crossformer.analysis.facts import number
+
+    own = st.toggle("Independent colour scales", key=f"{prefix}_own_scales",
+                    help="Off: the maps share one scale, so equal colours mean equal values. On: each map uses "
+                         "its own range (finer detail, but colours no longer compare).")
+    if own or not maxima:
+        return None, ("Each map on its own colour scale (colours do not compare): " +
+                      "; ".join(f"{name} 0 – {number(v)}" for name, v in maxima.items()) + f" ({what}).")
+    top = max(maxima.values())
+    return top, f"Both maps on one colour scale, 0 – {number(top)} ({what}): equal colours mean equal values."
+
+
 # ---- pickers -------------------------------------------------------------------------------------------
 # Every picker goes through pages.common.state.choice / number: the value lives under its logical key
 # (``attn_stage``), the widget under a key derived from its option labels (see pages/common/state.py).
@@ -144,7 +164,7 @@ def stage_picker(trace: Trace, prefix: str, label: str = "Stage", default: int |
 def block_label(b: BlockTrace) -> str:
     L = b.layout
     kind = L.kind.upper() + (" (global)" if L.is_global else "")
-    extra = f" I={L.interval[0]}" if L.kind == "lda" else ""
+    extra = f" I={L.interval_text}" if L.kind == "lda" else ""
     return f"{b.name} · {kind} G={L.group_size}{extra}"
 
 

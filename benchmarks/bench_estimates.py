@@ -1,0 +1,145 @@
+"""Are the heavy actions' estimates right? Estimate, measured time and their ratio per action, model and size.
+
+For each model (``--models``, default the demo model and CrossFormer-S with random weights) and input
+(``--sizes``, default 224×224 and 512×768), the cost model (:mod:`pages.common.heavy`) is calibrated exactly as
+the app calibrates it (``heavy.measure`` for the engine the app picks, and for the NumPy reference), then every
+heavy action the pages offer is estimated with the pages' own cost functions and run with the pages' own code:
+
+* head-importance scan (Interventions: ``crossformer.interventions.head_importance``, batch 16);
+* integrated gradients at the page's default step count, Grad-CAM, occlusion with 32-px squares (Attributions:
+  ``loaders.attribution``);
+* deletion / insertion over three stored maps, 32 steps, 16-px patches (the faithfulness comparison's curves);
+* the NumPy reference (``loaders.reference_run``; ``--no-numpy`` skips it).
+
+Prints ``estimate s · measured s · estimate / measured``; the goal is every ratio within [0.5, 2].
+
+    .venv/bin/python benchmarks/bench_estimates.py [--models crossformer_demo crossformer_s] [--sizes 224x224 512x768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+GOAL = (0.5, 2.0)
+
+
+def _bundle(name: str):
+    """A :class:`pages.common.models.ModelBundle` as the app builds one (demo: the shipped weights)."""
+    import crossformer
+    from pages.common.models import ModelBundle
+
+    torch.manual_seed(0)
+    demo = ROOT / "assets" / "crossformer_demo.safetensors"
+    if name == "crossformer_demo" and demo.exists():
+        model, _ = crossformer.load_checkpoint(demo)
+    else:
+        model = crossformer.create_model(name)
+    model.eval()
+    n = model.cfg.num_classes
+    return ModelBundle(name, model, name, name, "", tuple(f"class {i}" for i in range(n)), "cpu", "bench",
+                       name == "crossformer_demo", sum(p.numel() for p in model.parameters()))
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, float, float]]:
+    """``(action, estimate s, measured s)`` for every heavy action on one model and input size."""
+    from crossformer import precision
+    from crossformer.faithfulness import deletion_insertion
+    from crossformer.interventions import head_importance
+    from pages.common import heavy, loaders
+    from viz import attribution
+
+    bundle = _bundle(name)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+    x = loaders.model_input(bundle, pixels)
+    engine = precision.resolve("auto", bundle.device)
+    cal, t_cal = _timed(lambda: heavy.measure(bundle, engine))
+    flops = heavy.forward_flops(bundle.cfg, hw)
+    with torch.inference_mode():
+        target = int(bundle.model(x).argmax())
+    batch = attribution.batch_for(hw)
+    rows = []
+
+    def run(label: str, cost: heavy.Cost, fn, calibration=cal) -> object:
+        est = heavy.estimate(cost, flops, calibration).seconds
+        out, t = _timed(fn)
+        rows.append((label, est, t))
+        print(f"  {label:<34}{est:>10.2f}{t:>12.2f}{est / t:>10.2f}", flush=True)
+        return out
+
+    print(f"\n{name} at {hw[0]}×{hw[1]} ({engine}; calibration took {t_cal:.1f} s: "
+          f"{cal.overhead_s * 1e3:.1f} ms per call, {cal.per_flop_s * 1e12:.1f} ps per FLOP)")
+    print(f"  {'action':<34}{'estimate':>10}{'measured':>12}{'ratio':>10}")
+    n_heads = sum(h * d for h, d in zip(bundle.cfg.num_heads, bundle.cfg.depths))
+    run(f"head scan ({n_heads} heads)", heavy.scan_cost(n_heads, 16),
+        lambda: head_importance(bundle.model, x, target, kind="zero"))
+    steps = next((n for n in (32, 24, 16, 12, 8)
+                  if heavy.estimate(heavy.ig_cost(n, min(n, batch)), flops, cal).seconds <= 20.0), 4)
+    maps = {}
+    maps["ig"] = run(f"integrated gradients ({steps} steps)", heavy.ig_cost(steps, min(steps, batch)),
+                     lambda: loaders.attribution("ig", bundle, pixels, target, steps))
+    maps["gradcam"] = run("Grad-CAM", heavy.gradcam_cost(),
+                          lambda: loaders.attribution("gradcam", bundle, pixels, target, len(bundle.cfg.depths) - 1))
+    maps["occlusion"] = run("occlusion (32 px)", heavy.occlusion_cost(attribution.occlusion_total(hw, 32, 32), batch),
+                            lambda: loaders.attribution("occlusion", bundle, pixels, target, 32))
+    gh, gw = -(-hw[0] // 16), -(-hw[1] // 16)
+    steps_f = min(gh * gw, 32)
+    curve_images = 2 + 4 * (steps_f - 1)
+
+    def curves() -> None:
+        for amap in maps.values():
+            with bundle.lock:
+                deletion_insertion(bundle.model, x, amap.values, target, patch=16, steps=steps_f)
+
+    run(f"deletion/insertion ({3 * curve_images} images)", heavy.forward_cost(3 * curve_images, 16), curves)
+    if numpy_ref:
+        ncal = heavy.measure(bundle, "numpy", weights=loaders.numpy_weights(name, _bundle=bundle))
+        trace = bundle.model.forward_trace(x)
+        n_blocks = sum(bundle.cfg.depths)
+        run("NumPy reference", heavy.reference_cost(n_blocks),
+            lambda: loaders.reference_run(name, bundle, pixels, trace), calibration=ncal)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["crossformer_demo", "crossformer_s"])
+    ap.add_argument("--sizes", nargs="+", default=["224x224", "512x768"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)     # "no runtime found": the caches work without one
+    torch.set_num_threads(args.threads)
+    out = []
+    for name in args.models:
+        for size in args.sizes:
+            h, w = (int(v) for v in size.lower().split("x"))
+            out += bench(name, (h, w), not args.no_numpy)
+    ratios = [e / m for _, e, m in out]
+    bad = [(a, e / m) for a, e, m in out if not GOAL[0] <= e / m <= GOAL[1]]
+    print(f"\nestimate / measured over {len(out)} actions: min {min(ratios):.2f}, max {max(ratios):.2f}; "
+          f"goal within [{GOAL[0]}, {GOAL[1]}]: {'met' if not bad else f'missed by {len(bad)}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    import cpu_steal
+
+    sys.exit(cpu_steal.run(main))
