@@ -80,8 +80,9 @@ def attribution_stride(m: str, p: int) -> int:
 
 
 request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param))
+button_name = METHODS[method] if method == "gradcam" else METHODS[method].lower()      # "Compute Grad-CAM"
 res, _ = heavy.action(
-    "attr_run", f"Compute {METHODS[method]}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
+    "attr_run", f"Compute {button_name}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
     lambda progress: loaders.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress),
     store, progress_label=METHODS[method])
 if res is not None:
