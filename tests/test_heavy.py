@@ -282,3 +282,13 @@ def test_size_control_applies_only_on_apply():
     no_errors(at)
     assert at.session_state["sb_size"] == 160
     assert at.button(key="sb_size_apply").disabled
+
+
+def test_calibration_size_is_the_input_up_to_a_bounded_area():
+    """Large inputs are calibrated at a bounded area with their aspect ratio (a detector's 800×1344 pass would
+    cost seconds on the first visit), sides a multiple of 32."""
+    assert heavy.calibration_size((224, 224)) == (224, 224)
+    assert heavy.calibration_size((256, 384)) == (256, 384)
+    h, w = heavy.calibration_size((800, 1344))
+    assert h % 32 == 0 and w % 32 == 0 and h * w <= heavy.MAX_CALIBRATION_PIXELS
+    assert abs(w / h - 1344 / 800) < 0.15

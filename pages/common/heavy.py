@@ -153,6 +153,9 @@ def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
 
 #: The small calibration pass (H, W): its time is mostly the per-call overhead.
 SMALL_HW = (64, 64)
+#: The largest calibration pass, in pixels (256×384): larger inputs are calibrated at this area with their aspect
+#: ratio. Seconds per FLOP have levelled off by then, and a pass at a detector's 800×1344 would cost seconds.
+MAX_CALIBRATION_PIXELS = 256 * 384
 #: Where the NumPy reference is compared with torch fp32 (a NumPy pass at the real size would cost as much as
 #: the action it estimates).
 NUMPY_RATIO_HW = (128, 128)
@@ -169,6 +172,16 @@ def _time_pass(fn: Callable[[], Any], runs: int) -> float:
     return best
 
 
+def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
+    """``hw`` itself, or — above :data:`MAX_CALIBRATION_PIXELS` — the same aspect ratio at that area, each side a
+    multiple of 32 (so a backbone's stage maps stay even)."""
+    h, w = (int(v) for v in hw)
+    if h * w <= MAX_CALIBRATION_PIXELS:
+        return h, w
+    k = math.sqrt(MAX_CALIBRATION_PIXELS / (h * w))
+    return max(32, int(h * k) // 32 * 32), max(32, int(w * k) // 32 * 32)
+
+
 def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
             weights: dict | None = None) -> Calibration:
     """Fit a :class:`Calibration` for ``bundle.model`` and ``engine`` at the input size ``hw``.
@@ -176,8 +189,9 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     Seconds per FLOP fall several-fold from tiny inputs to large ones (fixed per-call costs, small matrices;
     measured on the demo model: ~160 ps per FLOP at 64², ~15–60 at 512×768), so a line through two tiny passes
     over-estimated a 512×768 action about ten times. The line now goes through a tiny pass (:data:`SMALL_HW`,
-    for the per-call overhead) and a pass at ``hw`` itself (best of two after a warm-up), so an action at
-    ``hw`` is priced by what a pass of that very size costs. ``engine`` ``"fp32"``/``"bf16"``: the torch forward
+    for the per-call overhead) and a pass at ``hw`` itself (best of two after a warm-up; above
+    :data:`MAX_CALIBRATION_PIXELS` at that area with the same aspect, :func:`calibration_size`), so an action at
+    ``hw`` is priced by what a pass of (nearly) that size costs. ``engine`` ``"fp32"``/``"bf16"``: the torch forward
     under that precision. ``"numpy"``: the NumPy reference on ``weights`` (converted once when not given),
     priced as torch fp32 at ``hw`` times the NumPy / torch ratio measured at :data:`NUMPY_RATIO_HW` (a NumPy
     pass at ``hw`` would cost as much as the reference run it estimates). ``hw=None``: 128×128.
@@ -188,7 +202,7 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     from crossformer import precision
     device = torch.device(bundle.device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
-    hw = tuple(hw) if hw is not None else (128, 128)
+    hw = calibration_size(tuple(hw) if hw is not None else (128, 128))
     torch_engine = "fp32" if engine == "numpy" else engine
 
     def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
