@@ -35,7 +35,7 @@ EXACT_RESIZE_PIXELS = 16_000_000
 #: Accepted upload extensions (PIL decides the real format from the bytes, not from the name).
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
 
-PrepMode = Literal["official", "aspect"]
+PrepMode = Literal["official", "aspect", "mmdet", "mmseg"]
 
 
 class ImageError(ValueError):
@@ -75,12 +75,16 @@ class Preprocessing:
 
     mode: PrepMode = "official"
     size: int = 224
+    pad: int = 1            # pad bottom/right to a multiple of this (32 for backbones: pages/common/dense_prep.py)
 
     @property
     def key(self) -> str:
-        return f"{self.mode}:{self.size}"
+        return f"{self.mode}:{self.size}" + (f":pad{self.pad}" if self.pad > 1 else "")
 
     def describe(self) -> str:
+        if self.mode in ("mmdet", "mmseg") or self.pad > 1:
+            from .dense_prep import describe
+            return describe(self)
         if self.mode == "official":
             return (f"official eval transform: shorter side → {resize_side(self.size)} (bicubic), "
                     f"centre crop {self.size}×{self.size}")
@@ -102,6 +106,7 @@ class PreparedImage:
     source_hw: tuple[int, int]
     steps: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    padding: tuple[int, int] = (0, 0)     # (bottom, right) pixels of input padding inside ``pixels``
 
     @property
     def hw(self) -> tuple[int, int]:
