@@ -237,3 +237,14 @@ def test_pyramid_figure_shows_grids_and_padding():
     energy = [t for t in fig.data if t.name == "energy s3"][0]
     assert np.all(np.diff(np.asarray(energy.y)) <= 0) and len(energy.y) == 64
     assert "160×267 → 160×288" in fig.layout.title.subtitle.text.replace("<br>", " ")
+
+
+def test_numpy_reference_agrees_on_the_padded_backbone_input(monkeypatch, mmdet_path):
+    """The NumPy forward reads the same input (zeros in the padding) and agrees with the trace."""
+    at = backbone_app(monkeypatch, mmdet_path, size=100)          # 100×167 → padded 128×192
+    at.switch_page("pages/reference.py").run()
+    at.button(key="ref_run").click().run()
+    S.no_errors(at)
+    assert "PASS" in " ".join(m.value for m in at.markdown)
+    assert any("128×192" in c.value for c in at.sidebar.caption)
+    assert any("four stage maps (backbone, no classes)" in c.value for c in at.caption)

@@ -150,8 +150,10 @@ def _files(tmp_path) -> dict:
     save_safetensors(crossformer.create_model("crossformer_demo"), ckpt, metadata={"variant": "crossformer_demo"})
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint" * 10)
+    import backbone_samples
+    detector = backbone_samples.write_mmdet(tmp_path / "mask_rcnn_crossformer_t.pth")   # opens as its backbone
     return {"image": {"photo.png": photo, "tall.png": tall, "bad.png": bad},
-            "checkpoint": {"random_demo.safetensors": ckpt, "junk.pth": junk}}
+            "checkpoint": {"random_demo.safetensors": ckpt, "junk.pth": junk, "mask_rcnn_crossformer_t.pth": detector}}
 
 
 def test_monkey(page, tmp_path):
