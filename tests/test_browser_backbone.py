@@ -55,7 +55,7 @@ def test_detector_checkpoint_every_page(server, browser, tmp_path):
     # the detector's own preprocessing: 800×1333 → padded 800×1344, the pyramid drawn
     goto_page(page, "Overview")
     choose_radio(page, "Preprocessing", "Detector (mmdet)")
-    page.get_by_text("padded 800×1333 → 800×1344", exact=False).first.wait_for(timeout=240_000)
+    page.get_by_text("Input: padded 800×1333 → 800×1344", exact=False).first.wait_for(timeout=240_000)
     settle(page, timeout=240_000)
     assert_no_exception(page, "the detector preprocessing")
     page.wait_for_function("document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 1",

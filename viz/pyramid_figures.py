@@ -51,10 +51,13 @@ def pyramid_figure(views: Sequence[StageView], input_hw: tuple[int, int], *, tit
     n = len(views)
     H, W = int(input_hw[0]), int(input_hw[1])
     canvas = (max(v.hw[0] * v.stride for v in views), max(v.hw[1] * v.stride for v in views))
-    titles = [f"stage {v.stage} · {style.fmt_hw(v.hw)} tokens · {v.stride} px" for v in views] + [
-        f"PCs {', '.join(f'{s:.0%}' for s in v.pca.explained)} of variance" for v in views]
-    fig = make_subplots(rows=2, cols=n, subplot_titles=titles, vertical_spacing=0.14, horizontal_spacing=0.04,
-                        row_heights=[0.66, 0.34])
+    titles = [f"stage {v.stage} · {style.fmt_hw(v.hw)} · {v.stride} px" for v in views] + [
+        "PCs " + "/".join(f"{100 * s:.0f}" for s in v.pca.explained) + " % of var." for v in views]
+    image_px = panel_px * canvas[0] / max(canvas[1], 1)            # drawn height of one image panel
+    plot_px = image_px + 160 + 90                                   # images, energy plots, the gap between
+    fig = make_subplots(rows=2, cols=n, subplot_titles=titles, vertical_spacing=90 / plot_px,
+                        horizontal_spacing=0.05, row_heights=[image_px / plot_px, 1 - image_px / plot_px])
+    fig.update_annotations(font_size=12)
     for k, v in enumerate(views):
         col = k + 1
         img = style.image_trace(v.pca.rgb, name=f"pca s{v.stage}")
@@ -87,5 +90,5 @@ def pyramid_figure(views: Sequence[StageView], input_hw: tuple[int, int], *, tit
         "top: the 3 principal components of each stage's channels, over its real tokens, as red, green, blue "
         "(similar colours = similar features) · below: each channel's mean square (energy), largest first"
         + (f" · grey: input padding ({style.fmt_hw((H, W))} → {style.fmt_hw(canvas)} px)" if padded else ""),
-        width=n * panel_px + 120, height=int(panel_px * 1.35) + 220, legend=False)
+        width=n * panel_px + 120, height=int(plot_px) + 190, legend=False)
     return fig
