@@ -155,7 +155,7 @@ def model_input(bundle: ModelBundle, pixels: np.ndarray, padding: tuple[int, int
 def trace_store() -> ByteLRU:
     """The server's traces, bounded in bytes (``CROSSFORMER_TRACE_CACHE_MB``, default 768: two CrossFormer-B
     traces at 512 px; with 1024, eight such sessions peaked at 4.1 GB of server memory, with 768 at 3.9 GB)."""
-    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 768), name="traces")
+    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 768), name="traces", keep_oversize=True)
 
 
 @st.cache_resource(show_spinner=False)
