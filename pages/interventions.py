@@ -70,55 +70,13 @@ def scan(progress: heavy.Progress) -> dict:
         return head_importance(bundle.model, x, int(target), kind=kind, progress=progress)
 
 
-res, _ = heavy.action("int_scan", "Scan every head", request, scan_est, scan, scans,
-                      progress_label="Ablating heads",
-                      help=f"{n_heads} edited forward passes, batched; each ablates one head alone.")
-if res is None:
-    st.info(f"Press the button to ablate each of the {n_heads} heads in turn (a few seconds on a CPU for the demo "
-            "model); the result is kept for this session.", icon=":material/hourglass_empty:")
-elif backbone:
-    mc = 100.0 * np.asarray(res["mean_change"], dtype=np.float64)
-    fig = with_click_targets(head_importance_figure(
-        mc, res["blocks"], res["heads"], title=f"Head importance for the feature pyramid ({VERB[kind]} one head at a "
-        "time)", value_label="change %", subtitle="each cell: the mean over the four stages of ‖Δ map‖ / ‖map‖ when "
-        "that one head alone is ablated · empty: the block has fewer heads"), mc, res["blocks"], res["heads"],
-        value_label="change %")
+def show_scan(fig, filename: str, caption: str) -> None:
+    """The scan's heat map, its caption and downloads; a click on a cell selects that (block, head) edit in
+    section (b) below, once per new click."""
     event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
                             on_select="rerun", selection_mode="points")
-    st.caption(f"Mean relative L2 change of the four stage maps, in per cent (stages before the head's block are "
-               f"unchanged: 0); computed in {res['precision']}. Click a cell to apply that edit in “Edit one block” "
-               "below.")
-    widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_pyramid")
-    points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
-    if points:
-        row, head_clicked = int(points[0]["customdata"][0]), int(points[0]["customdata"][1])
-        stage_c, index_c = (int(v) for v in res["where"][row])
-        if st.session_state.get("int_clicked") != (request, row, head_clicked):
-            st.session_state["int_clicked"] = (request, row, head_clicked)
-            for key_, value in (("int_stage", stage_c), ("int_block", index_c), ("int_zero", head_clicked),
-                                ("int_headkind", kind)):
-                state.set_choice(key_, value)
-    mag = np.where(np.isfinite(mc), mc, -1.0)
-    i, h = np.unravel_index(int(np.argmax(mag)), mag.shape)
-    per_stage = ", ".join(f"{100 * float(v):.2f} %" for v in res["change"][i, h])
-    st.info(f"{VERB[kind].capitalize()} head {h} of {res['blocks'][i]} changes the pyramid most: by "
-            f"{mc[i, h]:.2f} % on average (stages 0–3: {per_stage}). "
-            f"{int(np.sum(np.nan_to_num(mc) > 1.0))} of {n_heads} heads change it by more than 1 % when removed "
-            "alone.", icon=":material/lightbulb:")
-else:
-    dl = np.asarray(res["delta_logit"], dtype=np.float64)
-    dp = np.asarray(res["delta_prob"], dtype=np.float64)
-    name = class_name(int(target))
-    fig = with_click_targets(head_importance_figure(
-        dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
-        dl, res["blocks"], res["heads"])
-    # a click on a cell selects that (block, head) edit in section (b) below, once per new click
-    event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
-                            on_select="rerun", selection_mode="points")
-    st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
-               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in docs/performance.md. "
-               "Click a cell to apply that edit in “Edit one block” below.")
-    widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}")
+    st.caption(caption)
+    widgets.download_buttons(fig, "int_scan_fig", filename)
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
     if points:
         row, head_clicked = int(points[0]["customdata"][0]), int(points[0]["customdata"][1])
@@ -134,6 +92,43 @@ else:
             st.toast(f"Applied: {VERB[kind]} head {head_clicked} of {res['blocks'][row]}", icon=":material/touch_app:")
     else:
         st.session_state.pop("int_clicked", None)     # deselected: the same cell may be clicked again
+
+
+res, _ = heavy.action("int_scan", "Scan every head", request, scan_est, scan, scans,
+                      progress_label="Ablating heads",
+                      help=f"{n_heads} edited forward passes, batched; each ablates one head alone.")
+if res is None:
+    st.info(f"Press the button to ablate each of the {n_heads} heads in turn (a few seconds on a CPU for the demo "
+            "model); the result is kept for this session.", icon=":material/hourglass_empty:")
+elif backbone:
+    mc = 100.0 * np.asarray(res["mean_change"], dtype=np.float64)
+    fig = with_click_targets(head_importance_figure(
+        mc, res["blocks"], res["heads"], title=f"Head importance for the feature pyramid ({VERB[kind]} one head at a "
+        "time)", value_label="change %", subtitle="each cell: the mean over the four stages of ‖Δ map‖ / ‖map‖ when "
+        "that one head alone is ablated · empty: the block has fewer heads"), mc, res["blocks"], res["heads"],
+        value_label="change %")
+    show_scan(fig, f"head_importance_{kind}_{ctx.image_key[:8]}_pyramid",
+              f"Mean relative L2 change of the four stage maps, in per cent (stages before the head's block are "
+              f"unchanged: 0); computed in {res['precision']}. Click a cell to apply that edit in “Edit one block” "
+              "below.")
+    mag = np.where(np.isfinite(mc), mc, -1.0)
+    i, h = np.unravel_index(int(np.argmax(mag)), mag.shape)
+    per_stage = ", ".join(f"{100 * float(v):.2f} %" for v in res["change"][i, h])
+    st.info(f"{VERB[kind].capitalize()} head {h} of {res['blocks'][i]} changes the pyramid most: by "
+            f"{mc[i, h]:.2f} % on average (stages 0–3: {per_stage}). "
+            f"{int(np.sum(np.nan_to_num(mc) > 1.0))} of {n_heads} heads change it by more than 1 % when removed "
+            "alone.", icon=":material/lightbulb:")
+else:
+    dl = np.asarray(res["delta_logit"], dtype=np.float64)
+    dp = np.asarray(res["delta_prob"], dtype=np.float64)
+    name = class_name(int(target))
+    fig = with_click_targets(head_importance_figure(
+        dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
+        dl, res["blocks"], res["heads"])
+    show_scan(fig, f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}",
+              f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
+              f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in "
+              "docs/performance.md. Click a cell to apply that edit in “Edit one block” below.")
     rows = [{"block": b, "stage": int(w[0]), "kind": kind, "head": h,
              "delta_logit": float(dl[i, h]), "delta_prob": float(dp[i, h])}
             for i, (b, w, nh) in enumerate(zip(res["blocks"], res["where"], res["heads"])) for h in range(nh)]
