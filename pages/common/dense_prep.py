@@ -37,17 +37,6 @@ def long_side_cap(prep: Preprocessing) -> int:
     return int(round(prep.size * long / short))
 
 
-def describe(prep: Preprocessing) -> str:
-    """One line for a dense-prediction preprocessing (or any preprocessing padded for a backbone)."""
-    if prep.mode in DENSE_SCALES:
-        task = "detector (mmdet)" if prep.mode == "mmdet" else "segmentor (mmseg)"
-        text = (f"{task} test resize: shorter side → {prep.size}, longer ≤ {long_side_cap(prep)} "
-                "(aspect kept, bilinear)")
-    else:
-        text = images.Preprocessing(prep.mode, prep.size).describe()
-    return text + (f", padded to a multiple of {prep.pad}" if prep.pad > 1 else "")
-
-
 def dense_resize(rgb: np.ndarray, prep: Preprocessing) -> PreparedImage:
     """``(h, w, 3)`` uint8 → mmdet's ``Resize(keep_ratio=True)`` at ``(size, long_side_cap)``."""
     if prep.size < images.MIN_MODEL_SIDE:

@@ -82,13 +82,13 @@ class Preprocessing:
         return f"{self.mode}:{self.size}" + (f":pad{self.pad}" if self.pad > 1 else "")
 
     def describe(self) -> str:
-        if self.mode in ("mmdet", "mmseg") or self.pad > 1:
-            from .dense_prep import describe
-            return describe(self)
+        pad = f", padded to a multiple of {self.pad}" if self.pad > 1 else ""
+        if self.mode in ("mmdet", "mmseg"):          # pages/common/dense_prep.py
+            return f"{self.mode} test resize: shorter side → {self.size}, longer capped (aspect kept, bilinear){pad}"
         if self.mode == "official":
             return (f"official eval transform: shorter side → {resize_side(self.size)} (bicubic), "
-                    f"centre crop {self.size}×{self.size}")
-        return f"aspect ratio kept: shorter side → {self.size} (bicubic)"
+                    f"centre crop {self.size}×{self.size}{pad}")
+        return f"aspect ratio kept: shorter side → {self.size} (bicubic){pad}"
 
 
 @dataclass(frozen=True, eq=False)
