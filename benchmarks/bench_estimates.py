@@ -68,7 +68,7 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
     pixels = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
     x = loaders.model_input(bundle, pixels)
     engine = precision.resolve("auto", bundle.device)
-    cal, t_cal = _timed(lambda: heavy.measure(bundle, engine))
+    cal, t_cal = _timed(lambda: heavy.measure(bundle, engine, hw=hw))
     flops = heavy.forward_flops(bundle.cfg, hw)
     with torch.inference_mode():
         target = int(bundle.model(x).argmax())
@@ -108,7 +108,7 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
 
     run(f"deletion/insertion ({3 * curve_images} images)", heavy.forward_cost(3 * curve_images, 16), curves)
     if numpy_ref:
-        ncal = heavy.measure(bundle, "numpy", weights=loaders.numpy_weights(name, _bundle=bundle))
+        ncal = heavy.measure(bundle, "numpy", hw=hw, weights=loaders.numpy_weights(name, _bundle=bundle))
         trace = bundle.model.forward_trace(x)
         n_blocks = sum(bundle.cfg.depths)
         run("NumPy reference", heavy.reference_cost(n_blocks),

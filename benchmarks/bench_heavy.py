@@ -69,7 +69,7 @@ def bench_ig(size: int, steps: int) -> None:
     print(f"\nIG, CrossFormer++-S random weights, input {size} × {size}, app precision {used} ({load()})")
     with torch.no_grad():
         model(torch.zeros(1, 3, 64, 64))
-    cal = heavy.measure(_Bundle(model), used)
+    cal = heavy.measure(_Bundle(model), used, hw=(size, size))
     flops = heavy.forward_flops(model.cfg, (size, size))
     t_plain, (_, d_plain) = timed(lambda: attribution.integrated_gradients(model, x, 0, steps=steps,
                                                                            internal_batch_size=8, precision="fp32"))

@@ -159,14 +159,19 @@ async def user(browser, url: str, i: int, tmp: Path, heavy: bool = False) -> dic
     try:
         return await _user_flow(ctx, page, url, i, tmp, heavy, step)
     except Exception as err:
-        shot = ROOT / "out" / "screenshots" / f"user_{i}_failed.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            await page.screenshot(path=str(shot))
-        except Exception:       # noqa: BLE001 — the page may be gone; the step is what matters
-            pass
-        raise RuntimeError(f"at step '{step[0]}' ({type(err).__name__}; screenshot {shot.name}): "
-                           f"{str(err).splitlines()[0][:120]}") from err
+        raise await failure(page, f"user_{i}", step[0], err) from err
+
+
+async def failure(page, who: str, step: str, err: Exception) -> RuntimeError:
+    """The error to raise for a session that failed at ``step``: names the step, keeps a screenshot."""
+    shot = ROOT / "out" / "screenshots" / f"{who}_failed.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await page.screenshot(path=str(shot))
+    except Exception:       # noqa: BLE001 — the page may be gone; the step is what matters
+        pass
+    return RuntimeError(f"at step '{step}' ({type(err).__name__}; screenshot {shot.name}): "
+                        f"{str(err).splitlines()[0][:120]}")
 
 
 async def _user_flow(ctx, page, url: str, i: int, tmp: Path, heavy: bool, step: list[str]) -> dict:
@@ -295,14 +300,7 @@ async def student(browser, url: str, i: int, upload: tuple[int, int] | None, del
         return {"i": i, "upload": upload, "pages": len(tour), "own_seen": seen_own, "errors": errors,
                 "leaks": sorted(leaks), "total_s": time.perf_counter() - t0}
     except Exception as err:
-        shot = ROOT / "out" / "screenshots" / f"student_{i}_failed.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            await page.screenshot(path=str(shot))
-        except Exception:       # noqa: BLE001 — the page may be gone; the step is what matters
-            pass
-        raise RuntimeError(f"at step '{step}' ({type(err).__name__}; screenshot {shot.name}): "
-                           f"{str(err).splitlines()[0][:120]}") from err
+        raise await failure(page, f"student_{i}", step, err) from err
 
 
 def class_plan(n: int, arrival_s: float, seed: int = 0) -> list[tuple[tuple[int, int] | None, float]]:

@@ -1,7 +1,8 @@
 """Command line: ``crossformer list | fetch NAME | stats ...`` (also ``python -m crossformer ...``).
 
 ``fetch`` downloads (once) an official ImageNet-1k checkpoint into the cache and prints its path;
-``list`` shows the official names and which are cached; ``stats`` is the dataset-statistics command line
+``list`` shows the official names and which are cached (a bad cached file — an HTML page, a cut-off
+archive — is reported as BAD); ``stats`` is the dataset-statistics command line
 (:func:`crossformer.stats.main`, also ``python -m crossformer.stats``). Failures print one line and exit with 1.
 The console script ``crossformer`` (``pip install .``) runs :func:`main`.
 """
@@ -13,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_root, cached_official, fetch_official
+from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_report, cache_root, fetch_official
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,10 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = fetch_official(args.name, cache_dir=args.cache_dir, url=args.url, progress=not quiet)
             print(path)
         else:
-            cached = cached_official(args.cache_dir)
+            report = cache_report(args.cache_dir, checksum=True)
             print(f"cache: {cache_root(args.cache_dir)}")
             for name, src in OFFICIAL_WEIGHTS.items():
-                state = f"cached  {cached[name]}" if name in cached else "not cached"
+                e = report[name]
+                state = ("not cached" if e.missing else f"cached  {e.path}" if e.ok else
+                         f"BAD     {e.path}: {e.problem} (run `python -m crossformer fetch {name}` again)")
                 print(f"{name:<18} {src.filename:<20} {state}")
             for name in BAIDU_ONLY:
                 print(f"{name:<18} {'':<20} Baidu Netdisk only (download by hand, open with --checkpoint)")

@@ -15,6 +15,7 @@ import logging
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,12 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 import torch
 
-from .config import CrossFormerConfig
+from .checkpoint_checks import (CheckpointError, TensorSpec, check_npy_members, check_pickle_storages,
+                                check_tensor_entries, error_line, open_zip, read_safetensors_header)
+from .config import CONFIG_LIMITS, CrossFormerConfig, check_limits
 from .dense_checkpoint import is_dense_state_dict, load_backbone
 from .model import CrossFormer
-from .state_dict import RECOMPUTABLE_KEY, check_against, split_state_dict, strip_prefixes
+from .state_dict import RECOMPUTABLE_KEY, check_complete, split_state_dict, strip_prefixes
 from .variants import PP_LAYOUT, VARIANT_RECORDS, VARIANTS, get_config
 
 try:  # numpy scalars (e.g. a stored accuracy) pickle through this constructor
@@ -37,10 +40,6 @@ except ImportError:  # numpy < 2
 log = logging.getLogger(__name__)
 
 Source = str | Path | bytes | BinaryIO
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why in words a user can act on."""
 
 
 @dataclass
@@ -108,63 +107,57 @@ def _torch_load(data: bytes) -> Any:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
-        raise CheckpointError(f"refused to unpickle: {reason}. The file contains objects other than tensors "
-                              "and plain containers; nothing from it was executed.") from None
+        raise CheckpointError(f"refused to unpickle: {reason}. Only tensors and plain containers are read from "
+                              "a .pth and nothing from it was executed; if the file is truncated, download it "
+                              "again.") from None
 
 
 # ---- formats --------------------------------------------------------------------------------------
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-
-
-def _read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Parse a safetensors file with numpy (no code execution possible by design)."""
-    if len(data) < 8:
-        raise CheckpointError("safetensors file is truncated (no header)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8 or n > 100_000_000:
-        raise CheckpointError("safetensors header is truncated or corrupt")
-    try:
-        header = json.loads(data[8:8 + n])
-    except ValueError as err:
-        raise CheckpointError(f"safetensors header is not valid JSON ({err})") from None
-    meta = header.pop("__metadata__", {}) or {}
-    body = memoryview(data)[8 + n:]
-    out: dict[str, torch.Tensor] = {}
-    for key, spec in header.items():
-        dtype, shape, (b, e) = spec["dtype"], spec["shape"], spec["data_offsets"]
-        if e > len(body) or b > e:
-            raise CheckpointError(f"safetensors file is truncated: tensor {key} runs past the end")
-        raw = bytes(body[b:e])
-        if dtype == "BF16":
-            t = torch.frombuffer(bytearray(raw), dtype=torch.bfloat16).reshape(shape) if raw else \
-                torch.empty(shape, dtype=torch.bfloat16)
-        elif dtype in _ST_DTYPES:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=_ST_DTYPES[dtype]).reshape(shape).copy())
-        else:
-            raise CheckpointError(f"unsupported safetensors dtype {dtype} for {key}")
-        out[key] = t
-    return out, {str(k): str(v) for k, v in meta.items()}
-
-
-def _read_npz(data: bytes) -> dict[str, torch.Tensor]:
+def _read_npz(data: bytes, name: str, archive: zipfile.ZipFile) -> dict[str, torch.Tensor]:
+    """An ``.npz`` (``archive``: its members already checked) whose ``.npy`` headers pass
+    :func:`check_npy_members`; pickled arrays are refused."""
+    check_npy_members(archive, name)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as err:
-        raise CheckpointError(f"npz file holds pickled objects, which are refused ({err})") from None
+        raise CheckpointError(f"{name} holds pickled objects or a broken array, which are refused ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as err:
+        raise CheckpointError(f"{name} is truncated or corrupt ({type(err).__name__}: {err}) — download it "
+                              "again") from None
     if any(k.startswith("sd/") for k in arrays):   # the project's test-vector layout
         arrays = {k[3:]: v for k, v in arrays.items() if k.startswith("sd/")}
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
 
-def _unwrap(obj: Any) -> Mapping[str, Any]:
+def _read_pth(data: bytes, name: str, archive: zipfile.ZipFile | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """A ``torch.save`` file (zip, or legacy when ``archive`` is None) → (state dict, metadata).
+
+    The declared tensor bytes are checked against the file before ``torch.load`` allocates them.
+    """
+    check_pickle_storages(data, name, archive)
+    try:
+        obj = _torch_load(data)
+    except CheckpointError:
+        raise
+    except Exception as err:   # whatever a corrupt file makes torch raise: one error type, one sentence
+        raise CheckpointError(f"{name} could not be read — truncated or not a PyTorch checkpoint "
+                              f"({type(err).__name__}: {error_line(err, 200)})") from None
+    meta: dict[str, Any] = {}
+    if isinstance(obj, Mapping) and isinstance(obj.get("config"), dict):
+        meta["official_config"] = dict(obj["config"])
+    sd = _unwrap(obj, name)
+    check_tensor_entries(sd, name)
+    return dict(sd), meta
+
+
+def _unwrap(obj: Any, name: str) -> Mapping[Any, Any]:
     """Find the state dict inside what ``torch.load`` returned."""
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"the file holds a {type(obj).__name__}, not a state dict")
+        raise CheckpointError(f"{name} holds a {type(obj).__name__}, not a state dict")
     for key in ("model", "state_dict", "model_state_dict"):
         inner = obj.get(key)
-        if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
+        if isinstance(inner, Mapping) and inner:
             return inner
     return obj
 
@@ -173,61 +166,64 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     if hasattr(source, "read"):
-        return source.read(), getattr(source, "name", "<stream>")
+        try:
+            return source.read(), getattr(source, "name", "<stream>")
+        except OSError as err:
+            raise CheckpointError(f"cannot read the uploaded stream: {err}") from None
     path = Path(source)
     if not path.exists():
         raise CheckpointError(f"no such file: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-    return path.read_bytes(), path.name
+    try:
+        return path.read_bytes(), path.name
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path}: {err.strerror or err} — check the file's permissions") from None
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
-    """8-byte little-endian header length, then a JSON object that fits in the file.
+    """An 8-byte little-endian header length, then a JSON object (its size is checked by the reader).
 
     Checked before the legacy-pickle test: a header length whose low byte is 0x80 starts with the same
-    byte as a pickle (0x80 = PROTO).
+    byte as a pickle (0x80 = PROTO); a legacy ``torch.save`` file has a fixed magic number, no ``{``, there.
     """
-    if len(data) < 10 or data[8:9] != b"{":
-        return False
-    return 8 + int.from_bytes(data[:8], "little") <= len(data)
+    return len(data) >= 10 and data[8:9] == b"{"
 
 
-def read_state_dict(source: Source) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], str]:
-    """Read any supported file → (raw state dict, format, metadata, display name). Nothing is executed."""
+def read_entries(source: Source) -> tuple[dict[str, torch.Tensor | TensorSpec], str, dict[str, Any], str]:
+    """Read and check any supported file → (entries, format, metadata, display name). Nothing is executed.
+
+    Every container check of :mod:`.checkpoint_checks` has passed. A ``.safetensors`` file's entries are
+    :class:`TensorSpec` (shape and dtype; bytes still in the file, loaded by ``.load()``); other formats'
+    are tensors, already checked to be dense CPU tensors with string names.
+    """
     data, name = _read_bytes(source)
     if not data:
         raise CheckpointError(f"{name} is empty (0 bytes)")
-    meta: dict[str, Any] = {}
     if data[:4] == b"PK\x03\x04":
-        try:
-            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-        except zipfile.BadZipFile:
-            raise CheckpointError(f"{name} is truncated or corrupt (broken zip archive)") from None
+        archive = open_zip(data, name)
+        names = archive.namelist()
         if any(n.endswith(".npy") for n in names) and not any(n.endswith("data.pkl") for n in names):
-            return _read_npz(data), "npz", meta, name
-        fmt = "pth"
-    elif _looks_like_safetensors(data):
-        sd, meta = _read_safetensors(data)
-        return sd, "safetensors", meta, name
-    elif data[:1] == b"\x80":
-        fmt = "pth-legacy"
-    else:
-        raise CheckpointError(f"{name} is not a checkpoint: expected a PyTorch .pth/.pt, .safetensors or .npz file")
-    try:
-        obj = _torch_load(data)
-    except CheckpointError:
-        raise
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, struct.error) as err:
-        raise CheckpointError(f"{name} could not be read — truncated or not a PyTorch checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("config"), dict):
-        meta["official_config"] = dict(obj["config"])
-    sd = _unwrap(obj)
-    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"not a state dict: {bad[0]!r} holds a {type(sd[bad[0]]).__name__}, not a tensor")
-    return dict(sd), fmt, meta, name
+            return _read_npz(data, name, archive), "npz", {}, name
+        sd, meta = _read_pth(data, name, archive)
+        return sd, "pth", meta, name
+    if _looks_like_safetensors(data):
+        specs, meta = read_safetensors_header(data, name)
+        return dict(specs), "safetensors", meta, name
+    if data[:1] == b"\x80":
+        sd, meta = _read_pth(data, name, None)
+        return sd, "pth-legacy", meta, name
+    raise CheckpointError(f"{name} is not a checkpoint: expected a PyTorch .pth/.pt, .safetensors or .npz file")
+
+
+def read_state_dict(source: Source) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], str]:
+    """Read any supported file → (raw state dict of tensors, format, metadata, display name). Nothing is executed."""
+    entries, fmt, meta, name = read_entries(source)
+    return {k: _tensor(v) for k, v in entries.items()}, fmt, meta, name
+
+
+def _tensor(value: torch.Tensor | TensorSpec) -> torch.Tensor:
+    return value.load() if isinstance(value, TensorSpec) else value
 
 
 # ---- variant inference ----------------------------------------------------------------------------
@@ -238,24 +234,64 @@ def _count(sd: Mapping[str, Any], fmt: str) -> int:
     return n
 
 
-def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None,
-                 buffers: Mapping[str, torch.Tensor] | None = None) -> tuple[str, CrossFormerConfig, str, list[str]]:
+def _dim(sd: Mapping[str, Any], key: str, ndim: int, axis: int = 0) -> int:
+    """``sd[key].shape[axis]`` of a tensor that must have ``ndim`` dimensions and a positive size there."""
+    if key not in sd:
+        raise CheckpointError(f"this is an incomplete CrossFormer checkpoint: no {key!r}")
+    shape = tuple(sd[key].shape)
+    if len(shape) != ndim or shape[axis] < 1:
+        raise CheckpointError(f"{key} has shape {shape}; a CrossFormer checkpoint has a {ndim}-d tensor there "
+                              "(the file is corrupt or from another model)")
+    return int(shape[axis])
+
+
+def _stored_config(metadata: Mapping[str, Any], notes: list[str]) -> CrossFormerConfig | None:
+    """The config a file written by this project declares in its metadata (None: none, or unreadable)."""
+    if "config" not in metadata:
+        return None
+    try:
+        cfg_dict = json.loads(metadata["config"])
+        return CrossFormerConfig(**{k: (tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                                        if isinstance(v, list) else v) for k, v in cfg_dict.items()})
+    except (TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as err:
+        notes.append(f"ignored the stored config ({str(err)[:120]}); inferring from tensors")
+        return None
+
+
+def _within_limits(cfg: CrossFormerConfig, where: str) -> CrossFormerConfig:
+    """``cfg`` if it respects :func:`crossformer.config.check_limits`, else :class:`CheckpointError`."""
+    try:
+        check_limits(cfg)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise CheckpointError(f"{where} declares a model this app will not build: {err}. If it is a real "
+                              "CrossFormer, open an issue with its config") from None
+    return cfg
+
+
+def infer_config(sd: Mapping[str, Any], metadata: Mapping[str, Any] | None = None,
+                 buffers: Mapping[str, Any] | None = None) -> tuple[str, CrossFormerConfig, str, list[str]]:
     """Read the architecture off the tensors (SPEC §12) → (variant name or "custom", config, family, notes).
 
-    ``buffers`` are the recomputable v1 keys dropped before loading (they tell the v1 code and its G).
+    ``sd`` maps names to anything with a ``.shape`` (tensors, or a safetensors header's
+    :class:`~crossformer.checkpoint_checks.TensorSpec`): only shapes are read. ``buffers`` are the
+    recomputable v1 keys dropped before loading (they tell the v1 code and its G). The config is checked
+    against :func:`crossformer.config.check_limits`; anything unusable raises :class:`CheckpointError`.
     """
     metadata = metadata or {}
-    buffers = {**(buffers or {}), **{k: v for k, v in sd.items() if RECOMPUTABLE_KEY.search(k)}}
     notes: list[str] = []
-    if "config" in metadata:   # files written by this project carry their config
-        try:
-            cfg_dict = json.loads(metadata["config"])
-            cfg = CrossFormerConfig(**{k: (tuple(tuple(x) if isinstance(x, list) else x for x in v)
-                                          if isinstance(v, list) else v) for k, v in cfg_dict.items()})
-            variant = metadata.get("variant", "custom")
-            return variant, cfg, f"{variant} (config stored in the file)", notes
-        except (TypeError, ValueError) as err:
-            notes.append(f"ignored the stored config ({err}); inferring from tensors")
+    stored = _stored_config(metadata, notes)
+    if stored is not None:
+        variant = str(metadata.get("variant", "custom"))[:80]
+        return variant, _within_limits(stored, "the file's stored config"), \
+            f"{variant} (config stored in the file)", notes
+    variant, cfg, family = _config_from_shapes(sd, {**(buffers or {}), **{
+        k: v for k, v in sd.items() if RECOMPUTABLE_KEY.search(k)}}, notes)
+    return variant, _within_limits(cfg, "the file's tensor shapes"), family, notes
+
+
+def _config_from_shapes(sd: Mapping[str, Any], buffers: Mapping[str, Any],
+                        notes: list[str]) -> tuple[str, CrossFormerConfig, str]:
+    """SPEC §12's reading of the weights → (variant or "custom", config, family)."""
     if "patch_embed.norm.weight" not in sd or "patch_embed.projs.0.weight" not in sd:
         sample = ", ".join(list(sd)[:4])
         raise CheckpointError(f"not a CrossFormer checkpoint: no cross-scale embedding (patch_embed.projs.*) "
@@ -263,20 +299,23 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
     if "head.weight" not in sd or "norm.weight" not in sd:
         raise CheckpointError("this is a CrossFormer backbone without the classification head "
                               "(detection/segmentation weights); load a classification checkpoint")
-    D = int(sd["patch_embed.norm.weight"].shape[0])
-    n_k = _count(sd, "patch_embed.projs.{}.weight")
-    kernels = tuple(int(sd[f"patch_embed.projs.{i}.weight"].shape[-1]) for i in range(n_k))
+    D = _dim(sd, "patch_embed.norm.weight", 1)
+    kernels = tuple(_dim(sd, f"patch_embed.projs.{i}.weight", 4, 3)
+                    for i in range(_count(sd, "patch_embed.projs.{}.weight")))
     n_stages = _count(sd, "layers.{}.blocks.0.norm1.weight")
+    if not n_stages:
+        raise CheckpointError("this is an incomplete CrossFormer checkpoint: no 'layers.0.blocks.0.norm1.weight' "
+                              "(the file holds no transformer blocks)")
     depths = tuple(_count(sd, f"layers.{i}.blocks.{{}}.norm1.weight") for i in range(n_stages))
-    heads = tuple(int(sd[f"layers.{i}.blocks.0.attn.pos.pos3.2.weight"].shape[0]) for i in range(n_stages))
-    fc1 = [sd.get(f"layers.{i}.blocks.0.mlp.fc1.weight") for i in range(n_stages)]
-    ratios = tuple(float(w.shape[0]) / (D * 2 ** i) if w is not None else 4.0 for i, w in enumerate(fc1))
-    merges = tuple(tuple(int(sd[f"layers.{i}.downsample.reductions.{j}.weight"].shape[-1])
+    heads = tuple(_dim(sd, f"layers.{i}.blocks.0.attn.pos.pos3.2.weight", 2) for i in range(n_stages))
+    ratios = tuple(_dim(sd, f"layers.{i}.blocks.0.mlp.fc1.weight", 2) / (D * 2 ** i)
+                   if f"layers.{i}.blocks.0.mlp.fc1.weight" in sd else 4.0 for i in range(n_stages))
+    merges = tuple(tuple(_dim(sd, f"layers.{i}.downsample.reductions.{j}.weight", 4, 3)
                          for j in range(_count(sd, f"layers.{i}.downsample.reductions.{{}}.weight")))
                    for i in range(n_stages - 1))
     acl = any(".ex_conv." in k for k in sd)
     v1 = any(k.endswith("attn.biases") for k in buffers)
-    num_classes = int(sd["head.weight"].shape[0])
+    num_classes = _dim(sd, "head.weight", 2)
     shape_key = dict(embed_dim=D, depths=depths, num_heads=heads, use_acl=acl)
     for name, rec in VARIANT_RECORDS.items():
         cfg = rec.config
@@ -284,10 +323,10 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
                 and cfg.patch_kernels == kernels and cfg.merge_kernels == merges:
             family = (f"{rec.title.split('-')[0]} ({rec.paper}, v2 code)" if acl
                       else f"{rec.title.split('-')[0]} ({rec.paper}" + (", trained with the v1 code)" if v1 else ")"))
-            return name, get_config(name, num_classes=num_classes, mlp_ratio=ratios), family, notes
+            return name, get_config(name, num_classes=num_classes, mlp_ratio=ratios), family
     demo = VARIANTS["crossformer_demo"]
     if all(getattr(demo, k) == v for k, v in shape_key.items()) and demo.num_classes == num_classes:
-        return "crossformer_demo", demo, "CrossFormer demo (this project)", notes
+        return "crossformer_demo", demo, "CrossFormer demo (this project)"
     # Not a released shape: group sizes/intervals cannot be read off the weights (DPB is size-agnostic).
     if acl:
         G, I = PP_LAYOUT["group_size"], PP_LAYOUT["interval"]
@@ -295,18 +334,55 @@ def infer_config(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | N
                      f"intervals {'/'.join(map(str, I))}")
     else:
         G, I = (7,) * n_stages, None
-        if v1:
-            idx = [k for k in buffers if k.endswith("attn.relative_position_index")]
-            g = int(round(buffers[idx[0]].shape[0] ** 0.5)) if idx else 7
-            G = (g,) * n_stages
+        idx = [k for k in buffers if k.endswith("attn.relative_position_index")]
+        if v1 and idx:
+            G = (int(round(_dim(buffers, idx[0], 2) ** 0.5)),) * n_stages
         notes.append(f"custom CrossFormer shape: assumed group size {G[0]} and the v1 LDA rule (interval = H/G)")
-    cfg = CrossFormerConfig(embed_dim=D, depths=depths, num_heads=heads, group_size=G[:n_stages],
-                            interval=I[:n_stages] if I else None, mlp_ratio=ratios, patch_kernels=kernels,
-                            merge_kernels=merges, use_acl=acl, num_classes=num_classes)
-    return "custom", cfg, "CrossFormer++ (custom)" if acl else "CrossFormer (custom)", notes
+    G = tuple(G) + (G[-1],) * (n_stages - len(G))       # a custom ++ shape may have more than 4 stages
+    I = tuple(I) + (I[-1],) * (n_stages - len(I)) if I else None
+    try:
+        cfg = CrossFormerConfig(embed_dim=D, depths=depths, num_heads=heads, group_size=G[:n_stages],
+                                interval=I[:n_stages] if I else None, mlp_ratio=ratios, patch_kernels=kernels,
+                                merge_kernels=merges, use_acl=acl, num_classes=num_classes)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"the weights describe an unsupported architecture: {err}") from None
+    return "custom", cfg, "CrossFormer++ (custom)" if acl else "CrossFormer (custom)"
 
 
 # ---- public entry points --------------------------------------------------------------------------
+def _class_names(cfg: CrossFormerConfig, meta: Mapping[str, Any], notes: list[str]) -> CrossFormerConfig:
+    """``cfg`` with the class names the metadata lists (a JSON list of ``num_classes`` strings), if any."""
+    if "class_names" not in meta:
+        return cfg
+    try:
+        names = json.loads(meta["class_names"])
+    except (ValueError, TypeError, RecursionError):
+        names = None
+    if isinstance(names, list) and len(names) == cfg.num_classes and all(isinstance(n, str) for n in names):
+        return cfg.replace(class_names=tuple(n[:200] for n in names))
+    notes.append("ignored unreadable class names in the metadata")
+    return cfg
+
+
+def check_weights(cfg: CrossFormerConfig, sd: Mapping[str, Any], name: str,
+                   variant: str) -> tuple[list[str], list[str]]:
+    """Compare the file's entries with a model of ``cfg`` built on the meta device (no memory used) →
+    ``(missing, unexpected)``; raises :class:`CheckpointError` on any shape, key or dtype problem."""
+    with torch.device("meta"):
+        try:
+            skeleton = CrossFormer(cfg)
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"the weights describe an unsupported architecture: {err}") from None
+    n_params = sum(p.numel() for p in skeleton.parameters())
+    if n_params > CONFIG_LIMITS.max_params:
+        raise CheckpointError(f"{name} describes a model of {n_params / 1e6:,.0f} M parameters (at most "
+                              f"{CONFIG_LIMITS.max_params / 1e6:,.0f} M are built here)")
+    try:
+        return [], check_complete(skeleton.state_dict(), sd, name, variant)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+
+
 def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
                     as_backbone: bool = False) -> tuple[CrossFormer, CheckpointInfo]:
     """Open a checkpoint file (path, bytes or stream) and return ``(model in eval mode, info)``.
@@ -314,56 +390,40 @@ def load_checkpoint(source: Source, device: str | torch.device = "cpu", *,
     Detector/segmentor files (mmdet/mmseg) and bare backbone state dicts open as the detection/segmentation
     backbone (:mod:`.dense_checkpoint`); ``as_backbone=True`` opens a classification file that way too.
     Raises :class:`CheckpointError` with a readable message for empty, truncated, hostile, foreign or
-    mismatched files. Never executes code from the file.
+    mismatched files. Never executes code from the file. Order: the file's container and entries are
+    checked (:mod:`.checkpoint_checks`), the config is inferred from shapes and bounded, the shapes are
+    compared with a meta-device model, and only then are tensors read and the model built.
     """
-    raw, fmt, meta, name = read_state_dict(source)
+    raw, fmt, meta, name = read_entries(source)
     if as_backbone or is_dense_state_dict(raw):   # a detector/segmentor file or a bare backbone
         try:
             model, fields = load_backbone(raw, meta, name, infer_config)
-        except ValueError as err:
+        except CheckpointError:
+            raise
+        except ValueError as err:                 # DenseFileError: its message says why
             raise CheckpointError(str(err)) from None
+        except (KeyError, IndexError, TypeError, ArithmeticError) as err:   # e.g. a 0-d tensor
+            raise CheckpointError(f"{name} cannot be opened as a CrossFormer backbone: {error_line(err, 200)}") \
+                from None
         return model.to(device), CheckpointInfo(source=name, format=fmt, **fields)
     sd, buffers = split_state_dict(raw)
     dropped = [k for k in raw if RECOMPUTABLE_KEY.search(strip_prefixes(k))]
-    try:
-        variant, cfg, family, notes = infer_config(sd, meta, buffers)
-    except KeyError as err:
-        raise CheckpointError(f"{name} is an incomplete CrossFormer checkpoint: no {err.args[0]!r}") from None
-    if "class_names" in meta:
-        try:
-            names = tuple(json.loads(meta["class_names"]))
-            if len(names) == cfg.num_classes:
-                cfg = cfg.replace(class_names=names)
-        except ValueError:
-            notes.append("ignored unreadable class names in the metadata")
-    try:
-        model = CrossFormer(cfg)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"the weights describe an unsupported architecture: {err}") from None
-    own = model.state_dict()
-    try:
-        missing, unexpected = check_against(own, sd)
-    except ValueError as err:
-        raise CheckpointError(f"{err} ({variant})") from None
-    if missing:
-        raise CheckpointError(f"{name} lacks {len(missing)} of the model's {len(own)} weights "
-                              f"(first: {', '.join(missing[:3])}); it is not a complete {variant} checkpoint")
-    for k in own:
-        if not sd[k].is_floating_point():
-            raise CheckpointError(f"{k} holds {sd[k].dtype} values, expected floating point weights")
-    state = {k: sd[k].to(torch.float32) for k in own}
+    variant, cfg, family, notes = infer_config(sd, meta, buffers)
+    cfg = _class_names(cfg, meta, notes)
+    missing, unexpected = check_weights(cfg, sd, name, variant)
+    model = CrossFormer(cfg)
+    state = {k: _tensor(sd[k]).to(torch.float32) for k in model.state_dict()}
     if not all(torch.isfinite(t).all() for t in state.values()):
         notes.append("some weights are NaN or infinite: outputs will be meaningless")
     model.load_state_dict(state, strict=True)
     if unexpected:
         notes.append(f"ignored {len(unexpected)} keys the model does not use (e.g. {unexpected[0]})")
-    code_version = cfg.code_version
-    info = CheckpointInfo(source=name, format=fmt, variant=variant, family=family, code_version=code_version,
+    info = CheckpointInfo(source=name, format=fmt, variant=variant, family=family, code_version=cfg.code_version,
                           config=cfg, num_params=sum(p.numel() for p in model.parameters()), missing=missing,
                           unexpected=unexpected, dropped=dropped, notes=notes,
                           metadata={k: v for k, v in meta.items() if k != "official_config"})
     if "official_config" in meta:
-        info.metadata["official_config_keys"] = sorted(meta["official_config"])[:20]
+        info.metadata["official_config_keys"] = sorted(str(k)[:80] for k in meta["official_config"])[:20]
     log.info("loaded %s: %s", name, info.summary())
     return model.to(device).eval(), info
 

@@ -5,6 +5,7 @@ Pure Python (no torch): the app, the NumPy reference and the tests can read conf
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
@@ -59,6 +60,8 @@ class CrossFormerConfig:
         if len(self.merge_kernels) != n - 1:
             raise ValueError(f"merge_kernels needs {n - 1} entries, got {self.merge_kernels}")
         for i, h in enumerate(self.num_heads):
+            if not h >= 1:
+                raise ValueError(f"stage {i}: num_heads must be at least 1, got {h!r}")
             if self.stage_dim(i) % h:
                 raise ValueError(f"stage {i}: {self.stage_dim(i)} channels do not split into {h} heads")
         if any(k % 2 != self.stride % 2 for k in self.patch_kernels):
@@ -128,6 +131,93 @@ class CrossFormerConfig:
         d.pop("class_names")
         return d
 
+
+
+# ---- hard bounds on a config read from a file -------------------------------------------------------
+@dataclass(frozen=True)
+class ConfigLimits:
+    """Hard bounds on a config declared by a file (its metadata or its tensors' shapes), checked before
+    any model is built from it.
+
+    Generous for every real variant (CrossFormer-L/++-H: D 128, 18 blocks in a stage, 32 heads, G 14) and
+    for detection backbones run on inputs up to 3840 px (stage-0 map 960: ``G·I`` up to 1024), yet small
+    enough that a few hundred bytes of metadata cannot make the server build a huge model.
+    """
+
+    max_stages: int = 6
+    max_embed_dim: int = 512            # D (stage i has D·2^i channels)
+    max_stage_dim: int = 8192           # D·2^i of the last stage
+    max_depth: int = 64                 # blocks in one stage
+    max_blocks: int = 160               # blocks in all stages
+    max_heads: int = 128
+    max_group_size: int = 64            # G
+    max_group_span: int = 1024          # G·I of an LDA stage (the padded extent of one group's tiling)
+    max_mlp_ratio: float = 16.0
+    max_kernels: int = 8                # kernels of one cross-scale layer
+    max_kernel: int = 64                # CEL / merge kernel side
+    max_in_chans: int = 16
+    max_classes: int = 100_000          # ImageNet-22k has 21,841
+    max_img_size: int = 4096
+    max_dpb_dim: int = 1024
+    max_params: int = 400_000_000       # ++-H with a 22k-class head has about 118 M
+
+
+#: The bounds :func:`check_limits` applies (frozen).
+CONFIG_LIMITS = ConfigLimits()
+
+
+def _ints(name: str, values: Any, lo: int, hi: int) -> None:
+    """Every entry of ``values`` is an ``int`` (not a bool) in ``[lo, hi]``, else ``ValueError``."""
+    for v in values if isinstance(values, (tuple, list)) else (values,):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{name} = {v!r} is outside the supported range {lo}..{hi}")
+
+
+def check_limits(cfg: CrossFormerConfig, limits: ConfigLimits = CONFIG_LIMITS) -> None:
+    """Raise ``ValueError`` (a sentence naming the field) if ``cfg`` exceeds a hard bound of :class:`ConfigLimits`.
+
+    Cheap (no model is built): call it on any config that came from a file before building the model.
+    """
+    L = limits
+    _ints("the number of stages", len(cfg.depths), 1, L.max_stages)
+    _ints("embed_dim", cfg.embed_dim, 1, L.max_embed_dim)
+    _ints("the last stage's channels", cfg.embed_dim * 2 ** (len(cfg.depths) - 1), 1, L.max_stage_dim)
+    _ints("depths", cfg.depths, 1, L.max_depth)
+    _ints("the total number of blocks", sum(cfg.depths), 1, L.max_blocks)
+    _ints("num_heads", cfg.num_heads, 1, L.max_heads)
+    _ints("group_size", cfg.group_size, 1, L.max_group_size)
+    if cfg.interval is not None:
+        _ints("interval", cfg.interval, 1, L.max_group_span)
+        _ints("group_size × interval", [g * i for g, i in zip(cfg.group_size, cfg.interval)], 1, L.max_group_span)
+    for r in cfg.mlp_ratio:
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= L.max_mlp_ratio:
+            raise ValueError(f"mlp_ratio = {r!r} is outside the supported range (0, {L.max_mlp_ratio:g}]")
+    _ints("the number of CEL kernels", len(cfg.patch_kernels), 1, L.max_kernels)
+    _ints("patch_kernels", cfg.patch_kernels, 1, L.max_kernel)
+    for merge in cfg.merge_kernels:
+        _ints("the number of merge kernels", len(merge), 1, L.max_kernels)
+        _ints("merge_kernels", merge, 1, L.max_kernel)
+    _ints("in_chans", cfg.in_chans, 1, L.max_in_chans)
+    _ints("num_classes", cfg.num_classes, 0 if cfg.backbone else 1, L.max_classes)   # a backbone has no head
+    _ints("img_size", cfg.img_size, 1, L.max_img_size)
+    _ints("dpb_min_dim", cfg.dpb_min_dim, 0, L.max_dpb_dim)
+    _fractions(cfg)
+
+
+def _fractions(cfg: CrossFormerConfig) -> None:
+    """Dropout rates in [0, 1), a positive finite ``qk_scale`` (or None), three positive normalisation stds."""
+    def real(v: Any) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+    for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
+        v = getattr(cfg, name)
+        if not real(v) or not 0 <= v < 1:
+            raise ValueError(f"{name} = {v!r} must be a number in [0, 1)")
+    if cfg.qk_scale is not None and (not real(cfg.qk_scale) or cfg.qk_scale <= 0):
+        raise ValueError(f"qk_scale = {cfg.qk_scale!r} must be a positive number or null")
+    if len(cfg.mean) != 3 or len(cfg.std) != 3 or not all(real(v) for v in (*cfg.mean, *cfg.std)) \
+            or not all(v > 0 for v in cfg.std):
+        raise ValueError(f"mean/std must be three finite numbers each (stds positive), got {cfg.mean}/{cfg.std}")
 
 #: Smallest input side of every variant here (CEL stride 4, three merges of stride 2): 32 px.
 MIN_INPUT_SIDE: int = CrossFormerConfig().min_input_side

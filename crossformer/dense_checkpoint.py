@@ -27,7 +27,7 @@ import torch
 
 from .config import CrossFormerConfig
 from .model import CrossFormer
-from .state_dict import check_against, split_state_dict
+from .state_dict import check_complete, split_state_dict
 from .variants import DET_LAYOUT, VARIANT_RECORDS
 
 log = logging.getLogger(__name__)
@@ -130,21 +130,16 @@ def backbone_config(weights: Mapping[str, Any], meta: Mapping[str, Any], buffers
 
 
 def _strict_state(model: CrossFormer, weights: Mapping[str, Any], variant: str, name: str) -> dict[str, torch.Tensor]:
-    """The backbone's weights, checked key by key and shape by shape against ``model`` before any copy."""
+    """The backbone's weights, checked key by key and shape by shape against ``model`` before any copy
+    (:func:`~crossformer.state_dict.check_complete`), strict on extra backbone keys too."""
     own = model.state_dict()
     try:
-        missing, unexpected = check_against(own, weights)
+        unexpected = check_complete(own, weights, name, f"{variant} backbone")
     except ValueError as err:
-        raise DenseFileError(f"{err} ({variant} backbone)") from None
-    if missing:
-        raise DenseFileError(f"{name} lacks {len(missing)} of the backbone's {len(own)} weights "
-                              f"(first: {', '.join(missing[:3])}); it is not a complete {variant} backbone")
+        raise DenseFileError(str(err)) from None
     if unexpected:
         raise DenseFileError(f"{name} has {len(unexpected)} backbone keys a {variant} backbone does not have "
                               f"(first: {', '.join(unexpected[:3])})")
-    bad = [k for k in own if not weights[k].is_floating_point()]
-    if bad:
-        raise DenseFileError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
     return {k: _materialise(weights[k]).to(torch.float32) for k in own}
 
 

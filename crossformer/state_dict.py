@@ -58,3 +58,23 @@ def check_against(own: Mapping[str, Any], weights: Mapping[str, Any]) -> tuple[l
             raise ValueError(f"shape mismatch for {k}: checkpoint {tuple(weights[k].shape)} vs model "
                              f"{tuple(v.shape)}")
     return missing, unexpected
+
+
+def check_complete(own: Mapping[str, Any], weights: Mapping[str, Any], name: str, what: str) -> list[str]:
+    """:func:`check_against`, then every key of ``own`` present with floating-point values → the keys of
+    ``weights`` the model does not use.
+
+    Raises ``ValueError`` naming the first shape mismatch, the missing keys (``name``: the file, ``what``: the
+    model, e.g. ``"crossformer_s"``) or a non-float entry. Entries need ``.shape`` and ``.is_floating_point()``.
+    """
+    try:
+        missing, unexpected = check_against(own, weights)
+    except ValueError as err:
+        raise ValueError(f"{err} ({what})") from None
+    if missing:
+        raise ValueError(f"{name} lacks {len(missing)} of the model's {len(own)} weights "
+                         f"(first: {', '.join(missing[:3])}); it is not a complete {what} checkpoint")
+    bad = [k for k in own if not weights[k].is_floating_point()]
+    if bad:
+        raise ValueError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
+    return unexpected

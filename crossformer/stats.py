@@ -1,412 +1,44 @@
-"""Per-head attention statistics over many images, reduced on the device during the forward pass.
+"""Per-head attention statistics over many images: the public entry of the statistics modules.
 
-:func:`head_stats` gives, for every image × block × head, the numbers of
-:func:`viz.diagnostics.block_head_stats` (same definitions, see that module):
-
-* ``entropy``: ``−Σ_k p_k ln p_k`` over the real keys (nats), averaged over the real queries;
-* ``distance_px``: mean attention distance ``Σ_k p_k ‖pos_q − pos_k‖₂ · s`` in input pixels, token
-  positions from ``layout.positions``, ``s = cfg.stage_stride(stage)`` pixels per token;
-* ``dpb_share``: total variation ``½ Σ_k |softmax(qk + B + M) − softmax(qk + M)|`` over the real keys;
-* ``output_rms``: ``sqrt(mean(x²))`` of the block output (per block, repeated on its head rows).
-
-The attention is never kept: a recorder passed down the call reduces each block's
-``(B, nG, heads, N, N)`` softmax to ``(B, heads)`` sums on the device as soon as it is computed (fp32, also
-under bf16 autocast) and only those few numbers reach the host.
-
-Command line (``python -m crossformer.stats --help``)::
+* :func:`head_stats` (:mod:`crossformer.stats_heads`): one row per image × block × head of a batch —
+  ``entropy``, ``distance_px``, ``dpb_share``, ``output_rms``, ``acl``, ``uniform_entropy`` — reduced on the
+  device during the forward pass (the definitions of :func:`viz.diagnostics.block_head_stats`).
+* :func:`read_csv` (:mod:`crossformer.stats_csv`): a statistics CSV validated column by column
+  (:class:`StatsFormatError` otherwise).
+* :func:`main` (:mod:`crossformer.stats_cli`): the command line, also under ``torchrun``::
 
     python -m crossformer.stats --checkpoint ckpt.safetensors --images DIR --out stats.csv \\
         [--size 224 | --official-eval] [--batch 32] [--device auto] [--precision auto] [--summary s.html]
+    torchrun --nproc_per_node 2 -m crossformer.stats --checkpoint … --images DIR --out stats.csv
 
-walks ``DIR`` recursively, skips (and counts) unreadable files, writes one CSV row per image × block × head
-(``image`` = path relative to ``DIR``; also ``acl``: the block has a CrossFormer++ cooling layer, and
-``uniform_entropy``: the mean ``ln(real keys)``, what ``entropy`` would be for uniform attention) and resumes:
-images already in ``--out`` are not run again. :func:`read_csv` validates such a file; the summary figure
-(``--summary s.html|s.png``) is :func:`viz.stats_figures.stats_summary_figure`, the one the app draws.
+  walks ``DIR`` (regular files only; what is skipped is counted by reason), reads images as the app does
+  (:mod:`crossformer.images`), writes one row per image × block × head to ``stats.csv`` (always a complete
+  CSV; a killed run resumes; other weights or settings than ``stats.csv.json`` records are refused) and
+  optionally the summary figure of the app's Dataset statistics page.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import os
 import sys
-import time
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 
-from .geometry import GroupLayout
-from .model import CrossFormer, _Recorder
+from .images import Preprocessing, decode_image, preprocess, read_image_file
+from .stats_cli import main, write_summary
+from .stats_csv import FIELDS, NUMERIC, REQUIRED, StatsFormatError, read_csv
+from .stats_heads import CHUNK_ELEMENTS, head_stats, rows_per_image
 
-FIELDS = ("image", "stage", "block", "kind", "head", "entropy", "distance_px", "dpb_share", "output_rms",
-          "acl", "uniform_entropy")
-#: Columns a statistics CSV must have (``acl`` and ``uniform_entropy`` are newer and optional).
-REQUIRED = FIELDS[:9]
-NUMERIC = ("entropy", "distance_px", "dpb_share", "output_rms", "uniform_entropy")
-#: Attention elements reduced at a time (4 MiB in fp32): under bf16 only this much is ever held as an fp32
-#: copy, and a slice and its scratch stay in the last-level cache. (In fp32 on this CPU chunking measured
-#: the same as one pass over the whole batch: the win is the bounded copy.)
-CHUNK_ELEMENTS = 1 << 20
+__all__ = ["CHUNK_ELEMENTS", "FIELDS", "NUMERIC", "REQUIRED", "StatsFormatError", "head_stats", "load_image",
+           "main", "read_csv", "rows_per_image", "write_summary"]
 
 
-class _StatsRecorder(_Recorder):
-    """Reduces each block's attention on the device to per-(image, head) means; keeps nothing big.
-
-    The layouts come from ``model.plan(input_hw)`` in block order (``attention`` is reported before
-    ``block`` names the layout). Lives for one call; stores nothing on modules.
-
-    Every statistic is a mean over the real queries of a sum over keys: the sum over keys is one matrix
-    product reading the attention-sized tensor once (no broadcast copies), the mean over queries works on
-    ``(B, nG, h, N)``. Padded keys need no masking: their softmax weight is exactly 0 (the additive mask is
-    −10⁶); padded queries have weight 0.
-    """
-
-    keeps_content = False                     # only the softmax and the DPB bias are used
-
-    def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], stage_strides: Sequence[int],
-                 dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
-        self.layouts = list(layouts)          # (stage, index, layout) in forward order
-        self.stage_strides = tuple(stage_strides)   # input pixels per token side, per stage
-        self.dtype = dtype
-        self._i = 0                           # next block whose attention arrives
-        self._pending: torch.Tensor | None = None
-        self._geom: dict[tuple, tuple] = {}
-        self._scratches: dict[tuple, torch.Tensor] = {}
-        # stage, index, kind, acl, (B, 3, h) stats, (B,) rms, uniform entropy
-        self.rows: list[tuple[int, int, str, bool, torch.Tensor, torch.Tensor, float]] = []
-
-    def _geometry(self, layout: GroupLayout, stage: int, device: torch.device) -> tuple:
-        """``(w, dist, uniform)`` of a layout: real-query weights ``(nG, N)`` summing to 1, the
-        distances ``dist (N, N, 1)``, ``dist[q, k] = ‖pos_q − pos_k‖ · px`` (the same for every group:
-        SDA and LDA members sit at the same offsets in every group, checked), and the mean over real
-        queries of ``ln(real keys)``."""
-        key = (layout.kind, layout.feature_hw, layout.group_size, layout.interval, stage)
-        if key not in self._geom:
-            real = ~np.asarray(layout.key_padding)                                          # (nG, N)
-            N = real.shape[1]
-            w = real.astype(np.float64) / real.sum()                                         # real queries
-            pos = np.asarray(layout.positions, dtype=np.float64)                             # (nG, N, 2)
-            rel = pos - pos[:, :1]                                                           # offsets in group
-            if not np.array_equal(rel, np.broadcast_to(rel[:1], rel.shape)):
-                raise RuntimeError(f"{layout.kind} groups with different member offsets")
-            dist = np.sqrt(((rel[0][:, None, :] - rel[0][None, :, :]) ** 2).sum(-1))         # (N, N)
-            dist *= self.stage_strides[stage]                                                # px
-            n_real = real.sum(1)                                                             # keys per group
-            uniform = float((w.sum(1) * np.log(np.maximum(n_real, 1))).sum())
-            self._geom[key] = (torch.as_tensor(w, device=device, dtype=self.dtype),
-                               torch.as_tensor(dist[:, :, None], device=device, dtype=self.dtype), uniform)
-        return self._geom[key]
-
-    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
-        """An uninitialised tensor shaped like ``like``, shared by the blocks of this call with that shape."""
-        key = (tuple(like.shape), like.dtype, like.device)
-        if key not in self._scratches:
-            self._scratches.clear()                 # the stages shrink: an old shape never comes back
-            self._scratches[key] = torch.empty_like(like, memory_format=torch.contiguous_format)
-        return self._scratches[key]
-
-    def embedding(self, *args, **kwargs) -> None:   # nothing kept
-        pass
-
-    def stage(self, hw, output) -> None:            # nothing kept
-        pass
-
-    @torch.no_grad()
-    def attention(self, content: torch.Tensor, attention: torch.Tensor, table: torch.Tensor,
-                  bias: torch.Tensor) -> None:
-        if self._i >= len(self.layouts):
-            raise RuntimeError("more attention reports than blocks in the plan")
-        stage, _, layout = self.layouts[self._i]
-        _, nG, _, N, _ = attention.shape
-        if (nG, N) != (layout.num_groups, layout.group_tokens):
-            raise RuntimeError(f"attention {tuple(attention.shape)} does not match the planned layout")
-        w, dist, _ = self._geometry(layout, stage, attention.device)
-        with torch.autocast(attention.device.type, enabled=False):      # reductions in fp32 under bf16 too
-            self._pending = self._reduce(attention, bias, w, dist)
-
-    def _reduce(self, attention: torch.Tensor, bias: torch.Tensor, w: torch.Tensor,
-                dist: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, h)``: entropy, distance and DPB share of each head, averaged over real queries.
-
-        ``attention (B, nG, h, N, N)`` is ``p = softmax(c + B + M)``; the attention without the DPB,
-        ``q = softmax(c + M)``, is ``p·e^{−B}`` renormalised over the keys (``p_k ∝ e^{c_k + B_k}``), so it
-        needs no second exponential over the attention-sized tensor (entropy + DPB share 15–25 % faster than
-        with a second softmax); ``e^{−(B − min_k B)} ≤ 1`` cannot overflow, and padded keys stay exactly 0
-        (``p`` is 0 there). Tested against the trace's ``softmax(content)`` with DPB shares near 1.
-
-        The distance-weighted sums over keys are one batched matrix-vector product with the query as the
-        batch, ``(N, M, N) @ (N, N, 1)`` on a strided view of the ``(M = b·nG·h, N, N)`` attention (no copy;
-        half the time of a dense ``(M·N, N·N) @ (N·N, N)`` operator, which multiplies mostly zeros); the other
-        steps write one attention-sized scratch tensor in place
-        (reused by every block of that shape: allocating 20 MB costs as much as a pass over it), and
-        ``p ln p`` is ``p · ln max(p, tiny)``, exact where ``p = 0`` (padded keys) and a third of the cost of
-        ``xlogy``. Only the ``(B, nG, h, N)`` per-query results are then weighted by ``w``.
-        """
-        B, nG, h, N, _ = attention.shape
-        step = max(1, CHUNK_ELEMENTS // (nG * h * N * N))                              # images per chunk
-        tiny = torch.finfo(self.dtype).tiny
-        bias = bias.to(self.dtype)
-        no_dpb = torch.exp(bias.amin(-1, keepdim=True) - bias)                             # (h, N, N) ∈ (0, 1]
-        out = []
-        for b0 in range(0, B, step):
-            p = attention[b0:b0 + step].to(self.dtype)                                     # (b,nG,h,N,N)
-            scratch = self._scratch(p)
-            dis = torch.bmm(p.view(-1, N, N).transpose(0, 1), dist)                         # (N, M, 1)
-            dis = dis.view(N, -1).t().reshape(p.shape[:-1])                                  # (b,nG,h,N)
-            torch.clamp_min(p, tiny, out=scratch)
-            ent = -torch.log(scratch, out=scratch).mul_(p).sum(-1)
-            q = torch.mul(p, no_dpb, out=scratch)                 # attention without the DPB, in the scratch
-            q.div_(q.sum(-1, keepdim=True))
-            tv = 1.0 - torch.minimum(q, p, out=q).sum(-1)          # ½Σ|p − q| = 1 − Σ min(p, q): one pass less
-            per_query = torch.stack([ent, dis, tv], 1)                                       # (b,3,nG,h,N)
-            out.append((per_query * w[:, None, :]).sum(dim=(2, 4)))                          # (b,3,h)
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def block(self, blk, where: tuple[int, int], layout: GroupLayout, output: torch.Tensor) -> None:
-        if self._pending is None:
-            raise RuntimeError(f"block {where} finished without reporting its attention")
-        stage, index, _ = self.layouts[self._i]
-        if (stage, index) != tuple(where):
-            raise RuntimeError(f"block {where} ran where {(stage, index)} was planned")
-        rms = output.to(self.dtype).pow(2).mean(dim=(1, 2)).sqrt()                           # (B,)
-        uniform = self._geometry(layout, stage, output.device)[2]
-        self.rows.append((stage, index, layout.kind, bool(blk.has_acl), self._pending, rms, uniform))
-        self._pending = None
-        self._i += 1
-
-
-@torch.inference_mode()
-def head_stats(model: CrossFormer, x: torch.Tensor, *, precision: str = "fp32",
-               image_ids: Sequence | None = None) -> list[dict]:
-    """One row per image × block × head (see module doc) for the batch ``x (B, 3, H, W)``.
-
-    ``precision``: the forward runs under :func:`crossformer.precision.autocast` (``"fp32"``, ``"bf16"``,
-    ``"auto"``); the statistics are reduced in fp32 either way. ``image_ids``: the ``image`` value of each
-    batch element (default: its index).
-    """
-    from .precision import autocast
-
-    hw = tuple(int(s) for s in x.shape[-2:])
-    layouts = [(i, j, lay) for i, stage in enumerate(model.plan(hw)) for j, lay in enumerate(stage)]
-    rec = _StatsRecorder(layouts, [model.cfg.stage_stride(i) for i in range(model.cfg.num_stages)])
-    with autocast(x.device, precision):
-        model._run(x, rec)
-    if rec._i != len(layouts):
-        raise RuntimeError(f"{rec._i} of {len(layouts)} blocks reported")
-    ids = list(range(x.shape[0])) if image_ids is None else list(image_ids)
-    # one host copy for the whole batch
-    stats = [row[4].cpu().numpy().astype(np.float64) for row in rec.rows]
-    rms = [row[5].cpu().numpy().astype(np.float64) for row in rec.rows]
-    out: list[dict] = []
-    for b, image in enumerate(ids):
-        for (stage, index, kind, acl, _, _, uniform), s, r in zip(rec.rows, stats, rms):
-            for head in range(s.shape[2]):
-                out.append({"image": image, "stage": stage, "block": f"s{stage}_b{index}", "kind": kind,
-                            "head": head, "entropy": float(s[b, 0, head]),
-                            "distance_px": float(s[b, 1, head]), "dpb_share": float(s[b, 2, head]),
-                            "output_rms": float(r[b]), "acl": int(acl), "uniform_entropy": uniform})
-    return out
-
-
-# ---- command line --------------------------------------------------------------------------------------
-def iter_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, recursively, in sorted order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
-def load_image(path: Path, size: int, official: bool) -> np.ndarray:
-    """``(3, S, S)`` float32 in [0, 1]; raises on unreadable files."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        w, h = img.size
-        if official:
-            R = int(256 / 224 * size)
-            ow, oh = (R, int(R * h / w)) if w <= h else (int(R * w / h), R)
-            top, left = int(round((oh - size) / 2.0)), int(round((ow - size) / 2.0))
-            img = img.resize((ow, oh), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
-        else:
-            img = img.resize((size, size), Image.Resampling.BICUBIC)
-        a = np.asarray(img, dtype=np.float32) / 255.0
-    return np.ascontiguousarray(a.transpose(2, 0, 1))
-
-
-def done_images(out: Path) -> set[str]:
-    """Images already in an existing output CSV."""
-    if not out.exists() or out.stat().st_size == 0:
-        return set()
-    with out.open(newline="") as f:
-        return {row["image"] for row in csv.DictReader(f)}
-
-
-def _batches(files: Iterable[tuple[str, Path]], size: int, official: bool, batch: int,
-             bad: list[str]) -> Iterator[tuple[list[str], np.ndarray]]:
-    """Same-size batches of readable images; unreadable ones are appended to ``bad``."""
-    buckets: dict[tuple, list[tuple[str, np.ndarray]]] = {}
-    for rel, path in files:
-        try:
-            a = load_image(path, size, official)
-        except Exception:                               # not an image, truncated, unreadable: skip, count
-            bad.append(rel)
-            continue
-        bucket = buckets.setdefault(a.shape, [])
-        bucket.append((rel, a))
-        if len(bucket) >= batch:
-            yield [r for r, _ in bucket], np.stack([a for _, a in bucket])
-            bucket.clear()
-    for bucket in buckets.values():
-        if bucket:
-            yield [r for r, _ in bucket], np.stack([a for _, a in bucket])
-
-
-class StatsFormatError(ValueError):
-    """A statistics CSV that this module did not write (missing columns, unparsable or out-of-range values)."""
-
-
-def read_csv(text: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
-    """Parse and validate a CSV written by :func:`main` into columns.
-
-    Returns ``{field: (rows,) array}``: ``image``, ``block``, ``kind`` as ``str`` arrays, ``stage``,
-    ``head``, ``acl`` as ``int64`` (``acl`` is −1 when the file predates that column), the rest ``float64``
-    (``uniform_entropy`` NaN when absent). Raises :class:`StatsFormatError` naming the first problem.
-    """
-    reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if not header:
-        raise StatsFormatError("the file is empty")
-    header = [h.strip() for h in header]
-    missing = [f for f in REQUIRED if f not in header]
-    if missing:
-        raise StatsFormatError(f"not a statistics CSV of `python -m crossformer.stats`: missing column(s) "
-                               f"{', '.join(missing)} (found: {', '.join(header[:12]) or 'none'})")
-    col = {f: header.index(f) for f in FIELDS if f in header}
-    raw: dict[str, list[str]] = {f: [] for f in col}
-    for n, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) < len(header):
-            raise StatsFormatError(f"line {n}: {len(row)} values for {len(header)} columns")
-        for f, i in col.items():
-            raw[f].append(row[i])
-        if max_rows is not None and len(raw["image"]) > max_rows:
-            raise StatsFormatError(f"more than {max_rows:,} rows: summarise a subset of the images")
-    if not raw["image"]:
-        raise StatsFormatError("the file has a header but no rows")
-    out: dict[str, np.ndarray] = {f: np.asarray(raw[f], dtype=str) for f in ("image", "block", "kind")}
-    try:
-        for f in ("stage", "head") + (("acl",) if "acl" in raw else ()):
-            out[f] = np.asarray(raw[f], dtype=np.float64).astype(np.int64)
-        for f in NUMERIC:
-            out[f] = np.asarray(raw[f], dtype=np.float64) if f in raw else np.full(len(out["image"]), np.nan)
-    except ValueError as err:
-        raise StatsFormatError(f"a value is not a number: {err}") from None
-    out.setdefault("acl", np.full(len(out["image"]), -1, dtype=np.int64))
-    bad_kind = sorted(set(np.unique(out["kind"])) - {"sda", "lda"})
-    if bad_kind:
-        raise StatsFormatError(f"column kind must be sda or lda, found {', '.join(bad_kind[:3])}")
-    for f in ("entropy", "distance_px", "dpb_share", "output_rms"):
-        v = out[f]
-        if not np.isfinite(v).all() or (v < -1e-6).any():
-            raise StatsFormatError(f"column {f} has negative or non-finite values")
-    if (out["dpb_share"] > 1 + 1e-6).any():
-        raise StatsFormatError("column dpb_share is a total-variation distance and must be ≤ 1")
-    if (out["head"] < 0).any() or (out["stage"] < 0).any():
-        raise StatsFormatError("columns head and stage must be ≥ 0")
-    return out
-
-
-def write_summary(columns: dict[str, np.ndarray], path: str | Path) -> Path:
-    """The summary figure of :func:`viz.stats_figures.stats_summary_figure` (the app's) as ``.html`` or
-    ``.png`` (by suffix; PNG needs kaleido + chromium, else the HTML is written next to it). Returns the
-    file written."""
-    from viz.export import ExportUnavailable, figure_to_html, figure_to_png
-    from viz.stats_figures import stats_summary_figure, summarise
-
-    path = Path(path)
-    fig = stats_summary_figure(summarise(columns))
-    if path.suffix.lower() == ".png":
-        try:
-            path.write_bytes(figure_to_png(fig))
-            return path
-        except ExportUnavailable as err:
-            path = path.with_suffix(".html")
-            print(f"PNG export unavailable ({err}); writing {path}", file=sys.stderr)
-    path.write_bytes(figure_to_html(fig))
-    return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m crossformer.stats", description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--images", required=True, help="folder, walked recursively")
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--size", type=int, default=224, help="resize every image to SIZE×SIZE (bicubic)")
-    g.add_argument("--official-eval", action="store_true",
-                   help="shorter side 256/224·224 bicubic, then centre crop 224")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    ap.add_argument("--out", required=True, help="CSV (appended to; images already in it are skipped)")
-    ap.add_argument("--summary", default=None,
-                    help="optional summary figure, .html or .png (the figure of the app's Dataset statistics page)")
-    args = ap.parse_args(argv)
-
-    from .checkpoint import load_checkpoint
-    from .precision import bf16_weights, resolve
-    from .registry import pick_device
-
-    device = pick_device() if args.device == "auto" else torch.device(args.device)
-    model, _info = load_checkpoint(args.checkpoint, device=device)
-    model.eval()
-    precision = resolve(args.precision, device)
-    if precision == "bf16":                            # the matmul weights cast once, not on every batch
-        model = bf16_weights(model)
-    mean = torch.tensor(model.cfg.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(model.cfg.std, device=device).view(1, 3, 1, 1)
-    size = 224 if args.official_eval else args.size
-
-    root = Path(args.images)
-    out = Path(args.out)
-    done = done_images(out)
-    todo = [(p.relative_to(root).as_posix(), p) for p in iter_files(root)]
-    todo = [(rel, p) for rel, p in todo if rel not in done and p.resolve() != out.resolve()]
-    bad: list[str] = []
-    new_file = not out.exists() or out.stat().st_size == 0
-    n_done, t0 = 0, time.perf_counter()
-    with out.open("a", newline="") as f:
-        # appending to a file from before the newer columns: keep its header
-        fields = FIELDS
-        if not new_file:
-            with out.open(newline="") as g:
-                fields = tuple(next(csv.reader(g), FIELDS))
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new_file:
-            writer.writeheader()
-        for names, arr in _batches(todo, size, args.official_eval, max(1, args.batch), bad):
-            x = (torch.from_numpy(arr).to(device) - mean) / std
-            writer.writerows(head_stats(model, x, precision=precision, image_ids=names))
-            f.flush()
-            n_done += len(names)
-            rate = n_done / max(time.perf_counter() - t0, 1e-9)
-            print(f"\r{n_done}/{len(todo)} images, {rate:.1f} images/s, {len(bad)} skipped",
-                  end="", file=sys.stderr, flush=True)
-    print(f"\n{n_done} images done, {len(done)} already in {out}, {len(bad)} skipped (unreadable)",
-          file=sys.stderr)
-    for rel in bad[:20]:
-        print(f"  skipped: {rel}", file=sys.stderr)
-    if args.summary:
-        written = write_summary(read_csv(out.read_text()), args.summary)
-        print(f"summary: {written}", file=sys.stderr)
-    return 0
+def load_image(path: str | Path, size: int, official: bool) -> np.ndarray:
+    """``(3, S, S)`` float32 in [0, 1], read as the app reads an upload (EXIF, 16-bit, alpha …) and resized
+    to ``size × size`` (or the official transform); raises :class:`crossformer.images.ImageError`."""
+    prep = Preprocessing("official" if official else "square", size)
+    rgb = decode_image(read_image_file(path), Path(path).name).rgb
+    return np.ascontiguousarray(preprocess(rgb, prep).pixels.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ class WeightSource:
 
     drive_id: str            # Google Drive file id
     filename: str            # the official file name (also the name in the cache)
+    size: int = 0            # its size in bytes, 0 = not recorded (Drive publishes none without an API key)
+    sha256: str = ""         # its SHA-256 (hex), "" = not recorded: a download is then verified by a full
+                             # load as the variant (crossformer.fetch); a recorded one replaces that load
 
     @property
     def drive_link(self) -> str:

@@ -30,7 +30,7 @@ widgets.prediction_caveat(ctx)
 x_hw = tuple(ctx.pixels.shape[:2])
 engine = precision.resolve("auto", bundle.device)
 flops = heavy.forward_flops(bundle.cfg, x_hw)
-calib = loaders.calibration(ctx.model_id, engine, _bundle=bundle)
+calib = loaders.calibration(ctx.model_id, engine, x_hw, _bundle=bundle)
 store = loaders.heavy_store()
 IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
 
@@ -116,8 +116,9 @@ if backbone:
             "feature vector). Positive: pixels that make that feature stronger.", icon=":material/info:")
 request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
                                   feature)
+button_name = METHODS[method] if method == "gradcam" else METHODS[method].lower()      # "Compute Grad-CAM"
 res, _ = heavy.action(
-    "attr_run", f"Compute {METHODS[method]}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
+    "attr_run", f"Compute {button_name}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
     lambda progress: loaders.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress,
                                          padding=ctx.prepared.padding, feature=feature),
     store, progress_label=METHODS[method])

@@ -26,7 +26,7 @@ def _use_samples() -> None:
 c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
 with c1:
     upload = st.file_uploader(f"Statistics CSV (from python -m crossformer.stats, ≤ {MAX_CSV_MB} MB)", type=["csv"],
-                              key="stats_upload")
+                              key="stats_upload", max_upload_size=MAX_CSV_MB)   # the limit Streamlit shows too
 with c2:
     st.button(f"Compute for the bundled samples ({ctx.bundle.label})", key="stats_compute",
               icon=":material/play_arrow:", on_click=_use_samples,

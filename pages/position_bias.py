@@ -33,9 +33,16 @@ with left:
                                 "offsets change attention. Red raises attention, blue lowers it. Absolute range "
                                 "per head: " + ", ".join(f"{h}: {r:.3g}" for h, r in enumerate(ranges)) + ".")
 with right:
-    fig = loaders.built_figure(dpb_surface_figure, block.dpb_table, G, head)
-    widgets.show_figure(fig, key="dpb_surface",
-                        filename=f"dpb_{block.name}_head{head}_surface")
+    # WebGL: the slowest thing a browser draws in this app (seconds on a laptop without a GPU), so on request
+    if st.toggle("Show the selected head as a 3-D surface", key="dpb_show_surface",
+                 help="Drawn with WebGL, which is slow in a browser without a GPU. The heat maps on the left "
+                      "hold the same numbers."):
+        fig = loaders.built_figure(dpb_surface_figure, block.dpb_table, G, head)
+        widgets.show_figure(fig, key="dpb_surface",
+                            filename=f"dpb_{block.name}_head{head}_surface")
+    else:
+        st.caption(f"Head {head}'s bias as a height over the (Δh, Δw) plane is one switch away; it draws with "
+                   "WebGL, which is slow without a GPU.")
 
 # ---- A/B compare: B's DPB for the same block and A − B at the same G (pages/common/compare.py) ----
 side_b = compare.choose(ctx, "dpb")

@@ -23,13 +23,14 @@ def _server_like(monkeypatch):
 
 @pytest.fixture(scope="module")
 def cli_csv(tmp_path_factory) -> bytes:
-    """A stats CSV written by the CLI on 4 generated images."""
+    """A stats CSV written by the CLI on 4 generated images (one named with U+2028)."""
     from PIL import Image
 
     d = tmp_path_factory.mktemp("stats")
     rng = np.random.default_rng(3)
     for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(d / f"img{i}.png")
+        name = f"img{i}.png" if i != 1 else "img\u2028 1.png"   # a line separator in a name: read back as one row
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(d / name)
     out = d / "stats.csv"
     r = subprocess.run([sys.executable, "-m", "crossformer.stats", "--checkpoint", str(DEMO), "--images", str(d),
                         "--size", "64", "--device", "cpu", "--precision", "fp32", "--out", str(out)],
@@ -82,6 +83,12 @@ def test_upload_cli_csv_draws_its_numbers(cli_csv):
      "not a number"),
     (b"image,stage,block,kind,head,entropy,distance_px,dpb_share,output_rms\na,0,s0_b0,xyz,0,1,1,0.1,1\n",
      "sda or lda"),
+    # hostile: a 130-byte file whose head index would size a 4 GB table; 3,000 stages (a boundary line each)
+    (b"image,stage,block,kind,head,entropy,distance_px,dpb_share,output_rms\na,0,s0_b0,sda,30000000,1,1,0.1,1\n",
+     "column head must hold integers from 0 to 63"),
+    (("image,stage,block,kind,head,entropy,distance_px,dpb_share,output_rms\n"
+      + "".join(f"a,{s},s{s}_b0,sda,0,1,1,0.1,1\n" for s in range(3000))).encode(),
+     "column stage must hold integers from 0 to 7"),
 ])
 def test_broken_csv_is_an_error_and_the_app_keeps_running(data, message):
     at = open_page()
@@ -110,3 +117,14 @@ def test_samples_button_runs_head_stats():
     assert figure_values(specs[0], "rms").shape == (sum(cfg.depths),)
     at.run()                                                         # a plain rerun keeps the summary
     assert len(plotly_specs(at)) == 1
+
+
+def test_uploader_limit_shown_is_the_one_the_label_says():
+    """Streamlit prints "Limit … per file" from the widget's max_upload_size (else server.maxUploadSize, 512 MB
+    here for checkpoints); it must be the page's own 64 MB."""
+    import re
+
+    at = open_page()
+    up = at.file_uploader(key="stats_upload")
+    said = re.search(r"≤ (\d+) MB", up.proto.label)
+    assert said and up.proto.max_upload_size_mb == int(said.group(1)), (up.proto.label, up.proto.max_upload_size_mb)

@@ -123,3 +123,18 @@ def test_normal_png_decodes_fast_path_notes_empty():
     Image.new("L", (40, 40), 77).save(buf, "PNG")
     dec = decode_image(buf.getvalue(), "grey.png")
     assert dec.rgb.shape == (40, 40, 3) and int(dec.rgb[0, 0, 1]) == 77
+
+
+def test_the_app_and_the_statistics_cli_decode_with_one_loader(tmp_path):
+    """The CLI's folder walk and the app's uploads share crossformer.images: a rotated photo read from disk
+    for the CLI is the app's upload, pixel for pixel."""
+    import crossformer.images as shared
+
+    assert (decode_image, preprocess, normalise, ImageError) == (shared.decode_image, shared.preprocess,
+                                                                 shared.normalise, shared.ImageError)
+    data = S.exif_rotated(6, h=40, w=80)
+    (tmp_path / "photo.jpg").write_bytes(data)
+    prep = Preprocessing("official", 64)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    app = normalise(preprocess(decode_image(data, "photo.jpg").rgb, prep).pixels, mean, std)
+    np.testing.assert_array_equal(shared.load_model_input(tmp_path / "photo.jpg", prep, mean, std), app)

@@ -84,6 +84,53 @@ def test_checkpoint_of_another_model_is_explained():
     assert len(errors) == 1 and "not a CrossFormer checkpoint" in errors[0]
 
 
+def _safetensors(header: dict, data: bytes = b"") -> bytes:
+    import json
+    import struct
+
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def _huge_config_safetensors() -> bytes:
+    import json
+
+    import crossformer
+    cfg = crossformer.CrossFormerConfig(embed_dim=4096, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)).to_dict()
+    return _safetensors({"__metadata__": {"config": json.dumps(cfg)},
+                         "patch_embed.norm.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)
+
+
+def _zip_bomb_pth() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("archive/data/0", b"\0" * (16 * 2 ** 20))           # 16 MiB of zeros in ~16 kB
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("build, name, phrase", [
+    (lambda: __import__("struct").pack("<Q", 2 ** 40) + b"{" + b" " * 600, "header.safetensors", "header"),
+    (_huge_config_safetensors, "huge.safetensors", "embed_dim"),
+    (lambda: _safetensors({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                           "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16),
+     "overlap.safetensors", "overlap"),
+    (_zip_bomb_pth, "bomb.pth", "zip bomb"),
+], ids=["header-length", "600-byte-huge-model", "overlapping-offsets", "zip-bomb"])
+def test_each_class_of_broken_checkpoint_is_one_sentence_and_the_demo_carries_on(build, name, phrase):
+    """Issue 28: each class the checkpoint checks refuse reaches the app as one CheckpointError sentence (no
+    traceback, nothing allocated from the file's claims), and the demo model keeps working."""
+    at = checkpoint_app(build(), name)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Could not load the checkpoint — "), errors
+    assert phrase in errors[0] and name in errors[0], errors[0]
+    assert any("demo" in c.value.lower() for c in at.sidebar.caption)
+    assert at.dataframe                                            # the demo model carries on
+
+
 def _tiny_imagenet_checkpoint(path: Path) -> Path:
     """A small CrossFormer with 1000 classes, saved as .safetensors (stands in for an official file)."""
     import torch

@@ -34,7 +34,7 @@ def ctx_value(at, label: str) -> str:
     return next(c.value for c in at.sidebar.caption if c.value.startswith(label))
 
 
-EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 4, "attn": 2, "int": 2, "attr": 0, "ref": 0, "stats": 0, "about": 0}
+EXPECTED_CHARTS = {"overview": 0, "emb": 3, "grp": 2, "sch": 3, "dpb": 3, "attn": 2, "int": 2, "attr": 0, "ref": 0, "stats": 0, "about": 0}
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.id for p in PAGES])
@@ -111,6 +111,18 @@ def test_attention_views(view):
     assert len(at.get("plotly_chart")) == 2
 
 
+def test_position_bias_surface_is_drawn_on_request_only():
+    """The 3-D surface (WebGL: the slowest thing the browser draws) is off until asked for, then it is the
+    selected head's table."""
+    at = S.new_app(96).run()
+    at.switch_page("pages/position_bias.py").run()
+    assert not any(t.get("type") == "surface" for c in charts(at) for t in c["data"])
+    at.toggle(key="dpb_show_surface").set_value(True).run()
+    no_errors(at)
+    surfaces = [t for c in charts(at) for t in c["data"] if t.get("type") == "surface"]
+    assert len(surfaces) == 1 and array(surfaces[0]["z"]).ndim == 2
+
+
 def test_attention_block_and_head_pickers():
     at = S.new_app(96).run()
     at.switch_page("pages/attention.py").run()
@@ -129,7 +141,7 @@ def test_position_bias_group_size_slider():
     at.switch_page("pages/position_bias.py").run()
     S.widget(at.slider, "dpb_g").set_value(12).run()
     no_errors(at)
-    sizes = charts(at)[3]
+    sizes = charts(at)[2]
     names = [t.get("name") for t in sizes["data"]]
     assert "G=12" in names
     z12 = array(trace_named(sizes, "G=12")["z"])

@@ -30,6 +30,8 @@ def test_dpb_surface_box_fits_its_plot_area(server, webgl_browser):
     assert page.evaluate("() => !!document.createElement('canvas').getContext('webgl')"), "no WebGL here"
     goto_page(page, "Dynamic position bias")
     assert_no_exception(page, "DPB page")
+    page.get_by_text("Show the selected head as a 3-D surface").click()       # drawn on request only
+    settle(page)
     chart = page.locator("[data-testid='stPlotlyChart']").nth(1)          # the surface (right column)
     chart.locator(".gl-container canvas").first.wait_for(timeout=30_000)
     page.wait_for_timeout(3000)                                           # WebGL draws after the DOM

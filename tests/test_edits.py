@@ -244,3 +244,67 @@ def test_head_importance_refuses_bad_arguments(model):
         crossformer.head_importance(model, image((64, 64), batch=2), 0)
     with pytest.raises(ValueError, match="target"):
         crossformer.head_importance(model, image((64, 64)), 10)
+
+
+# ---- CrossFormer++ (explicit interval): swaps and swap + head edit (issue 28, mutation audit) ---------
+PP_HW = (96, 96)   # stage maps 24, 12, 6, 3: stage 0 (G 4, I 4) and 1 (G 4, I 2) differ from the v1 rule ⌈H/G⌉
+
+
+@pytest.fixture(scope="module")
+def pp_model() -> crossformer.CrossFormer:
+    """Small CrossFormer++ (progressive G 4/4/14/7, explicit I 4/2/1/1) with perturbed weights; DPB width
+    ≥ 8 so the bias varies with the offset in every stage (at the official C/16 = 2 it can be flat)."""
+    torch.manual_seed(0)
+    m = crossformer.create_model("crossformer_pp_s", embed_dim=32, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 4),
+                                 num_classes=10, dpb_min_dim=8).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            std = 0.02 if name.startswith("head.") else 1.0 if ".pos.pos3.2." in name else 0.2
+            p.add_(std * torch.randn_like(p))
+    return m
+
+
+def flipped(model, where):
+    """A deep copy whose block ``where`` is built as the other kind (SDA ↔ LDA), keeping its G and I."""
+    m = copy.deepcopy(model)
+    blk = m.layers[where[0]].blocks[where[1]]
+    blk.kind = {"sda": "lda", "lda": "sda"}[blk.kind]
+    return m
+
+
+@pytest.mark.parametrize("where", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_swap_on_crossformer_pp_keeps_the_blocks_explicit_interval(pp_model, where):
+    """A swapped ++ block groups with its own G and explicit I — checked on hand-computed members (SDA → LDA:
+    members I apart; LDA → SDA: a G × G window) where I is not the v1 rule ⌈H/G⌉, and against a copy built
+    as the other kind."""
+    x = image(PP_HW)
+    blk = pp_model.layers[where[0]].blocks[where[1]]
+    G, I, side = blk.group_size, blk.interval, PP_HW[0] // 4 // 2 ** where[0]
+    assert I is not None and I != -(-side // G)
+    lay = pp_model.forward_trace(x, edits=[Edit(*where, "swap")]).block(*where).layout
+    step = I if blk.kind == "sda" else 1                 # the kind it swaps to is the other one
+    assert lay.configured_kind != blk.kind
+    assert {tuple(p) for p in lay.positions[0]} == {(step * a, step * b) for a in range(G) for b in range(G)}
+    assert lay.padded_hw == (-(-side // (G * step)) * G * step,) * 2
+    with torch.no_grad():
+        got, ref = pp_model.forward_edited(x, [Edit(*where, "swap")]), flipped(pp_model, where)(x)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["zero", "uniform", "no_dpb"])
+@pytest.mark.parametrize("which,where", [("pp", (0, 0)), ("pp", (1, 1)), ("v1", (1, 1))])
+def test_swap_and_head_edit_on_the_same_block(model, pp_model, which, where, kind):
+    """A swap and a head edit of one block together equal a copy built as the other kind whose weights
+    were hand-edited for the head (and differ from either edit alone)."""
+    m, hw = (pp_model, PP_HW) if which == "pp" else (model, SIZES[0])
+    x = image(hw)
+    ref = flipped(hand_edited(m, where, kind, head=1), where)
+    both = [Edit(*where, "swap"), Edit(*where, kind, head=1)]
+    with torch.no_grad():
+        got, want = m.forward_edited(x, both), ref(x)
+        swap_only, head_only = m.forward_edited(x, both[:1]), m.forward_edited(x, both[1:])
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+    assert (got - swap_only).abs().max() > 1e-4 and (got - head_only).abs().max() > 1e-4
+    trace = m.forward_trace(x, edits=both)
+    np.testing.assert_allclose(trace.logits, want.numpy(), atol=1e-5)
+    assert trace.block(*where).layout.configured_kind != m.layers[where[0]].blocks[where[1]].kind

@@ -227,3 +227,23 @@ def test_attributions_page_compares_methods(_server_like):
     at.run()
     S.no_errors(at)
     assert len([s for s in S.plotly_specs(at) if any(t.get("legendgroup") == "random" for t in s["data"])]) == 1
+
+
+@pytest.mark.parametrize("steps", [None, 10, 1])
+def test_each_auc_is_the_trapezoid_of_its_own_curve(steps):
+    """Every reported AUC equals the trapezoid rule over the returned curve and its fractions 0 … 1
+    (recomputed here with numpy, not the module's auc): an AUC that drops the last step, or a curve that
+    stops short of fraction 1, fails (issue 28, mutation audit)."""
+    model, x = LinearToy(), toy_input()
+    base = baseline_image(x, "blur")
+    model.centre(x, base)
+    r = deletion_insertion(model, x, true_effect(model, x, base), TARGET, patch=PATCH, steps=steps,
+                           precision="fp32")
+    f = r["fractions"]
+    assert f.shape == (r["steps"] + 1,) and f[0] == 0 and f[-1] == 1 and np.all(np.diff(f) > 0)
+    for name in ("deletion", "insertion", "random_deletion", "random_insertion"):
+        curve = r[name]
+        assert curve.shape == f.shape, name
+        assert r[f"{name}_auc"] == pytest.approx(np.trapezoid(curve, f), abs=1e-12), name
+        # the last interval matters: without it the area differs by more than rounding
+        assert abs(np.trapezoid(curve[:-1], f[:-1]) - r[f"{name}_auc"]) > 1e-6, name

@@ -8,91 +8,42 @@ verifiable file use the small demo model through a test-only ``OFFICIAL_WEIGHTS`
 
 from __future__ import annotations
 
+import errno
 import html
 import http.server
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crossformer import fetch
 from crossformer.fetch import FetchError, WeightSource, cached_official, fetch_official
+from local_http import Handler, LocalServer as _Server
+from local_http import base, clear_proxies, query, send, send_then_wait, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
 DEMO_ID = "demo-drive-id"
 
-Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    routes: dict[str, Handler]
-    requests: list[str]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 — http.server API
-        self.server.requests.append(self.path)
-        route = self.server.routes.get(urllib.parse.urlsplit(self.path).path)
-        if route is None:
-            self.send_error(404)
-            return
-        route(self)
-
-    def log_message(self, *args: object) -> None:  # keep the test output clean
-        pass
-
-
-def send(h: http.server.BaseHTTPRequestHandler, body: bytes, ctype: str = "application/octet-stream",
-         length: int | None = None, headers: dict[str, str] | None = None) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(body) if length is None else length))
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.end_headers()
-    h.wfile.write(body)
-    h.wfile.flush()
-    h.close_connection = True
-
-
-def query(h: http.server.BaseHTTPRequestHandler) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(h.path).query))
-
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy from the environment must not see loopback requests."""
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    clear_proxies(monkeypatch)
     monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
 
 
 @pytest.fixture()
 def server() -> Iterator[_Server]:
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.routes, srv.requests = {}, []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve() as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def base(srv: _Server) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +75,14 @@ def demo_entry(monkeypatch: pytest.MonkeyPatch) -> WeightSource:
     return src
 
 
+def listing(cache: Path) -> list[str]:
+    """The cache folder's files, without the (empty, kept) per-name lock files."""
+    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(fetch.LOCK_SUFFIX))
+
+
 def assert_empty(cache: Path) -> None:
-    assert not cache.exists() or list(cache.iterdir()) == [], list(cache.iterdir())
+    """Nothing but lock files: no checkpoint, no temporary download."""
+    assert not cache.exists() or listing(cache) == [], list(cache.iterdir())
 
 
 # ---- (a) + (e): the right file, then the cache without the network ---------------------------------
@@ -134,7 +91,7 @@ def test_good_file_then_cache_reuse(server: _Server, tiny_t_bytes: bytes, tmp_pa
     cache = tmp_path / "cache"
     path = fetch_official("crossformer_t", cache_dir=cache, url=base(server) + "/t.pth", progress=False)
     assert path == cache / "crossformer-t.pth" and path.read_bytes() == tiny_t_bytes
-    assert sorted(p.name for p in cache.iterdir()) == ["crossformer-t.pth"]
+    assert listing(cache) == ["crossformer-t.pth"]
     assert len(server.requests) == 1
     assert cached_official(cache) == {"crossformer_t": path}
     again = fetch_official("crossformer_t", cache_dir=cache, url=base(server) + "/t.pth")
@@ -150,8 +107,9 @@ def test_cache_env_and_progress_line(server: _Server, demo_bytes: bytes, demo_en
     monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "env-cache"))
     path = fetch_official("crossformer_demo", url=base(server) + "/demo", progress=True)
     assert path == tmp_path / "env-cache" / demo_entry.filename
-    err = capsys.readouterr().err
-    assert "MB/s" in err and f"{len(demo_bytes) / 1e6:.1f} MB" in err and "(100%)" in err
+    err = capsys.readouterr().err                       # tqdm's bar: "name: 100%|…| 5.15M/5.15M [… MB/s]"
+    assert "MB/s" in err and f"{len(demo_bytes) / 1e6:.2f}M/{len(demo_bytes) / 1e6:.2f}M" in err
+    assert "100%" in err and demo_entry.filename in err
     assert cached_official() == {"crossformer_demo": path}
     fetch_official("crossformer_demo", url=base(server) + "/demo", progress=True)
     assert capsys.readouterr().err == "" and len(server.requests) == 1
@@ -160,7 +118,9 @@ def test_cache_env_and_progress_line(server: _Server, demo_bytes: bytes, demo_en
 # ---- (b), (c), (d), (g): failures leave nothing behind ----------------------------------------------
 def test_truncated_download(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path) -> None:
     server.routes["/short"] = lambda h: send(h, demo_bytes[:100_000], length=len(demo_bytes))
-    with pytest.raises(FetchError, match="truncated"):
+    # the download's own length check (its wording is not the checkpoint loader's): without it the cut-off
+    # file would reach the loader and fail there with a "truncated" CheckpointError instead
+    with pytest.raises(FetchError, match=r"connection closed after 100,000 of the [\d,]+ bytes announced"):
         fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/short", progress=False)
     assert_empty(tmp_path)
 
@@ -248,7 +208,7 @@ def test_drive_confirmation_form(drive: _Server, demo_bytes: bytes, demo_entry: 
     assert seen == {"id": DEMO_ID, "export": "download", "confirm": "t",
                     "uuid": "0f5e1f4c-1b7e-4c1e-9d1a-2b3c4d5e6f70"}
     assert [urllib.parse.urlsplit(r).path for r in drive.requests] == ["/uc", "/download"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [demo_entry.filename]
+    assert listing(tmp_path) == [demo_entry.filename]
 
 
 def test_drive_small_file_direct(drive: _Server, demo_bytes: bytes, demo_entry: WeightSource,
@@ -401,3 +361,317 @@ def test_progress_callback_gets_bytes_done_and_total(server: _Server, demo_bytes
                           progress=lambda done, total: seen.append((done, total)))
     assert path.is_file() and seen[-1] == (len(demo_bytes), len(demo_bytes))
     assert capsys.readouterr().err == ""
+
+
+# ---- issue 28: atomic, locked, verified downloads; every failure a FetchError; a listing that checks ----
+def no_temp_files(cache: Path) -> None:
+    assert not [p.name for p in cache.iterdir() if p.name.endswith(fetch.TEMP_SUFFIX)], list(cache.iterdir())
+
+
+def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_bytes: bytes,
+                                                         demo_entry: WeightSource, tmp_path: Path) -> None:
+    """Two downloads of one name at once: the second waits for the first's lock, then finds its file."""
+    release = threading.Event()                 # half the file, a pause, the rest
+    server.routes["/demo"] = lambda h: send_then_wait(h, demo_bytes, len(demo_bytes) // 2, release, 10)
+    results: list[Path | BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo",
+                                          progress=False))
+        except BaseException as err:  # noqa: BLE001 — reported by the assertion below
+            results.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads[0].start()
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads[1].start()                       # starts while the first is half-way
+    threads[1].join(0.5)
+    assert threads[1].is_alive()             # … and waits for the lock
+    release.set()
+    for t in threads:
+        t.join(60)
+    assert results == [tmp_path / demo_entry.filename] * 2, results
+    assert (tmp_path / demo_entry.filename).read_bytes() == demo_bytes
+    assert len(server.requests) == 1          # the second found the verified file, no second download
+    assert listing(tmp_path) == [demo_entry.filename]
+
+
+def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: bytes, tmp_path: Path) -> None:
+    """The lock holds across processes too (the CLI in a terminal while the app downloads)."""
+    half = threading.Event()                    # never set: a 3 s pause, while the other process arrives
+    server.routes["/t.pth"] = lambda h: send_then_wait(h, demo_bytes, 1000, half, 3)
+    code = ("import sys; from crossformer import fetch\n"
+            "fetch.OFFICIAL_WEIGHTS['crossformer_demo'] = fetch.WeightSource('x', 'crossformer-demo.safetensors')\n"
+            "print(fetch.fetch_official('crossformer_demo', cache_dir=sys.argv[1], url=sys.argv[2], progress=False))")
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), base(server) + "/t.pth"], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    half.set()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o.strip() for o, _ in outs] == [str(tmp_path / "crossformer-demo.safetensors")] * 2
+    assert (tmp_path / "crossformer-demo.safetensors").read_bytes() == demo_bytes
+    assert len(server.requests) == 1 and listing(tmp_path) == ["crossformer-demo.safetensors"]
+
+
+def fetch_stalled(srv: _Server, route: Handler, gate: threading.Event, cache: Path, stall_s: float,
+                  progress: bool = False) -> str:
+    """Fetch from ``route`` expecting a stall → the FetchError's message; ``gate`` releases the server."""
+    srv.routes["/slow"] = route
+    try:
+        with pytest.raises(FetchError, match="the download stalled") as err:
+            fetch_official("crossformer_demo", cache_dir=cache, url=base(srv) + "/slow", progress=progress,
+                           stall_s=stall_s)
+    finally:
+        gate.set()
+    assert_empty(cache)
+    return str(err.value)
+
+
+def test_stall_is_a_fetch_error_within_the_stall_timeout(server: _Server, demo_bytes: bytes,
+                                                         demo_entry: WeightSource, tmp_path: Path) -> None:
+    done = threading.Event()                    # 200 kB, then nothing
+    t0 = time.monotonic()
+    msg = fetch_stalled(server, lambda h: send_then_wait(h, demo_bytes, 200_000, done), done, tmp_path, 0.3)
+    assert time.monotonic() - t0 < 2 * 0.3 + 1.5            # at worst two stall windows, not the 60 s read timeout
+    assert re.search(r"the download stalled: .* in 0\.3 s \(after 0\.2 MB\); .*try again", msg), msg
+
+
+def test_trickle_is_a_stall(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path) -> None:
+    """A body that keeps sending a few bytes never trips a per-read timeout; the stall window catches it."""
+    done = threading.Event()
+
+    def trickle(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(demo_bytes)))
+        h.end_headers()
+        h.wfile.write(demo_bytes[:100_000])
+        for i in range(200):
+            if done.wait(0.05):
+                return
+            h.wfile.write(demo_bytes[100_000 + i:100_001 + i])
+            h.wfile.flush()
+
+    fetch_stalled(server, trickle, done, tmp_path, 0.5)
+
+
+def test_progress_from_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                       tmp_path: Path) -> None:
+    """The callback hears of the first bytes long before 1 MiB has arrived (it used to wait for 1 MiB)."""
+    gate = threading.Event()                    # the rest only once the first bytes were reported
+    seen: list[tuple[int, int | None]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append((done, total))
+        gate.set()
+
+    server.routes["/demo"] = lambda h: send_then_wait(h, demo_bytes, 300_000, gate, 10)
+    fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=progress)
+    assert 0 < seen[0][0] <= 300_000 and seen[0][1] == len(demo_bytes)
+    assert seen[-1] == (len(demo_bytes), len(demo_bytes))
+
+
+def test_tqdm_bar_draws_the_first_bytes(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = threading.Event()
+    fetch_stalled(server, lambda h: send_then_wait(h, demo_bytes, 200_000, done), done, tmp_path, 0.3, True)
+    err = capsys.readouterr().err
+    assert demo_entry.filename in err and f"/{len(demo_bytes) / 1e6:.2f}M" in err
+    assert re.search(r"\| (65\.5|131|197|200)k/", err), err            # a bar drawn before 1 MiB arrived
+
+
+# ---- the listing checks what it calls cached --------------------------------------------------------
+@pytest.mark.parametrize("bad, problem", [
+    (b"<!DOCTYPE html><html><body>Google Drive - Quota exceeded</body></html>", "an HTML page"),
+    (b"", "empty"),
+    (b"\x00\x01 junk " * 50, "not a checkpoint"),
+], ids=["html", "empty", "junk"])
+def test_bad_cached_file_is_reported_and_downloaded_again(server: _Server, demo_bytes: bytes,
+                                                          demo_entry: WeightSource, tmp_path: Path,
+                                                          bad: bytes, problem: str) -> None:
+    (tmp_path / demo_entry.filename).write_bytes(bad)
+    report = fetch.cache_report(tmp_path)
+    assert report["crossformer_demo"].problem is not None and problem in report["crossformer_demo"].problem
+    assert report["crossformer_s"].missing and not report["crossformer_demo"].missing
+    assert "crossformer_demo" not in cached_official(tmp_path)       # offered for download again
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert path.read_bytes() == demo_bytes and len(server.requests) == 1
+    assert cached_official(tmp_path) == {"crossformer_demo": path}
+    assert listing(tmp_path) == [demo_entry.filename]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_cut_off_cached_files_are_reported(tiny_t_bytes: bytes, demo_bytes: bytes, demo_entry: WeightSource,
+                                           tmp_path: Path, cut: float) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(tiny_t_bytes[:int(len(tiny_t_bytes) * cut)])
+    (tmp_path / demo_entry.filename).write_bytes(demo_bytes[:int(len(demo_bytes) * cut)])
+    report = fetch.cache_report(tmp_path)
+    assert "zip archive" in report["crossformer_t"].problem
+    assert "safetensors" in report["crossformer_demo"].problem
+    assert cached_official(tmp_path) == {}
+
+
+def test_complete_cached_files_pass_the_cheap_check(tiny_t_bytes: bytes, demo_bytes: bytes,
+                                                    demo_entry: WeightSource, tmp_path: Path) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(tiny_t_bytes)
+    (tmp_path / demo_entry.filename).write_bytes(demo_bytes)
+    assert set(cached_official(tmp_path)) == {"crossformer_t", "crossformer_demo"}
+
+
+def test_recorded_size_and_checksum(server: _Server, demo_bytes: bytes, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a recorded SHA-256 the hash decides (no full load); a wrong hash or size is refused."""
+    import hashlib
+    sha = hashlib.sha256(demo_bytes).hexdigest()
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    good = WeightSource(DEMO_ID, "crossformer-demo.safetensors", size=len(demo_bytes), sha256=sha)
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", good)
+    import crossformer.checkpoint as ck
+    loads: list[object] = []
+    real = ck.load_checkpoint
+    monkeypatch.setattr(ck, "load_checkpoint", lambda *a, **k: loads.append(a) or real(*a, **k))
+    path = fetch_official("crossformer_demo", cache_dir=tmp_path / "a", url=base(server) + "/demo", progress=False)
+    assert path.read_bytes() == demo_bytes and loads == []
+    assert fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].ok
+
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, sha256="0" * 64))
+    with pytest.raises(FetchError, match="SHA-256 of the downloaded .* the download was corrupted"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path / "b", url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path / "b")
+    problem = fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].problem   # the cached copy
+    assert problem is not None and "SHA-256" in problem
+
+    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, size=123))
+    with pytest.raises(FetchError, match=r"announces [\d,]+ bytes .* official file has 123"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path / "c", url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path / "c")
+    assert "official file has 123" in fetch.cache_report(tmp_path / "a")["crossformer_demo"].problem
+
+
+def test_cli_list_reports_a_bad_file(tmp_path: Path, tiny_t_bytes: bytes) -> None:
+    (tmp_path / "crossformer-t.pth").write_bytes(b"<html><body>Virus scan warning</body></html>")
+    (tmp_path / "crossformer-s.pth").write_bytes(tiny_t_bytes)      # a complete zip: cheap check passes
+    res = run_cli("list", "--cache-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.startswith("crossformer_")}
+    assert "BAD" in lines["crossformer_t"] and "HTML page" in lines["crossformer_t"]
+    assert "python -m crossformer fetch crossformer_t" in lines["crossformer_t"]
+    assert "cached" in lines["crossformer_s"] and "BAD" not in lines["crossformer_s"]
+    assert "not cached" in lines["crossformer_b"]
+
+
+# ---- every failure a FetchError, nothing partial left ----------------------------------------------
+def test_cache_folder_under_a_file(server: _Server, tmp_path: Path) -> None:
+    """Unwritable cache (works as root, where chmod does not stop writes): a file is in the folder's way."""
+    (tmp_path / "afile").write_bytes(b"x")
+    server.routes["/t.pth"] = lambda h: send(h, b"never fetched")
+    with pytest.raises(FetchError, match=r"cannot use the cache folder .*afile/cache .*--cache-dir DIR"):
+        fetch_official("crossformer_t", cache_dir=tmp_path / "afile" / "cache", url=base(server) + "/t.pth",
+                       progress=False)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("code, phrase", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only"),
+                                          (errno.ENOSPC, "is full")])
+def test_temporary_file_refused(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch, code: int, phrase: str) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def refuse(*a: object, **k: object) -> None:
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(fetch.tempfile, "mkstemp", refuse)
+    with pytest.raises(FetchError, match=f"cache folder {re.escape(str(tmp_path))}.*{phrase}"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_disk_full_while_writing(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    real = fetch._new_temp
+
+    class Full(io.BufferedWriter):
+        def write(self, b: object) -> int:     # the disk fills after the first MB
+            if self.tell() > 1_000_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(b)
+
+    def new_temp(root: Path, src: WeightSource) -> tuple[Path, object]:
+        path, out = real(root, src)
+        return path, Full(out.detach())
+    monkeypatch.setattr(fetch, "_new_temp", new_temp)
+    with pytest.raises(FetchError, match=r"disk holding the cache folder .* is full \(writing the download after "
+                                         r"1\.\d MB\); free some space"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_not_enough_free_space_is_refused_before_downloading(server: _Server, demo_bytes: bytes,
+                                                              demo_entry: WeightSource, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda p: shutil_usage(free=1000))
+    with pytest.raises(FetchError, match=r"has 0 MB free, but crossformer-demo.safetensors needs 5 MB"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def shutil_usage(free: int) -> object:
+    import shutil
+    return shutil._ntuple_diskusage(10**12, 10**12 - free, free)  # type: ignore[attr-defined]
+
+
+def test_publish_refused(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def refuse(a: object, b: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(fetch.os, "replace", refuse)
+    with pytest.raises(FetchError, match="moving the verified download to crossformer-demo.safetensors: "
+                                         "permission denied"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def _malformed_safetensors() -> bytes:
+    """A header whose tensor shape does not fit its bytes (the loader's reshape fails)."""
+    import json
+    header = json.dumps({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 4]}}).encode()
+    return len(header).to_bytes(8, "little") + header + b"\x00" * 4
+
+
+def test_malformed_file_from_a_mirror(server: _Server, demo_entry: WeightSource, tmp_path: Path) -> None:
+    server.routes["/bad"] = lambda h: send(h, _malformed_safetensors())
+    with pytest.raises(FetchError, match="the downloaded file is not a usable checkpoint"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/bad", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_any_loader_failure_becomes_a_fetch_error(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossformer.checkpoint as ck
+
+    def broken(*a: object, **k: object) -> None:
+        raise IndexError("list index out of range")
+    monkeypatch.setattr(ck, "load_checkpoint", broken)
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+    with pytest.raises(FetchError, match=r"loader failed with IndexError: list index out of range\); download"):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
+    assert_empty(tmp_path)
+
+
+def test_interrupt_leaves_no_temporary_file(server: _Server, demo_bytes: bytes, demo_entry: WeightSource,
+                                            tmp_path: Path) -> None:
+    server.routes["/demo"] = lambda h: send(h, demo_bytes)
+
+    def interrupt(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=interrupt)
+    no_temp_files(tmp_path)
+    assert_empty(tmp_path)

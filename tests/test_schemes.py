@@ -163,3 +163,15 @@ def test_settings_and_cost_curves():
         S.visible_keys("nope", (4, 4), (0, 0))
     with pytest.raises(ValueError):
         S.visible_keys("full", (4, 4), (4, 0))
+
+
+def test_pvt_reduction_per_stage_is_the_papers():
+    """PVT's spatial-reduction ratio is 8, 4, 2, 1 (Wang et al. 2021, every variant): the last stage
+    (stage 3, a 7×7 map at 224 px) has no reduction, so PVT attention there is plain full attention
+    (issue 28, mutation audit: stage 3 was never pinned)."""
+    assert [S.Settings.for_stage(s).pvt_reduction for s in range(4)] == [8, 4, 2, 1]
+    assert S.Settings.for_stage(7).pvt_reduction == 1               # later stages clamp to the last
+    last = S.Settings.for_stage(3)
+    assert S.pair_count("pvt", (7, 7), reduction=last.pvt_reduction) == S.pair_count("full", (7, 7)) == 49 * 49
+    pvt = next(p for p in S.panel_specs(last) if p.scheme == "pvt")
+    assert pvt.params == {"reduction": 1} and "R=1" in pvt.label

@@ -57,3 +57,23 @@ def test_list_models_and_create():
         crossformer.create_model("crossformer_xl")
     m = crossformer.create_model("crossformer_t", num_classes=7)
     assert m.head.out_features == 7
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_released_variants_fit_the_checkpoint_limits(name):
+    """The bounds that keep a hostile file from building a huge model (config.check_limits, the parameter
+    cap) pass every released variant read off its state dict — with an ImageNet-22k head and as a backbone
+    at 3840 px (stage-0 map 960: interval ⌈960 / 2^i / G⌉) — so real checkpoints keep loading."""
+    from crossformer.checkpoint import infer_config
+    from crossformer.config import CONFIG_LIMITS, check_limits
+    got, cfg, _, _ = infer_config(_meta_model(name).state_dict())
+    assert got == name
+    check_limits(cfg)
+    big = cfg.replace(num_classes=21841, img_size=3840,
+                      interval=tuple(-(-960 // 2 ** i // g) for i, g in enumerate(cfg.group_size)))
+    check_limits(big)
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in crossformer.CrossFormer(big).parameters())
+    assert n_params <= CONFIG_LIMITS.max_params
+    with pytest.raises(ValueError, match="embed_dim"):
+        check_limits(cfg.replace(embed_dim=6 * CONFIG_LIMITS.max_embed_dim))   # splits into any heads

@@ -83,7 +83,9 @@ def summarise(columns: dict[str, np.ndarray]) -> StatsSummary:
         var = np.where(have, s2 / np.maximum(count, 1) - np.nan_to_num(m) ** 2, np.nan)
         mean[k] = m.reshape(nb, H)
         spread[k] = np.sqrt(np.clip(var, 0, None)).reshape(nb, H)
-    first = head == np.array([head[b == i].min() for i in range(nb)])[b]     # one row per image × block
+    lowest = np.full(nb, H, dtype=np.int64)
+    np.minimum.at(lowest, b, head)
+    first = head == lowest[b]                                              # one row per image × block
     rms = np.asarray(columns["output_rms"], dtype=np.float64)
     n_b = np.bincount(b[first], minlength=nb).astype(np.float64)
     r1 = np.bincount(b[first], rms[first], minlength=nb) / np.maximum(n_b, 1)
@@ -129,50 +131,50 @@ def stats_summary_figure(s: StatsSummary, title: str | None = None) -> go.Figure
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.045,
                         subplot_titles=[TITLES[k] for k in STATS] + ["block output RMS"])
     H = max(int(s.heads.max()), 1)
+    traces, rows = [], []
     for row, k in enumerate(STATS, start=1):
         for kind in ("sda", "lda"):
-            xs, ys, err, cd = [], [], [], []
-            for i in range(nb):
-                if s.kinds[i] != kind:
-                    continue
-                n = int(s.heads[i])
-                for h in range(n):
-                    xs.append(i + (h + 0.5) / n * 0.7 - 0.35)
-                    ys.append(s.mean[k][i, h])
-                    err.append(s.spread[k][i, h])
-                    cd.append([s.blocks[i], h, s.spread[k][i, h]])
-            if not xs:
+            blocks = np.nonzero(np.asarray(s.kinds) == kind)[0]
+            if not len(blocks):
                 continue
-            fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="markers", name=f"{kind.upper()} head", legendgroup=kind, showlegend=row == 1,
+            n = s.heads[blocks]
+            i = np.repeat(blocks, n)                                      # one entry per head of these blocks
+            h = np.concatenate([np.arange(c) for c in n]) if len(i) else np.zeros(0, np.int64)
+            err = s.spread[k][i, h]
+            cd = [[s.blocks[a], int(c), float(e)] for a, c, e in zip(i, h, err)]
+            traces.append(go.Scatter(
+                x=i + (h + 0.5) / np.repeat(n, n) * 0.7 - 0.35, y=s.mean[k][i, h], mode="markers",
+                name=f"{kind.upper()} head", legendgroup=kind, showlegend=row == 1,
                 marker=dict(size=6 if H <= 16 else 4, color=KIND_COLORS[kind]), meta={"stat": k, "kind": kind},
-                error_y=dict(type="data", array=err, visible=True, thickness=1, width=0,
-                             color=KIND_COLORS[kind]),
+                error_y=dict(type="data", array=err, visible=True, thickness=1, width=0, color=KIND_COLORS[kind]),
                 customdata=cd, hovertemplate=f"%{{customdata[0]}} · head %{{customdata[1]}}<br>{TITLES[k]}: "
-                                             "%{y:.3g} ± %{customdata[2]:.2g} over images<extra></extra>"),
-                row=row, col=1)
+                                             "%{y:.3g} ± %{customdata[2]:.2g} over images<extra></extra>"))
+            rows.append(row)
     if np.isfinite(s.uniform).any():
-        fig.add_trace(go.Scatter(x=np.arange(nb), y=s.uniform, mode="markers", name="uniform attention (ln N)",
-                                 meta={"stat": "uniform"}, marker=dict(symbol="line-ew-open", size=22,
-                                                                       color="#777", line=dict(width=2)),
-                                 hovertemplate="%{x}: uniform attention = %{y:.2f} nats<extra></extra>"),
-                      row=2, col=1)
-    fig.add_trace(go.Scatter(x=np.arange(nb), y=s.rms_mean, mode="lines+markers", name="output RMS",
+        traces.append(go.Scatter(x=np.arange(nb), y=s.uniform, mode="markers", name="uniform attention (ln N)",
+                                 meta={"stat": "uniform"}, marker=dict(symbol="line-ew-open", size=22, color="#777",
+                                                                       line=dict(width=2)),
+                                 hovertemplate="%{x}: uniform attention = %{y:.2f} nats<extra></extra>"))
+        rows.append(2)
+    traces.append(go.Scatter(x=np.arange(nb), y=s.rms_mean, mode="lines+markers", name="output RMS",
                              meta={"stat": "rms"}, line=dict(color="#222"), marker=dict(size=6, color="#222"),
                              error_y=dict(type="data", array=s.rms_spread, visible=True, thickness=1, width=3),
                              showlegend=False, customdata=list(s.blocks),
-                             hovertemplate="%{customdata}: RMS %{y:.3g}<extra></extra>"), row=4, col=1)
+                             hovertemplate="%{customdata}: RMS %{y:.3g}<extra></extra>"))
+    rows.append(4)
     if s.acl is not None and s.acl.any():
         idx = np.nonzero(s.acl)[0]
-        fig.add_trace(go.Scatter(x=idx, y=s.rms_mean[idx], mode="markers", name="ACL block (cooling layer)",
+        traces.append(go.Scatter(x=idx, y=s.rms_mean[idx], mode="markers", name="ACL block (cooling layer)",
                                  meta={"stat": "acl"}, marker=dict(symbol="diamond-open", size=13, color=ACL_COLOR,
                                                                    line=dict(width=2)),
                                  customdata=[s.blocks[i] for i in idx],
-                                 hovertemplate="%{customdata}: ACL block, RMS %{y:.3g}<extra></extra>"),
-                      row=4, col=1)
-    for i in range(1, nb):                                  # stage boundaries
-        if s.stages[i] != s.stages[i - 1]:
-            fig.add_vline(x=i - 0.5, line=dict(color="#bbb", width=1, dash="dot"))
+                                 hovertemplate="%{customdata}: ACL block, RMS %{y:.3g}<extra></extra>"))
+        rows.append(4)
+    fig.add_traces(traces, rows=rows, cols=[1] * len(rows))              # one call, whatever the size
+    boundaries = np.nonzero(np.diff(s.stages))[0] + 0.5                  # between the last and first block of stages
+    fig.update_layout(shapes=[dict(type="line", xref=f"x{p if p > 1 else ''}", yref=f"y{p if p > 1 else ''} domain",
+                                   x0=float(x), x1=float(x), y0=0, y1=1, line=dict(color="#bbb", width=1, dash="dot"))
+                              for p in range(1, 5) for x in boundaries])  # one call: each panel, each boundary
     fig.update_xaxes(tickmode="array", tickvals=list(range(nb)), ticktext=[
         f"{b} {k.upper()}" for b, k in zip(s.blocks, s.kinds)], tickangle=-60, row=4, col=1)
     fig.update_xaxes(range=[-0.6, nb - 0.4], showgrid=False)

@@ -182,7 +182,7 @@ def _model_b(errors: list[str]) -> ModelBundle:
             got = loaders.uploaded_model(f"upload:{sidebar.upload_digest(up)}", up.name, _data=up.getvalue())
             if not isinstance(got, ModelFailure):
                 return got
-            errors.append(f"Could not load B's checkpoint — {got.message} B uses the demo model.")
+            errors.append(f"Could not load B's checkpoint — {sidebar.sentence(got.message)} B uses the demo model.")
         else:
             st.caption("No checkpoint uploaded yet: B uses the demo model.")
     return sidebar.demo_bundle()

@@ -151,39 +151,68 @@ def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
     return Estimate(calibration.seconds(cost, flops), cost, calibration.label)
 
 
-def measure(bundle: Any, engine: str, sizes: tuple[int, int] = (64, 128),
+#: The small calibration pass (H, W): its time is mostly the per-call overhead.
+SMALL_HW = (64, 64)
+#: Where the NumPy reference is compared with torch fp32 (a NumPy pass at the real size would cost as much as
+#: the action it estimates).
+NUMPY_RATIO_HW = (128, 128)
+
+
+def _time_pass(fn: Callable[[], Any], runs: int) -> float:
+    """Best of ``runs`` timed calls of ``fn`` after one untimed call (the first pass of a shape warms up)."""
+    fn()
+    best = math.inf
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
             weights: dict | None = None) -> Calibration:
-    """Time two tiny passes of ``bundle.model`` (``engine`` ``"fp32"``/``"bf16"``: torch forward under that
-    precision; ``"numpy"``: the NumPy reference on ``weights``, the model's NumPy state dict, converted once
-    when not given) and fit a :class:`Calibration` (best of two runs each, after an untimed warm-up)."""
+    """Fit a :class:`Calibration` for ``bundle.model`` and ``engine`` at the input size ``hw``.
+
+    Seconds per FLOP fall several-fold from tiny inputs to large ones (fixed per-call costs, small matrices;
+    measured on the demo model: ~160 ps per FLOP at 64², ~15–60 at 512×768), so a line through two tiny passes
+    over-estimated a 512×768 action about ten times. The line now goes through a tiny pass (:data:`SMALL_HW`,
+    for the per-call overhead) and a pass at ``hw`` itself (best of two after a warm-up), so an action at
+    ``hw`` is priced by what a pass of that very size costs. ``engine`` ``"fp32"``/``"bf16"``: the torch forward
+    under that precision. ``"numpy"``: the NumPy reference on ``weights`` (converted once when not given),
+    priced as torch fp32 at ``hw`` times the NumPy / torch ratio measured at :data:`NUMPY_RATIO_HW` (a NumPy
+    pass at ``hw`` would cost as much as the reference run it estimates). ``hw=None``: 128×128.
+    """
     import numpy as np
     import torch
 
     from crossformer import precision
     device = torch.device(bundle.device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
-    times, flops = [], []
-    if engine == "numpy":          # NumPy needs no warm-up, and a pass costs 10× torch's: one run each, smaller
-        sizes = (32, 64)
+    hw = tuple(hw) if hw is not None else (128, 128)
+    torch_engine = "fp32" if engine == "numpy" else engine
+
+    def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
+        x = torch.zeros(1, 3, *size, device=device)
+
+        def run() -> None:
+            with bundle.lock, torch.inference_mode(), precision.autocast(device, torch_engine):
+                bundle.model(x)
+        return run
+
+    sizes = [SMALL_HW, hw] if hw[0] * hw[1] > SMALL_HW[0] * SMALL_HW[1] * 2 else [SMALL_HW, (128, 128)]
+    times = [_time_pass(torch_pass(size), 2) for size in sizes]
+    flops = [forward_flops(bundle.cfg, size) for size in sizes]
+    cal = fit_calibration(times[0], times[1], flops[0], flops[1], where)
+    if engine == "numpy":
         from crossformer import reference
         if weights is None:
             weights = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in bundle.model.state_dict().items()}
-    for size in sizes:
-        x = torch.zeros(1, 3, size, size, device=device)
-        best = math.inf
-        for run in range(3 if engine != "numpy" else 2):      # the first pass of a shape warms up: not timed
-            t0 = time.perf_counter()
-            if engine == "numpy":
-                reference.forward(weights, np.zeros((1, 3, size, size), np.float32), bundle.cfg)
-            else:
-                with bundle.lock, torch.no_grad(), precision.autocast(device, engine):
-                    bundle.model(x)
-            best = best if run == 0 else min(best, time.perf_counter() - t0)
-        times.append(best)
-        flops.append(forward_flops(bundle.cfg, (size, size)))
-    cal = fit_calibration(times[0], times[1], flops[0], flops[1], where)
-    log.info("calibration %s: %.1f ms per call, %.3g s per GFLOP", engine, cal.overhead_s * 1e3,
-             cal.per_flop_s * 1e9)
+        xn = np.zeros((1, 3, *NUMPY_RATIO_HW), np.float32)
+        t_np = _time_pass(lambda: reference.forward(weights, xn, bundle.cfg), 1)
+        ratio = t_np / max(_time_pass(torch_pass(NUMPY_RATIO_HW), 2), 1e-9)
+        cal = Calibration(cal.overhead_s * ratio, cal.per_flop_s * ratio, where)
+    log.info("calibration %s at %s: %.1f ms per call, %.3g s per GFLOP", engine, "×".join(map(str, hw)),
+             cal.overhead_s * 1e3, cal.per_flop_s * 1e9)
     return cal
 
 

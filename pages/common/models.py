@@ -190,9 +190,6 @@ def build_from_checkpoint(model_id: str, source: Path | bytes, name: str,
         return ModelFailure(name, f"{name}: {err}")
     except MemoryError:
         return ModelFailure(name, f"{name}: not enough memory to load this checkpoint.")
-    except Exception as err:  # noqa: BLE001 — any other failure is reported, not raised into the page
-        log.exception("unexpected error loading %s", name)
-        return ModelFailure(name, f"{name} could not be loaded ({type(err).__name__}: {err}).")
     notes = list(info.notes)
     if info.unexpected and not model.cfg.backbone:     # a backbone's first note already names the unused parts
         notes.append(f"{len(info.unexpected)} keys in the file are not used by the model.")

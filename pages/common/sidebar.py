@@ -191,6 +191,18 @@ def demo_bundle() -> ModelBundle:
     return loaders.demo_model(demo_model_id())
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in a full stop, so that the next sentence can follow it ("… not known. Using …")."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _fallback(errors: list[str], what: str, why: str) -> ModelBundle:
+    """Note why a model could not be used → the demo model."""
+    errors.append(f"{what} — {sentence(why)} Using the demo model.")
+    return demo_bundle()
+
+
 def _startup_model(path: Path, errors: list[str]) -> ModelBundle:
     try:
         stat = path.stat()
@@ -200,47 +212,59 @@ def _startup_model(path: Path, errors: list[str]) -> ModelBundle:
         return demo_bundle()
     got = loaders.checkpoint_file_model(model_id, str(path.resolve()))
     if isinstance(got, ModelFailure):
-        errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
-        return demo_bundle()
+        return _fallback(errors, "Could not load the checkpoint", got.message)
     return got
 
 
-def _official_model(errors: list[str]) -> ModelBundle:
-    """The official ImageNet-1k weights of CrossFormer-T/S/B/L: a cached file is used at once; otherwise a
-    button downloads it (the only network access of the app, and only when clicked)."""
+def _download(name: str) -> None:
+    """Download ``name`` with a progress bar that is removed again whatever happens; raises FetchError."""
     from crossformer import fetch
+    bar = st.progress(0.0, text="Connecting…")
+
+    def show(done: int, total: int | None) -> None:
+        frac = min(done / total, 1.0) if total else 0.0
+        bar.progress(frac, text=f"{done / 1e6:.0f} / {total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB")
+    try:
+        fetch.fetch_official(name, progress=show)
+    finally:
+        bar.empty()
+
+
+def _official_model(errors: list[str]) -> ModelBundle:
+    """The official ImageNet-1k weights of CrossFormer-T/S/B/L: a cached file that passes the cache check
+    is used at once; otherwise (missing, or bad: an HTML page, a cut-off file) a button downloads it — the
+    only network access of the app, and only when clicked."""
+    from crossformer import CheckpointError, fetch
     from crossformer.variants import variant_label
-    names = list(fetch.OFFICIAL_WEIGHTS)
-    names = [n for n in names if not n.startswith("crossformer_demo")]
-    cached = fetch.cached_official()
+    names = [n for n in fetch.OFFICIAL_WEIGHTS if not n.startswith("crossformer_demo")]
+    report = fetch.cache_report()
+    cached = {n: e.path for n, e in report.items() if e.ok}
     name = state.choice("Official weights", names, "sb_official",
                         default=lambda: next(iter(cached), "crossformer_t"),
                         format_func=lambda n: variant_label(n) + (" · cached" if n in cached else ""))
     if name not in cached:
+        entry = report.get(name)
+        if entry is not None and not entry.missing:
+            st.warning(f"The cached file `{entry.path}` is bad: {sentence(entry.problem or '')} "
+                       "Download it again below.", icon=":material/warning:")
         st.caption(f"Not downloaded yet. The file comes from the authors' Google Drive into "
                    f"`{fetch.cache_root()}`, once; or run `python -m crossformer fetch {name}` in a terminal. "
                    "CrossFormer++ weights are on Baidu only: see the About page.")
         if not st.button(f"Download {name}", key="sb_fetch", icon=":material/download:"):
             st.caption("Until then: the demo model.")
             return demo_bundle()
-        bar = st.progress(0.0, text="Connecting…")
-
-        def show(done: int, total: int | None) -> None:
-            frac = min(done / total, 1.0) if total else 0.0
-            bar.progress(frac, text=f"{done / 1e6:.0f} / {total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB")
         try:
-            path = fetch.fetch_official(name, progress=show)
-        except fetch.FetchError as err:
-            errors.append(f"Could not download the official {name} weights — {err} Using the demo model.")
-            return demo_bundle()
-        bar.empty()
-        cached = fetch.cached_official()
-    path = cached.get(name) or fetch.cache_root() / fetch.OFFICIAL_WEIGHTS[name].filename
-    stat = path.stat()
+            _download(name)
+        except (fetch.FetchError, CheckpointError) as err:
+            return _fallback(errors, f"Could not download the official {name} weights", str(err))
+    path = fetch.cache_root() / fetch.OFFICIAL_WEIGHTS[name].filename
+    try:
+        stat = path.stat()
+    except OSError as err:
+        return _fallback(errors, f"Could not open the cached {name} weights", f"{path}: {err.strerror or err}")
     got = loaders.checkpoint_file_model(f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", str(path))
     if isinstance(got, ModelFailure):
-        errors.append(f"Could not load the cached {name} weights — {got.message} Using the demo model.")
-        return demo_bundle()
+        return _fallback(errors, f"Could not load the cached {name} weights", got.message)
     return got
 
 
@@ -255,8 +279,7 @@ def _uploaded_model(errors: list[str]) -> ModelBundle:
     key = upload_digest(up)
     got = loaders.uploaded_model(f"upload:{key}", up.name, _data=up.getvalue())
     if isinstance(got, ModelFailure):
-        errors.append(f"Could not load the checkpoint — {got.message} Using the demo model.")
-        return demo_bundle()
+        return _fallback(errors, "Could not load the checkpoint", got.message)
     return got
 
 
