@@ -40,7 +40,7 @@ EXACT_RESIZE_PIXELS = 16_000_000
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
 
 #: ``official``: resize + centre crop (SPEC §9); ``aspect``: shorter side to ``size``; ``square``: ``size × size``.
-PrepMode = Literal["official", "aspect", "square"]
+PrepMode = Literal["official", "aspect", "square", "mmdet", "mmseg"]     # mmdet/mmseg: the app's pages/common/dense_prep.py
 
 
 class ImageError(ValueError):
@@ -89,18 +89,22 @@ class Preprocessing:
 
     mode: PrepMode = "official"
     size: int = 224
+    pad: int = 1            # pad bottom/right to a multiple of this (32 for backbones: pages/common/dense_prep.py)
 
     @property
     def key(self) -> str:
-        return f"{self.mode}:{self.size}"
+        return f"{self.mode}:{self.size}" + (f":pad{self.pad}" if self.pad > 1 else "")
 
     def describe(self) -> str:
+        pad = f", padded to a multiple of {self.pad}" if self.pad > 1 else ""
+        if self.mode in ("mmdet", "mmseg"):
+            return f"{self.mode} test resize: shorter side → {self.size}, longer capped (aspect kept, bilinear){pad}"
         if self.mode == "official":
             return (f"official eval transform: shorter side → {resize_side(self.size)} (bicubic), "
-                    f"centre crop {self.size}×{self.size}")
+                    f"centre crop {self.size}×{self.size}{pad}")
         if self.mode == "square":
-            return f"resized to {self.size}×{self.size} (bicubic)"
-        return f"aspect ratio kept: shorter side → {self.size} (bicubic)"
+            return f"resized to {self.size}×{self.size} (bicubic){pad}"
+        return f"aspect ratio kept: shorter side → {self.size} (bicubic){pad}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +122,7 @@ class PreparedImage:
     source_hw: tuple[int, int]
     steps: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    padding: tuple[int, int] = (0, 0)     # (bottom, right) pixels of input padding inside ``pixels``
 
     @property
     def hw(self) -> tuple[int, int]:

@@ -14,7 +14,8 @@ much the target logit and probability move. It computes exactly what one
 from __future__ import annotations
 
 import logging
-from typing import Callable
+import warnings
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,3 +93,76 @@ def head_importance(model: "torch.nn.Module", x: torch.Tensor, target: int, kind
             "blocks": [f"s{s}_b{j}" for (s, j), _, _ in taps], "where": [w for w, _, _ in taps],
             "heads": heads, "base_logit": base_logit, "base_prob": base_prob, "target": int(target),
             "kind": kind, "precision": used}
+
+
+def pyramid_change(base: Sequence[torch.Tensor], edited: Sequence[torch.Tensor]) -> np.ndarray:
+    """Relative L2 change of each stage map: ``‖edited_i − base_i‖ / ‖base_i‖`` → ``(stages,)`` float64.
+
+    Maps ``(B, C_i, H_i, W_i)`` (or ``(C_i, H_i, W_i)``); ``edited`` may hold only the last stages (a run
+    started at a later stage): the earlier ones are unchanged (0). Per batch element when batched:
+    ``(B, stages)``.
+    """
+    n, k = len(base), len(edited)
+    if k > n:
+        raise ValueError(f"{k} edited maps for {n} stages")
+    batched = base[0].ndim == 4
+    rows = edited[0].shape[0] if batched and k else (base[0].shape[0] if batched else 1)
+    out = np.zeros((rows, n), dtype=np.float64)
+    for i in range(n - k, n):
+        b, e = base[i].float(), edited[i - (n - k)].float()
+        b = b.reshape(b.shape[0], -1) if batched else b.reshape(1, -1)
+        e = e.reshape(e.shape[0], -1) if batched else e.reshape(1, -1)
+        num = (e - b).norm(dim=1)
+        out[:, i] = (num / b.norm(dim=1).clamp_min(1e-12)).double().cpu().numpy()
+    return out if batched else out[0]
+
+
+@torch.no_grad()
+def head_pyramid_importance(model: "torch.nn.Module", x: torch.Tensor, kind: str = "zero",
+                            precision: str = "auto", batch: int = 16,
+                            progress: Callable[[int, int], None] | None = None) -> dict[str, object]:
+    """A backbone's :func:`head_importance`: what ablating each head alone does to the four stage maps.
+
+    Returns ``change``: ``(blocks, max_heads, stages)`` relative L2 change per stage (:func:`pyramid_change`;
+    0 for the stages before the head's block, NaN where a block has fewer heads), ``mean_change``
+    ``(blocks, max_heads)`` its mean over the stages (the score heads are ranked by), ``blocks``, ``where``,
+    ``heads``, ``kind``, ``precision`` as :func:`head_importance`.
+    """
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"kind must be one of {HEAD_KINDS}, got {kind!r}")
+    if not getattr(model.cfg, "backbone", False):
+        raise ValueError("head_pyramid_importance needs a backbone (cfg.backbone); use head_importance")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one image (1, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+    if batch < 1:
+        raise ValueError(f"batch must be ≥ 1, got {batch}")
+    x = x.to(next(model.parameters()).device)
+    with autocast(x.device, precision) as used:
+        base_maps, taps = model.block_inputs(x)                       # [(1, C_i, H_i, W_i)]; block inputs
+        base_maps = [m.float() for m in base_maps]
+        heads = [int(model.layers[s].blocks[j].num_heads) for (s, j), _, _ in taps]
+        jobs = [(row, h) for row in range(len(taps)) for h in range(heads[row])]
+        n_stages = len(base_maps)
+        change = np.full((len(taps), max(heads), n_stages), np.nan, dtype=np.float32)
+        done = 0
+        for lo in range(0, len(jobs), batch):
+            chunk = jobs[lo:lo + batch]
+            start_row = chunk[0][0]
+            start, tokens, hw = taps[start_row]
+            edits = [Edit(*taps[row][0], kind, head=h, sample=i) for i, (row, h) in enumerate(chunk)]
+            maps = model.forward_from(tokens.expand(len(chunk), *tokens.shape[1:]), hw, start, edits)
+            rel = pyramid_change([m.expand(len(chunk), *m.shape[1:]) for m in base_maps], maps)   # (b, stages)
+            for i, (row, h) in enumerate(chunk):
+                stage = taps[row][0][0]
+                change[row, h] = np.where(np.arange(n_stages) < stage, 0.0, rel[i])   # earlier stages: unedited
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(jobs))
+    with warnings.catch_warnings():           # rows of blocks with fewer heads are all-NaN: NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_change = np.nanmean(change, axis=2)
+    return {"change": change, "mean_change": mean_change,
+            "blocks": [f"s{s}_b{j}" for (s, j), _, _ in taps], "where": [w for w, _, _ in taps],
+            "heads": heads, "kind": kind, "precision": used}

@@ -1,5 +1,5 @@
 """Interventions: ablate heads, drop the position bias or swap SDA↔LDA for one forward pass, and see what
-the prediction and a later block's attention do."""
+the prediction (a backbone: its feature pyramid) and a later block's attention do."""
 
 import io
 import logging
@@ -10,7 +10,7 @@ import torch
 
 from crossformer import precision
 from crossformer.edits import Edit
-from crossformer.interventions import head_importance
+from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
 from pages.common import analysis, heavy, loaders, startup, state, widgets
 from viz.attention_figures import attention_scale_max, query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure, with_click_targets
@@ -22,14 +22,19 @@ VERB = {"zero": "zeroing", "uniform": "making uniform"}
 ctx = startup.page_context()
 trace, bundle = ctx.trace, ctx.bundle
 intro = widgets.page_header("int")
+backbone = bundle.is_backbone
+MEASURE = ("the **relative L2 change** of each stage map, ‖edited − base‖ / ‖base‖ over all its channels and "
+           "tokens (0 %: untouched; 100 %: a change as large as the map itself)")
 intro.markdown("An **intervention** changes one thing inside the model for one forward pass — a head's output, "
-               "the dynamic position bias, the block's grouping — and measures what the prediction does. "
-               "Attention maps show where a head looks; interventions show whether that matters.")
+               "the dynamic position bias, the block's grouping — and measures what the "
+               + (f"output does. This model is a backbone (no classes): its output is the feature pyramid, so an "
+                  f"edit is measured by {MEASURE}. " if backbone else "prediction does. ")
+               + "Attention maps show where a head looks; interventions show whether that matters.")
 widgets.prediction_caveat(ctx)
-x = loaders.model_input(bundle, ctx.pixels)
+x = loaders.model_input(bundle, ctx.pixels, ctx.prepared.padding)
 names = bundle.class_names
 base_logits = np.asarray(trace.logits[0], dtype=np.float64)
-top = analysis.top_k(base_logits, names, k=5)
+top = analysis.top_k(base_logits, names, k=5) if not backbone else []
 probs = {i: p for i, _, p in top}
 
 
@@ -41,8 +46,13 @@ def class_name(i: int) -> str:
 st.subheader("Which heads matter? Scan every head")
 c1, c2 = st.columns(2)
 with c1:
-    target = state.choice("Class to follow", [i for i, _, _ in top], "int_target",
-                          format_func=lambda i: f"{class_name(i)} ({probs[i]:.1%})")
+    if backbone:
+        target = -1
+        st.caption("Followed: the whole feature pyramid — each head is ranked by the mean over the four stages of "
+                   "the relative L2 change of the stage maps when it alone is ablated.")
+    else:
+        target = state.choice("Class to follow", [i for i, _, _ in top], "int_target",
+                              format_func=lambda i: f"{class_name(i)} ({probs[i]:.1%})")
 with c2:
     kind = state.choice("Ablation", list(KINDS), "int_kind", default="zero", format_func=KINDS.get, widget="radio",
                         horizontal=True)
@@ -56,29 +66,18 @@ scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bund
 
 def scan(progress: heavy.Progress) -> dict:
     with bundle.lock:
+        if backbone:
+            return head_pyramid_importance(bundle.model, x, kind=kind, progress=progress)
         return head_importance(bundle.model, x, int(target), kind=kind, progress=progress)
 
 
-res, _ = heavy.action("int_scan", "Scan every head", request, scan_est, scan, scans,
-                      progress_label="Ablating heads",
-                      help=f"{n_heads} edited forward passes, batched; each ablates one head alone.")
-if res is None:
-    st.info(f"Press the button to ablate each of the {n_heads} heads in turn (a few seconds on a CPU for the demo "
-            "model); the result is kept for this session.", icon=":material/hourglass_empty:")
-else:
-    dl = np.asarray(res["delta_logit"], dtype=np.float64)
-    dp = np.asarray(res["delta_prob"], dtype=np.float64)
-    name = class_name(int(target))
-    fig = with_click_targets(head_importance_figure(
-        dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
-        dl, res["blocks"], res["heads"])
-    # a click on a cell selects that (block, head) edit in section (b) below, once per new click
+def show_scan(fig, filename: str, caption: str) -> None:
+    """The scan's heat map, its caption and downloads; a click on a cell selects that (block, head) edit in
+    section (b) below, once per new click."""
     event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
                             on_select="rerun", selection_mode="points")
-    st.caption(f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
-               f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in docs/performance.md. "
-               "Click a cell to apply that edit in “Edit one block” below.")
-    widgets.download_buttons(fig, "int_scan_fig", f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}")
+    st.caption(caption)
+    widgets.download_buttons(fig, "int_scan_fig", filename)
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
     if points:
         row, head_clicked = int(points[0]["customdata"][0]), int(points[0]["customdata"][1])
@@ -94,6 +93,43 @@ else:
             st.toast(f"Applied: {VERB[kind]} head {head_clicked} of {res['blocks'][row]}", icon=":material/touch_app:")
     else:
         st.session_state.pop("int_clicked", None)     # deselected: the same cell may be clicked again
+
+
+res, _ = heavy.action("int_scan", "Scan every head", request, scan_est, scan, scans,
+                      progress_label="Ablating heads",
+                      help=f"{n_heads} edited forward passes, batched; each ablates one head alone.")
+if res is None:
+    st.info(f"Press the button to ablate each of the {n_heads} heads in turn (a few seconds on a CPU for the demo "
+            "model); the result is kept for this session.", icon=":material/hourglass_empty:")
+elif backbone:
+    mc = 100.0 * np.asarray(res["mean_change"], dtype=np.float64)
+    fig = with_click_targets(head_importance_figure(
+        mc, res["blocks"], res["heads"], title=f"Head importance for the feature pyramid ({VERB[kind]} one head at a "
+        "time)", value_label="change %", subtitle="each cell: the mean over the four stages of ‖Δ map‖ / ‖map‖ when "
+        "that one head alone is ablated · empty: the block has fewer heads"), mc, res["blocks"], res["heads"],
+        value_label="change %")
+    show_scan(fig, f"head_importance_{kind}_{ctx.image_key[:8]}_pyramid",
+              f"Mean relative L2 change of the four stage maps, in per cent (stages before the head's block are "
+              f"unchanged: 0); computed in {res['precision']}. Click a cell to apply that edit in “Edit one block” "
+              "below.")
+    mag = np.where(np.isfinite(mc), mc, -1.0)
+    i, h = np.unravel_index(int(np.argmax(mag)), mag.shape)
+    per_stage = ", ".join(f"{100 * float(v):.2f} %" for v in res["change"][i, h])
+    st.info(f"{VERB[kind].capitalize()} head {h} of {res['blocks'][i]} changes the pyramid most: by "
+            f"{mc[i, h]:.2f} % on average (stages 0–3: {per_stage}). "
+            f"{int(np.sum(np.nan_to_num(mc) > 1.0))} of {n_heads} heads change it by more than 1 % when removed "
+            "alone.", icon=":material/lightbulb:")
+else:
+    dl = np.asarray(res["delta_logit"], dtype=np.float64)
+    dp = np.asarray(res["delta_prob"], dtype=np.float64)
+    name = class_name(int(target))
+    fig = with_click_targets(head_importance_figure(
+        dl, res["blocks"], res["heads"], title=f"Head importance for “{name}” ({VERB[kind]} one head at a time)"),
+        dl, res["blocks"], res["heads"])
+    show_scan(fig, f"head_importance_{kind}_{ctx.image_key[:8]}_class{target}",
+              f"Δ logit of “{name}” (base logit {res['base_logit']:.2f}, probability {res['base_prob']:.1%}); "
+              f"computed in {res['precision']} — the measured deviation of bf16 from fp32 is given in "
+              "docs/performance.md. Click a cell to apply that edit in “Edit one block” below.")
     rows = [{"block": b, "stage": int(w[0]), "kind": kind, "head": h,
              "delta_logit": float(dl[i, h]), "delta_prob": float(dp[i, h])}
             for i, (b, w, nh) in enumerate(zip(res["blocks"], res["where"], res["heads"])) for h in range(nh)]
@@ -153,17 +189,28 @@ if edits:
 else:
     after_logits, edited_trace = base_logits, trace
 after_logits = np.asarray(after_logits, dtype=np.float64)
-p_before, p_after = analysis.softmax(base_logits), analysis.softmax(after_logits)
-top_after = analysis.top_k(after_logits, names, k=5)
-classes = [i for i, _, _ in top] + [i for i, _, _ in top_after if i not in probs]
-table = {"class": [class_name(i) for i in classes],
-         "before prob": [float(p_before[i]) for i in classes],
-         "after prob": [float(p_after[i]) for i in classes],
-         "Δ logit": [float(after_logits[i] - base_logits[i]) for i in classes]}
-st.dataframe(table, hide_index=True,
-             column_config={"before prob": st.column_config.NumberColumn(format="percent"),
-                            "after prob": st.column_config.NumberColumn(format="percent"),
-                            "Δ logit": st.column_config.NumberColumn(format="%+.3f")})
+n_stages = len(trace.stage_hw)
+if backbone:
+    change = pyramid_change([torch.from_numpy(np.array(trace.stage_map(i)[0])) for i in range(n_stages)],
+                            [torch.from_numpy(np.array(edited_trace.stage_map(i)[0])) for i in range(n_stages)])
+    st.dataframe({"stage": list(range(n_stages)),
+                  "map (C × H × W)": [f"{trace.stage_map(i).shape[1]}×{trace.stage_hw[i][0]}×{trace.stage_hw[i][1]}"
+                                      for i in range(n_stages)],
+                  "relative change ‖Δ‖/‖base‖": [float(c) for c in change]},
+                 hide_index=True, key="int_pyramid_change",
+                 column_config={"relative change ‖Δ‖/‖base‖": st.column_config.NumberColumn(format="percent")})
+else:
+    p_before, p_after = analysis.softmax(base_logits), analysis.softmax(after_logits)
+    top_after = analysis.top_k(after_logits, names, k=5)
+    classes = [i for i, _, _ in top] + [i for i, _, _ in top_after if i not in probs]
+    table = {"class": [class_name(i) for i in classes],
+             "before prob": [float(p_before[i]) for i in classes],
+             "after prob": [float(p_after[i]) for i in classes],
+             "Δ logit": [float(after_logits[i] - base_logits[i]) for i in classes]}
+    st.dataframe(table, hide_index=True,
+                 column_config={"before prob": st.column_config.NumberColumn(format="percent"),
+                                "after prob": st.column_config.NumberColumn(format="percent"),
+                                "Δ logit": st.column_config.NumberColumn(format="%+.3f")})
 
 later_after = edited_trace.block(later_before.stage, later_before.index)
 token = ctx.query_token(later_before.stage)
@@ -184,16 +231,12 @@ st.caption(f"Mean over heads of the attention of the shared query token {token} 
               "the edited block itself (the last one). ") + scale_note)
 
 # ---- (c) what the numbers say --------------------------------------------------------------------------------
-t0 = top[0][0]
 if not edits:
     st.info("No edit is on: the two columns are the same forward pass. Drop the position bias, swap the layout or "
             "zero a head above and watch the table and the right-hand map.", icon=":material/lightbulb:")
 else:
     what = " + ".join({"no_dpb": "no DPB", "swap": "SDA↔LDA swap", "zero": f"head {zero} zeroed", "uniform": f"head {zero} made uniform"}[e.kind]
                       for e in edits)
-    new_top = int(np.argmax(after_logits))
-    verdict = (f"the prediction stays “{class_name(t0)}”" if new_top == t0
-               else f"the prediction flips to “{class_name(new_top)}” ({p_after[new_top]:.1%})")
     try:
         w0 = query_weights(later_before, token)
         w1 = query_weights(later_after, token)
@@ -201,6 +244,15 @@ else:
              f"{0.5 * float(np.abs(w0 - w1).sum()):.3f}" if w0.shape == w1.shape else ""
     except Exception:  # noqa: BLE001 — a note only
         tv = ""
-    st.info(f"With {what} in {block.name}, “{class_name(t0)}” goes from {p_before[t0]:.1%} to {p_after[t0]:.1%} "
-            f"({after_logits[t0] - base_logits[t0]:+.2f} logits) and {verdict}{tv}. Blocks before {block.name} are "
+    if backbone:
+        stages = ", ".join(f"stage {i} {100 * float(c):.2f} %" for i, c in enumerate(change))
+        effect = f"the stage maps change by {stages} (relative L2){tv}"
+    else:
+        t0 = top[0][0]
+        new_top = int(np.argmax(after_logits))
+        verdict = (f"the prediction stays “{class_name(t0)}”" if new_top == t0
+                   else f"the prediction flips to “{class_name(new_top)}” ({p_after[new_top]:.1%})")
+        effect = (f"“{class_name(t0)}” goes from {p_before[t0]:.1%} to {p_after[t0]:.1%} "
+                  f"({after_logits[t0] - base_logits[t0]:+.2f} logits) and {verdict}{tv}")
+    st.info(f"With {what} in {block.name}, {effect}. Blocks before {block.name} are "
             "untouched; everything after it sees the changed output.", icon=":material/lightbulb:")

@@ -43,7 +43,8 @@ def _query_from_sliders(layout, stride: int) -> None:
 calib = loaders.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]), _bundle=bundle)
 est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
-                      lambda progress: loaders.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress),
+                      lambda progress: loaders.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
+                                                             ctx.prepared.padding),
                       loaders.heavy_store(), progress_label="NumPy reference (plain NumPy, fp32)")
 if run is None:
     st.info("Press the button to run the reference; the result is kept for every session.",
@@ -52,13 +53,15 @@ if run is None:
 if run is not None:
     field, err = analysis.worst(run.errors)
     ok = err <= TOL
-    top_t = int(trace.logits[0].argmax())
-    top_n = int(run.logits[0].argmax())
+    if bundle.is_backbone:      # no classes: the four stage maps are the output compared
+        outcome = "output: the four stage maps (backbone, no classes)."
+    else:
+        top_t, top_n = int(trace.logits[0].argmax()), int(run.logits[0].argmax())
+        outcome = f"top-1: PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”."
     st.badge(f"{'PASS' if ok else 'FAIL'}: max |PyTorch − NumPy| = {err:.2e} ({field}) "
              f"{'≤' if ok else '>'} {TOL:g}", icon=":material/check_circle:" if ok else ":material/cancel:",
              color="green" if ok else "red")
-    st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · top-1: "
-               f"PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”.")
+    st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · {outcome}")
     fig = loaders.built_figure(parity_figure, group_errors(run.errors), tol=TOL)
     widgets.show_figure(fig, key="ref_parity",
                         filename=f"parity_{ctx.image_key[:8]}")

@@ -85,3 +85,25 @@ def test_malloc_calls_are_safe_and_report_glibc():
     big = [np.ones(2**18) for _ in range(64)]                 # 128 MiB in 2 MiB arrays (heap, not mmap)
     del big[::2]
     assert isinstance(malloc.trim(), bool) and (glibc or malloc.trim() is False)
+
+
+def test_an_oversize_entry_is_kept_alone_when_asked():
+    """A detector backbone's trace can exceed the whole trace budget: kept alone, it is reused by the next run
+    instead of rebuilt on every one (the plain store does not keep it)."""
+    builds = []
+
+    def build(n):
+        def make():
+            builds.append(n)
+            return np.zeros(n, np.uint8)
+        return make
+    plain, keeping = ByteLRU(1000), ByteLRU(1000, keep_oversize=True)
+    for store in (plain, keeping):
+        store.get_or_build("small", build(400))
+        store.get_or_build("big", build(5000))
+        store.get_or_build("big", build(5000))
+    assert builds == [400, 5000, 5000, 400, 5000]          # the plain store rebuilt it; the keeping one did not
+    assert "big" not in plain and "small" in plain
+    assert "big" in keeping and "small" not in keeping and keeping.bytes == 5000 and keeping.evicted_bytes == 400
+    keeping.get_or_build("small", build(400))               # a normal entry again: the oversize one leaves
+    assert "small" in keeping and "big" not in keeping and keeping.bytes == 400

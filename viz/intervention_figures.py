@@ -12,7 +12,8 @@ from . import style
 
 
 def head_importance_figure(delta: np.ndarray, names: Sequence[str], heads: Sequence[int], *,
-                           title: str | None = None, value_label: str = "Δ logit") -> go.Figure:
+                           title: str | None = None, value_label: str = "Δ logit",
+                           subtitle: str | None = None) -> go.Figure:
     """Blocks × heads heat map of the change in the followed class when one head is ablated.
 
     Args:
@@ -40,8 +41,8 @@ def head_importance_figure(delta: np.ndarray, names: Sequence[str], heads: Seque
     fig.update_xaxes(title_text="head", dtick=1 if z.shape[1] <= 16 else 4, showgrid=False, zeroline=False)
     fig.update_yaxes(title_text="block", autorange="reversed", showgrid=False, type="category")
     style.apply_layout(fig, title or "Head importance",
-                       "each cell: the change when that one head alone is ablated · blue: the class loses, "
-                       "red: it gains · empty: the block has fewer heads",
+                       subtitle or "each cell: the change when that one head alone is ablated · blue: the class "
+                       "loses, red: it gains · empty: the block has fewer heads",
                        width=max(520, 60 * z.shape[1] + 260), height=max(360, 28 * len(names) + 200),
                        legend=False)
     return fig

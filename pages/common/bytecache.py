@@ -65,8 +65,13 @@ def nbytes(obj: Any) -> int:
 class ByteLRU:
     """``get_or_build(key, build)`` with least-recently-used eviction past ``max_bytes`` (thread-safe)."""
 
-    def __init__(self, max_bytes: int, size: Callable[[Any], int] = nbytes, name: str = "cache") -> None:
+    def __init__(self, max_bytes: int, size: Callable[[Any], int] = nbytes, name: str = "cache",
+                 keep_oversize: bool = False) -> None:
+        """``keep_oversize``: an entry larger than the whole budget is kept alone (every other entry evicted)
+        instead of not at all, so a page's reruns reuse it rather than rebuild it on every run (a detector
+        backbone's trace at 800×1333 is larger than the default trace budget)."""
         self.max_bytes, self.size, self.name = int(max_bytes), size, name
+        self.keep_oversize = bool(keep_oversize)
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -97,13 +102,16 @@ class ByteLRU:
         with self._lock:
             if key in self._items:
                 self._bytes -= self._items.pop(key)[1]
-            if n > self.max_bytes:
+            if n > self.max_bytes and not self.keep_oversize:
                 log.info("%s: an entry of %.1f MiB exceeds the %.0f MiB budget; not kept", self.name, n / 2**20,
                          self.max_bytes / 2**20)
                 return value
+            if n > self.max_bytes:
+                log.info("%s: an entry of %.1f MiB exceeds the %.0f MiB budget; kept alone", self.name, n / 2**20,
+                         self.max_bytes / 2**20)
             self._items[key] = (value, n)
             self._bytes += n
-            while self._bytes > self.max_bytes and self._items:
+            while self._bytes > max(self.max_bytes, n) and len(self._items) > 1:
                 _, (_, m) = self._items.popitem(last=False)
                 self._bytes -= m
                 self.evicted_bytes += m

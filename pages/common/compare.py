@@ -19,7 +19,7 @@ import streamlit as st
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import loaders, sidebar, state, widgets
+from . import loaders, prep_policy, sidebar, state, widgets
 from .analysis import token_of_pixel
 from .context import AppContext, query_pixel
 from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, PreparedImage, Preprocessing
@@ -190,8 +190,9 @@ def _model_b(errors: list[str]) -> ModelBundle:
 
 def _size_b(ctx: AppContext) -> Preprocessing:
     """Widget for B's input size (same preprocessing mode as A, so the same framing of the picture)."""
-    label = "B's shorter side (px)" if ctx.prep.mode == "aspect" else "B's crop size (px)"
-    size = state.number(label, 32, 512, "cmp_size", default=min(512, ctx.prep.size + 64), step=16,
+    label = "B's crop size (px)" if ctx.prep.mode == "official" else "B's shorter side (px)"
+    hi = prep_policy.max_size(ctx.bundle.is_backbone)
+    size = state.number(label, 32, hi, "cmp_size", default=min(hi, ctx.prep.size + 64), step=16,
                         help="The same model and image at another input size: groups, padding and the "
                              "number of tokens per stage change, the weights do not.")
     return Preprocessing(ctx.prep.mode, int(size))
@@ -220,8 +221,9 @@ def choose(ctx: AppContext, prefix: str) -> SideB | None:
         for msg in errors:
             st.warning(msg, icon=":material/warning:")
         try:
-            prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
-            trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels)
+            prep = prep_policy.usable_preprocessing(prep, bundle.cfg.min_input_side, bundle.is_backbone)[0]
+            prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb, pad=prep.pad)
+            trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels, prepared.padding)
         except Exception as err:  # shown, the page keeps running without B
             log.exception("B's forward pass failed")
             st.warning(f"B could not run ({type(err).__name__}: {err}); choose another B.", icon=":material/warning:")

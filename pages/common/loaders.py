@@ -126,23 +126,36 @@ def navon_image(global_shape: str, local_shape: str, size: int, element_size: fl
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def prepared(image_key: str, mode: str, size: int, _rgb: np.ndarray) -> PreparedImage:
-    """Decoded image → the pixels the model sees (see :class:`~pages.common.images.Preprocessing`)."""
-    return images.preprocess(_rgb, Preprocessing(mode, int(size)))
+def prepared(image_key: str, mode: str, size: int, _rgb: np.ndarray, pad: int = 1) -> PreparedImage:
+    """Decoded image → the pixels the model sees (see :class:`~pages.common.images.Preprocessing`; ``pad``:
+    padded to a multiple of it for a backbone, :mod:`pages.common.dense_prep`)."""
+    from . import dense_prep
+    return dense_prep.preprocess(_rgb, Preprocessing(mode, int(size), int(pad)))
 
 
 # ---- the forward pass (one per model × image × preprocessing) ------------------------------------------------
-def model_input(bundle: ModelBundle, pixels: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 → normalised ``(1, 3, H, W)`` float32 tensor on the model's device."""
+def normalised(bundle: ModelBundle, pixels: np.ndarray, padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 ``(x/255 − mean)/std``; the ``padding = (bottom, right)``
+    pixels are exact zeros (mmdet pads after normalisation)."""
     x = images.normalise(pixels, bundle.cfg.mean, bundle.cfg.std)
-    return torch.from_numpy(x)[None].to(bundle.device)
+    bottom, right = (int(v) for v in padding)
+    if bottom:
+        x[:, x.shape[1] - bottom:, :] = 0.0
+    if right:
+        x[:, :, x.shape[2] - right:] = 0.0
+    return x
+
+
+def model_input(bundle: ModelBundle, pixels: np.ndarray, padding: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → normalised ``(1, 3, H, W)`` float32 tensor on the model's device (:func:`normalised`)."""
+    return torch.from_numpy(normalised(bundle, pixels, padding))[None].to(bundle.device)
 
 
 @st.cache_resource(show_spinner=False)
 def trace_store() -> ByteLRU:
     """The server's traces, bounded in bytes (``CROSSFORMER_TRACE_CACHE_MB``, default 768: two CrossFormer-B
     traces at 512 px; with 1024, eight such sessions peaked at 4.1 GB of server memory, with 768 at 3.9 GB)."""
-    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 768), name="traces")
+    return ByteLRU(budget_bytes("CROSSFORMER_TRACE_CACHE_MB", 768), name="traces", keep_oversize=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -184,18 +197,28 @@ def release_memory() -> None:
 
 
 def trace(model_id: str, image_key: str, prep_key: str, bundle: ModelBundle,
-          pixels: np.ndarray) -> crossformer.Trace:
+          pixels: np.ndarray, padding: tuple[int, int] = (0, 0)) -> crossformer.Trace:
     """``forward_trace`` of the model on the prepared image (everything the pages draw), computed once per
     (model, image, preprocessing) and shared read-only by every session (a byte-bounded store: a trace is
     never pickled, so a 400 MiB trace costs nothing to read back on a rerun)."""
     def run() -> crossformer.Trace:
-        x = model_input(bundle, pixels)
+        x = model_input(bundle, pixels, padding)
         t0 = time.perf_counter()
         with st.spinner("Running the model…"), bundle.lock:
             out = bundle.model.forward_trace(x)
         log.info("forward_trace %s %s %s: %.2f s", model_id, image_key[:8], prep_key, time.perf_counter() - t0)
         return out
     return trace_store().get_or_build((model_id, image_key, prep_key), run)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pyramid(model_id: str, image_key: str, prep_key: str, real_hw: tuple[int, int], _trace: crossformer.Trace) -> list:
+    """A backbone's feature pyramid on this input: one :class:`crossformer.analysis.pyramid.StageView` per stage
+    (PCA→RGB, channel and token energy), fitted on the tokens of the ``real_hw`` unpadded pixels."""
+    from crossformer.analysis.pyramid import pyramid_views
+    n = len(_trace.stage_hw)
+    return pyramid_views([_trace.stage_map(i)[0] for i in range(n)], [_trace.stage_stride(i) for i in range(n)],
+                         real_hw=tuple(real_hw))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -322,38 +345,44 @@ def calibration(model_id: str, engine: str, hw: tuple[int, int], _bundle: ModelB
     return heavy.measure(_bundle, engine, hw=tuple(int(v) for v in hw), weights=weights)
 
 
-def attribution_key(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int) -> tuple:
-    """The :func:`heavy_store` key of one attribution map."""
-    return ("attr", method, model_id, image_key, prep_key, int(target), int(param))
+def attribution_key(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int,
+                    feature: Any = None) -> tuple:
+    """The :func:`heavy_store` key of one attribution map (``feature``: a backbone's
+    :class:`crossformer.feature_score.FeatureScore`, explained instead of a class)."""
+    return ("attr", method, model_id, image_key, prep_key, int(target), int(param)) + (
+        () if feature is None else (feature,))
 
 
 def attribution(method: str, bundle: ModelBundle, pixels: np.ndarray, target: int, param: int,
-                progress: Callable[[int, int], None] | None = None) -> Attribution:
+                progress: Callable[[int, int], None] | None = None, padding: tuple[int, int] = (0, 0),
+                feature: Any = None) -> Attribution:
     """Integrated gradients (``param`` = steps), Grad-CAM (``param`` = stage) or occlusion (``param`` =
-    window in pixels) for class ``target``, batched and in bf16 where native (:mod:`crossformer.precision`).
+    window in pixels) for class ``target`` (a backbone: ``feature``, a
+    :class:`~crossformer.feature_score.FeatureScore`, with ``target`` 0), batched and in bf16 where native (:mod:`crossformer.precision`).
     Runs under the model's lock (captum attaches hooks); not cached here: callers store finished maps in
     :func:`heavy_store` under :func:`attribution_key`."""
     from crossformer.precision import resolve
     from viz import attribution as attr
 
-    x = model_input(bundle, pixels)
+    x = model_input(bundle, pixels, padding)
     used = resolve("auto", bundle.device)
     t0 = time.perf_counter()
     note = ""
+    model = bundle.model if feature is None else feature.module(bundle.model)    # a backbone: one feature's score
     with bundle.lock:
         if method == "ig":
-            values, delta = attr.integrated_gradients(bundle.model, x, target, steps=param, precision=used,
+            values, delta = attr.integrated_gradients(model, x, target, steps=param, precision=used,
                                                       progress=progress)
             signed = True
             total = float(np.abs(values.sum()))
             note = (f"{param} steps in {used}; convergence delta {delta:.3g} ({delta / max(total, 1e-12):.1%} of "
-                    "the attributions' total: how far their sum is from the logit change — more steps lower it)")
+                    "the attributions' total: how far their sum is from the output's change — more steps lower it)")
         elif method == "gradcam":
-            values, signed = attr.grad_cam(bundle.model, x, target, stage=param), False
+            values, signed = attr.grad_cam(model, x, target, stage=param), False
             if progress is not None:
                 progress(1, 1)
         elif method == "occlusion":
-            values = attr.occlusion(bundle.model, x, target, window=param, stride=param, precision=used,
+            values = attr.occlusion(model, x, target, window=param, stride=param, precision=used,
                                     progress=progress)
             signed = True
             note = f"Precision {used}."
@@ -373,12 +402,13 @@ class ReferenceRun:
 
 
 def reference_run(model_id: str, bundle: ModelBundle, pixels: np.ndarray, trace_: crossformer.Trace,
-                  progress: Callable[[int, int], None] | None = None) -> ReferenceRun:
+                  progress: Callable[[int, int], None] | None = None,
+                  padding: tuple[int, int] = (0, 0)) -> ReferenceRun:
     """Run :func:`crossformer.reference.forward` (fp32) on the same input and compare with the trace; not
     cached here: the page stores finished runs in :func:`heavy_store`."""
     from crossformer import reference
 
-    x = images.normalise(pixels, bundle.cfg.mean, bundle.cfg.std)[None]    # (1, 3, H, W)
+    x = normalised(bundle, pixels, padding)[None]                          # (1, 3, H, W)
     weights = numpy_weights(model_id, bundle)
     t0 = time.perf_counter()
     logits, flat = reference.forward(weights, x, bundle.cfg, progress=progress)

@@ -43,6 +43,8 @@ class ModelBundle:
         weights: where the weights come from, in words.
         trained: ``False`` for random weights (predictions are meaningless).
         notes: warnings to show (random fallback, ignored keys …).
+        dense_task: ``"mmdet"`` or ``"mmseg"`` for a detection / segmentation backbone (no classes: its output
+            is the four stage maps), from the parts of the file that were not used; ``None`` for a classifier.
         lock: serialises passes that attach hooks (captum) so sessions never see each other's hooks.
     """
 
@@ -57,6 +59,7 @@ class ModelBundle:
     trained: bool
     num_params: int
     notes: tuple[str, ...] = ()
+    dense_task: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -66,6 +69,11 @@ class ModelBundle:
     @property
     def is_demo(self) -> bool:
         return self.variant == DEMO
+
+    @property
+    def is_backbone(self) -> bool:
+        """A detection/segmentation backbone: no classes, its output is the feature pyramid."""
+        return bool(self.model.cfg.backbone)
 
 
 @dataclass(frozen=True)
@@ -115,13 +123,26 @@ def _ready(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def _bundle(model_id: str, model: torch.nn.Module, variant: str, family: str, weights: str, trained: bool,
-            notes: list[str], device: torch.device) -> ModelBundle:
+            notes: list[str], device: torch.device, dense_task: str | None = None) -> ModelBundle:
     model = _ready(model, device)
     label = variant_label(variant, f"custom CrossFormer ({family})")
+    if model.cfg.backbone:
+        dense_task = dense_task or "mmdet"
+        label += " backbone"
     return ModelBundle(model_id=model_id, model=model, variant=variant, label=label, family=family,
                        class_names=class_names_for(model.cfg, variant), device=str(device), weights=weights,
                        trained=trained, num_params=sum(p.numel() for p in model.parameters()),
-                       notes=tuple(notes))
+                       notes=tuple(notes), dense_task=dense_task)
+
+
+#: Key prefixes of the parts of a segmentor (mmseg) file; any other unused part means a detector (mmdet).
+SEGMENTOR_PREFIXES = ("decode_head.", "auxiliary_head.")
+
+
+def dense_task_of(unused_keys: list[str] | tuple[str, ...]) -> str:
+    """``"mmseg"`` when the file's unused keys hold a segmentor's heads, else ``"mmdet"`` (the detector
+    preprocessing is the default of a bare backbone, as in the official README)."""
+    return "mmseg" if any(k.startswith(SEGMENTOR_PREFIXES) for k in unused_keys) else "mmdet"
 
 
 def _random_model(name: str) -> torch.nn.Module:
@@ -170,9 +191,11 @@ def build_from_checkpoint(model_id: str, source: Path | bytes, name: str,
     except MemoryError:
         return ModelFailure(name, f"{name}: not enough memory to load this checkpoint.")
     notes = list(info.notes)
-    if info.unexpected:
+    if info.unexpected and not model.cfg.backbone:     # a backbone's first note already names the unused parts
         notes.append(f"{len(info.unexpected)} keys in the file are not used by the model.")
-    return _bundle(model_id, model, info.variant, info.family, f"{name} ({info.format})", True, notes, device)
+    task = dense_task_of(info.unexpected) if model.cfg.backbone else None
+    return _bundle(model_id, model, info.variant, info.family, f"{name} ({info.format})", True, notes, device,
+                   task)
 
 
 def build_architecture(model_id: str, variant: str, device: torch.device) -> ModelBundle:

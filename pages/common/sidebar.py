@@ -16,11 +16,11 @@ from . import loaders, prep_policy, settings, state
 from .context import AppContext
 from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, Preprocessing
 from .models import ARCHITECTURES, DEMO, ModelBundle, ModelFailure
+from .prep_policy import PREP_LABELS
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("Sample", "Navon generator", "Uploaded image")
-PREP_LABELS = {"official": "Official eval: resize 256, crop 224", "aspect": "Keep aspect ratio"}
 NAVON_SIZE = 224
 MODEL_LABELS = {
     "demo": "Demo model (Navon figures)",
@@ -147,28 +147,28 @@ def image_section(errors: list[str]) -> tuple[str, str, DecodedImage, str | None
     return result if result is not None else _default_image()
 
 
-def prep_section(default_mode: str) -> Preprocessing:
-    """Widgets for the preprocessing."""
-    mode = state.choice("Preprocessing", PREP_LABELS, "sb_prep", default=default_mode, format_func=PREP_LABELS.get,
+def prep_section(default_mode: str, labels: dict[str, str] = PREP_LABELS, max_size: int = 512) -> Preprocessing:
+    """Widgets for the preprocessing (``labels``: the modes offered, :func:`prep_policy.labels`)."""
+    mode = state.choice("Preprocessing", labels, "sb_prep", default=default_mode, format_func=labels.get,
                         widget="radio", help="The official transform is what the ImageNet models were evaluated with. "
                          "Keeping the aspect ratio shows the padding of groups on non-square token maps: "
                          "the model runs at any size ≥ 32 pixels.")
-    if mode == "aspect":
-        _size_control()
-        return Preprocessing("aspect", int(state.chosen("sb_size", 224)))
+    if mode != "official":
+        _size_control(max_size, prep_policy.default_size(mode))
+        return Preprocessing(mode, int(state.chosen("sb_size", prep_policy.default_size(mode))))
     return Preprocessing("official", 224)
 
 
 @st.fragment
-def _size_control() -> None:
+def _size_control(max_size: int = 512, default: int = 224) -> None:
     """The "Shorter side" slider and its Apply button, in a fragment: moving the slider (mouse or arrow
     keys) reruns only this fragment, so the model runs once, on Apply, not per step. The applied size is
     the choice ``sb_size``; the slider's own choice is ``sb_size_draft``."""
-    applied = int(state.chosen("sb_size", 224))
+    applied = int(state.chosen("sb_size", default))
     if st.session_state.get("sb_size_draft::follows") != applied:      # first run, or set from code / a test
         st.session_state["sb_size_draft::follows"] = applied
         state.set_choice("sb_size_draft", applied)
-    draft = state.number("Shorter side (px)", 32, 512, "sb_size_draft", default=applied, step=16,
+    draft = state.number("Shorter side (px)", 32, max_size, "sb_size_draft", default=applied, step=16,
                          help="The long side follows the image's aspect ratio (cropped to at most 3:1). The model "
                               "re-runs when you press Apply.")
     st.button(f"Apply {draft} px" if draft != applied else f"Applied: {applied} px", key="sb_size_apply",
@@ -271,7 +271,7 @@ def _official_model(errors: list[str]) -> ModelBundle:
 def _uploaded_model(errors: list[str]) -> ModelBundle:
     up = st.file_uploader("Checkpoint (.pth, .safetensors, .npz)", type=list(settings.CHECKPOINT_TYPES),
                           key="sb_ckpt", help="An official CrossFormer / CrossFormer++ classification "
-                          "checkpoint. Pickles are opened with a restricted unpickler: no code runs. "
+                          "checkpoint, or a detection / segmentation one (mmdet, mmseg: opened as its backbone). Pickles are opened with a restricted unpickler: no code runs. "
                           "Files above the upload limit: start the app with -- --checkpoint PATH.")
     if up is None:
         st.caption("No checkpoint uploaded yet: the demo model is used.")
@@ -307,7 +307,7 @@ def model_section(errors: list[str]) -> ModelBundle:
         bundle = demo_bundle()
     family = "" if bundle.family in bundle.label else f" · {bundle.family}"     # never the variant twice
     st.caption(f"**{bundle.label}**{family} · {bundle.num_params / 1e6:.2f} M parameters · "
-               f"{bundle.cfg.num_classes} classes · weights: {bundle.weights}")
+               f"{bundle.cfg.num_classes or 'backbone, no'} classes · weights: {bundle.weights}")
     if bundle.notes:
         st.warning("\n\n".join(bundle.notes), icon=":material/warning:")
     return bundle
@@ -335,14 +335,16 @@ def render() -> AppContext:
         bundle = model_section(errors)
         st.caption(device_caption(bundle))
         st.markdown("#### Preprocessing")
-        prep = prep_section("aspect" if bundle.is_demo or bundle.variant == DEMO else "official")
-        prep, why = prep_policy.usable_preprocessing(prep, bundle.cfg.min_input_side)
+        bb = bundle.is_backbone
+        prep = prep_section(prep_policy.default_mode(bb, bundle.dense_task, bundle.is_demo or bundle.variant == DEMO),
+                            prep_policy.labels(bb), prep_policy.max_size(bb))
+        prep, why = prep_policy.usable_preprocessing(prep, bundle.cfg.min_input_side, bb)
         for line in (why, prep_policy.evaluation_hint(prep, bundle.cfg.num_classes)):
             if line:
                 st.caption(line)
         st.divider()
         st.toggle("Lesson mode", key="sb_lesson", help="One instruction per page, in order.")
-    prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb)
+    prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb, pad=prep.pad)
     with notes_box:
         st.caption(f"{name} · {decoded.size_text} px → model input {prepared.hw[0]}×{prepared.hw[1]} "
                    "(sizes are height × width)")
@@ -350,7 +352,7 @@ def render() -> AppContext:
         if notes:
             st.warning("\n".join(f"- {n}" for n in notes), icon=":material/info:")
     try:
-        trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels)
+        trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels, prepared.padding)
     except Exception as err:  # noqa: BLE001 — shown, never raised into the page
         log.exception("forward pass failed")
         st.error(f"The model could not run on this input ({type(err).__name__}: {err}). "

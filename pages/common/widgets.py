@@ -67,6 +67,8 @@ def prediction_caveat(ctx: AppContext) -> None:
 
     from .analysis import softmax
     from .findings import prediction_caveat as caveat
+    if ctx.bundle.is_backbone:        # no classes, no prediction to doubt
+        return
     p = softmax(ctx.trace.logits[0])
     ent = float(-(p * np.log(np.clip(p, 1e-12, None))).sum())
     text = caveat(ctx.bundle.is_demo, ctx.bundle.trained, ctx.expected, float(p.max()), ent, len(p))
