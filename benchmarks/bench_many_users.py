@@ -394,6 +394,12 @@ def classroom(args: argparse.Namespace) -> int:
           f"{statistics.median(secs) if secs else float('nan'):.2f} s · p95 {p95:.2f} s ({p95 / CLASS_P95_GOAL_S:.2f} × "
           f"the {CLASS_P95_GOAL_S:.0f} s goal) · max {secs[-1] if secs else float('nan'):.2f} s")
     print("  slowest runs: " + "; ".join(f"{pg} {s:.2f} s ({o})" for _, pg, s, o in slowest))
+    by_page: dict[str, list[float]] = {}
+    for _, pg, s, _ in runs:
+        by_page.setdefault(pg, []).append(s)
+    print("  per page (runs, median, p95 s): " + "; ".join(
+        f"{pg.replace('_', ' ')} {len(v)}, {statistics.median(v):.2f}, {sorted(v)[min(len(v) - 1, int(0.95 * len(v)))]:.2f}"
+        for pg, v in sorted(by_page.items())))
     print(f"  wall {wall:.0f} s · CPU: server {server_cpu:.0f} s, browser side {bcpu:.0f} s → the client used "
           f"{bcpu / max(bcpu + server_cpu, 1e-9):.0%} of the CPU time")
     ok &= len(done) == args.sessions and mem.peak <= CLASS_RSS_GOAL_MB and p95 <= CLASS_P95_GOAL_S
