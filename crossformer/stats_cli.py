@@ -33,7 +33,9 @@ import torch
 
 from .checkpoint import CheckpointError
 from .config import MIN_INPUT_SIDE
+from .geometry import plan_input_padding
 from .images import ImageError, Preprocessing, load_model_input
+from .model import pad_input
 from .stats_csv import StatsFormatError, read_csv
 from .stats_dist import Dist
 from .stats_heads import head_stats, rows_per_image
@@ -180,6 +182,8 @@ def _run_shard(model, shard: Sequence[tuple[str, Path]], prep: Preprocessing, ar
               desc=f"rank 0 of {dist.world}" if dist.world > 1 else None) as bar:
         for names, arr in _batches(shard, prep, cfg.mean, cfg.std, args.batch, skipped, bar):
             x = torch.from_numpy(arr).to(device)
+            if cfg.backbone:                           # a detector's backbone: pad to 32 as mmdet does
+                x, _ = pad_input(x, 32)
             writer.append(head_stats(model, x, precision=precision, image_ids=names))
             done += len(names)
     return done, skipped
@@ -227,6 +231,9 @@ def _main(args: argparse.Namespace, dist: Dist) -> int:
     model.eval()
     if prep.size < model.cfg.min_input_side:
         raise UsageError(f"--size {prep.size} is below this model's minimum input side {model.cfg.min_input_side}")
+    padded = plan_input_padding((prep.size, prep.size), 32)
+    if model.cfg.backbone and padded.is_padded and dist.main:
+        print(f"a detection/segmentation backbone: every input is {padded.describe()}", file=sys.stderr)
     precision = resolve(args.precision, device)
     if precision == "bf16":                            # the matmul weights cast once, not on every batch
         model = bf16_weights(model)

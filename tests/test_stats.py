@@ -483,3 +483,30 @@ def test_torchrun_two_processes_equal_one(tmp_path: Path) -> None:
                                                           "stats.csv.json"]
     r = run_cli(*base_args(images, out))                            # one process resumes the merged file
     assert r.returncode == 0 and "0 images done, 4 already" in r.stderr, r.stderr
+
+
+def test_cli_on_a_detector_checkpoint_pads_to_32_like_mmdet(tmp_path: Path) -> None:
+    """Issue 30: the statistics CLI opens an mmdet file as its backbone; a size whose stage maps would be odd
+    is padded to a multiple of 32 (said once), and every image gets its image × block × head rows."""
+    from PIL import Image
+
+    import backbone_samples as B
+    from crossformer.stats_heads import rows_per_image
+
+    ckpt = B.write_mmdet(tmp_path / "mask_rcnn_crossformer_t.pth")
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(images / name)
+    out = tmp_path / "det.csv"
+    r = run_cli("--checkpoint", str(ckpt), "--images", str(images), "--out", str(out), "--size", "80",
+                "--device", "cpu", "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("padded 80×80 → 96×96") == 1, r.stderr
+    model, _ = crossformer.load_checkpoint(ckpt)
+    assert model.cfg.backbone
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * rows_per_image(model)
+    assert sorted({row["image"] for row in rows}) == ["a.png", "b.png"]
