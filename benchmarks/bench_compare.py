@@ -16,7 +16,8 @@ import time
 import torch
 
 import crossformer
-from viz.compare_figures import difference_figure, head_stat_difference
+from crossformer.analysis.compare import head_stat_difference
+from viz.compare_figures import difference_figure
 from viz.diagnostics import block_head_stats
 
 
