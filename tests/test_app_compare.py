@@ -183,3 +183,19 @@ def test_a_and_b_attention_share_one_colour_scale_unless_toggled():
     a2, b2 = attention_zrange(figure(at, "A · ")), attention_zrange(figure(at, "B · "))
     assert a2[1] != b2[1] and max(a2[1], b2[1]) == pytest.approx(a[1])
     assert any("own colour scale" in c.value for c in at.caption)
+
+
+def test_b_is_chosen_with_the_sidebars_own_sections():
+    """Issue 29, item 3: B's image section is the sidebar's, under ``cmp_`` keys — the Navon generator with its
+    seed, and an upload that switches B's source to it, as A's does — not a second copy with fewer controls."""
+    at = open_compare(ATTN, "attn")
+    S.widget(at.radio, "cmp_source").set_value("Navon generator").run()
+    S.no_errors(at)
+    at.number_input(key="cmp_navon_seed").set_value(7).run()
+    S.no_errors(at)
+    assert any("**B**: Navon figure" in c.value and "seed 7)" in c.value for c in at.caption)
+    S.widget(at.radio, "cmp_source").set_value("Sample").run()
+    at.file_uploader(key="cmp_upload").upload("b.png", S.png(S.gradient(64, 96)), "image/png").run()
+    S.no_errors(at)
+    assert at.session_state["cmp_source"] == "Uploaded image"
+    assert any("**B**: upload: b.png · " in c.value for c in at.caption)
