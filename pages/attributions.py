@@ -115,12 +115,12 @@ if backbone:
             f"{feature.describe()} (‖f‖: the L2 norm of a token's {trace.stage_map(feature.stage).shape[1]}-channel "
             "feature vector). Positive: pixels that make that feature stronger.", icon=":material/info:")
 request = heavy_runs.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
-                                  feature)
+                                     feature)
 button_name = METHODS[method] if method == "gradcam" else METHODS[method].lower()      # "Compute Grad-CAM"
 res, _ = heavy.action(
     "attr_run", f"Compute {button_name}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
     lambda progress: heavy_runs.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress,
-                                         padding=ctx.prepared.padding, feature=feature),
+                                            padding=ctx.prepared.padding, feature=feature),
     store, progress_label=METHODS[method])
 if res is not None:
     name = f"stage-{feature.stage} feature norm" if backbone else bundle.class_names[int(target)]
@@ -171,7 +171,7 @@ def faithfulness_section() -> None:
                     progress(base + done)
 
                 amap = store.put(key, heavy_runs.attribution(m, bundle, ctx.pixels, int(target), int(p),
-                                                          progress=tick_map))
+                                                             progress=tick_map))
                 offset += n
 
             def tick(done: int, total: int, base: int = offset) -> None:

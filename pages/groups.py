@@ -22,7 +22,8 @@ with left:
 group, member = layout.locate(token)
 intro.markdown(texts.groups_intro(trace, stage, token))
 with right:
-    fig = figure_cache.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group, query=token)
+    fig = figure_cache.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group,
+                                    query=token)
     widgets.show_figure(fig, key="grp_partition", filename=f"groups_{blocks[j].name}",
                         caption=f"{layout.describe()} · the query is member {member} of group {group} "
                                 "(its members are numbered; ✕ = padding, masked in attention).")

@@ -61,7 +61,7 @@ scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
 scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
                           heavy_runs.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
-                                              tuple(ctx.pixels.shape[:2]), _bundle=bundle))
+                                                 tuple(ctx.pixels.shape[:2]), _bundle=bundle))
 
 
 def scan(progress: heavy.Progress) -> dict:
@@ -74,8 +74,8 @@ def scan(progress: heavy.Progress) -> dict:
 def show_scan(fig, filename: str, caption: str) -> None:
     """The scan's heat map, its caption and downloads; a click on a cell selects that (block, head) edit in
     section (b) below, once per new click."""
-    event = st.plotly_chart(figure_cache.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
-                            on_select="rerun", selection_mode="points")
+    event = st.plotly_chart(figure_cache.display_figure(fig), key="int_scan_fig", theme=None,
+                            config=widgets.PLOTLY_CONFIG, on_select="rerun", selection_mode="points")
     st.caption(caption)
     widgets.download_buttons(fig, "int_scan_fig", filename)
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
@@ -219,11 +219,11 @@ scale_max, scale_note = widgets.shared_scale("int", {"before": attention_scale_m
 left, right = st.columns(2)
 with left:
     fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
-                               title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
+                                    title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
     fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
-                               title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
+                                    title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "

@@ -74,7 +74,7 @@ with right:
 
 if views:
     fig = figure_cache.built_figure(pyramid_figure, views, real_hw(),
-                               title=f"Feature pyramid of {bundle.label} on this image")
+                                    title=f"Feature pyramid of {bundle.label} on this image")
     widgets.show_figure(fig, key="overview_pyramid", filename=f"pyramid_{ctx.image_key[:8]}",
                         caption="PCA→RGB: the three directions in which a stage's features vary most, over its "
                                 "real (unpadded) tokens, shown as red, green and blue; regions of one colour "

@@ -44,7 +44,7 @@ calib = heavy_runs.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]
 est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
                       lambda progress: heavy_runs.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
-                                                             ctx.prepared.padding),
+                                                                ctx.prepared.padding),
                       heavy_runs.heavy_store(), progress_label="NumPy reference (plain NumPy, fp32)")
 if run is None:
     st.info("Press the button to run the reference; the result is kept for every session.",

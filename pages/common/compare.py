@@ -45,7 +45,8 @@ B = Side("cmp", source_label="visible", navon=("ring", "circle"), words=(
     ("Model", "B's model"), ("Variant", "B's variant"),
     ("Checkpoint (.pth, .safetensors, .npz)", "B's checkpoint (.pth, .safetensors, .npz)"),
     ("No checkpoint uploaded yet: the demo model is used.", "No checkpoint uploaded yet: B uses the demo model."),
-    ("Could not load the checkpoint", "Could not load B's checkpoint"), ("Using the demo model.", "B uses the demo model."),
+    ("Could not load the checkpoint", "Could not load B's checkpoint"),
+    ("Using the demo model.", "B uses the demo model."),
     ("Crop size (px)", "B's crop size (px)"), ("Shorter side (px)", "B's shorter side (px)"),
     (SIZE_HELP, "The same model and image at another input size: groups, padding and the number of tokens per "
                 "stage change, the weights do not. B re-runs when you press Apply."),
@@ -187,14 +188,15 @@ def attention_section(ctx: AppContext, b: Input, block: BlockTrace, token: tuple
     scale_max, scale_note = widgets.shared_scale("cmp", maxima)
     left, right = st.columns(2, gap="large")
     with left:
-        fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420, wrap_px=420,
-                                   title=f"A · {block.name} · token ({token[0]}, {token[1]})", scale_max=scale_max)
+        fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420,
+                                        wrap_px=420, title=f"A · {block.name} · token ({token[0]}, {token[1]})",
+                                        scale_max=scale_max)
         widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
     with right:
         if blk_b is not None:
-            fig = figure_cache.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420, wrap_px=420,
-                                       title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})",
-                                       scale_max=scale_max)
+            fig = figure_cache.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420,
+                                            wrap_px=420, scale_max=scale_max,
+                                            title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     st.caption(scale_note)
     sa = traces.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
@@ -252,7 +254,7 @@ def dpb_section(ctx: AppContext, b: Input, block: BlockTrace, head: int) -> None
     left, right = st.columns(2, gap="large")
     with left:
         fig = figure_cache.built_figure(dpb_heatmap_figure, blk_b.dpb_table, blk_b.group_size, centred=True,
-                                   title=f"B · {blk_b.name} · its own G={blk_b.group_size}")
+                                        title=f"B · {blk_b.name} · its own G={blk_b.group_size}")
         widgets.show_figure(fig, key="cmp_dpb_b", filename=f"compare_B_dpb_{block.name}",
                             caption="B's DPB per head minus its mean, at the G B's input gives this block.")
     with right:

@@ -49,9 +49,9 @@ def figure_key(value: Any) -> Hashable:
     """A hashable fingerprint of a figure builder's argument, or ``None`` when it cannot have one.
 
     Numbers, strings, ``None`` and tuples, lists, dicts and dataclasses of them stand for themselves; a NumPy
-    array for its shape, dtype and a hash of its bytes; a :class:`~crossformer.geometry.GroupLayout` for what defines it (kind, map
-    size, G, I); a trace, block or embedding for the trace-store key of the trace it belongs to (so the
-    same block of two different images never shares a figure).
+    array for its shape, dtype and a hash of its bytes; a :class:`~crossformer.geometry.GroupLayout` for what
+    defines it (kind, map size, G, I); a trace, block or embedding for the trace-store key of the trace it
+    belongs to (so the same block of two different images never shares a figure).
     """
     if value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
         return value

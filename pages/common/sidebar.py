@@ -2,9 +2,9 @@
 
 Rendered by ``app.py`` on every run before the page, so its widgets keep their values across pages. The image
 and model sections (:mod:`pages.common.image_section`, :mod:`pages.common.model_section`) and
-:func:`prep_section` serve B of the A/B compare too (:mod:`pages.common.compare`); :func:`~pages.common.inputs.build_input`
-makes A as it makes B. Every failure (unreadable upload, bad checkpoint) becomes a message and a fallback
-(the default image, the demo model); the app keeps working.
+:func:`prep_section` serve B of the A/B compare too (:mod:`pages.common.compare`);
+:func:`~pages.common.inputs.build_input` makes A as it makes B. Every failure (unreadable upload, bad
+checkpoint) becomes a message and a fallback (the default image, the demo model); the app keeps working.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def render() -> AppContext:
         st.caption(device_caption(bundle))
         st.markdown("#### Preprocessing")
         bb = bundle.is_backbone
-        prep = prep_section(A, prep_policy.default_mode(bb, bundle.dense_task, bundle.is_demo or bundle.variant == DEMO),
-                            prep_policy.labels(bb), prep_policy.max_size(bb))
+        default_mode = prep_policy.default_mode(bb, bundle.dense_task, bundle.is_demo or bundle.variant == DEMO)
+        prep = prep_section(A, default_mode, prep_policy.labels(bb), prep_policy.max_size(bb))
         prep_box = st.container()
         st.divider()
         st.toggle("Lesson mode", key="sb_lesson", help="One instruction per page, in order.")
