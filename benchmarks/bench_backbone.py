@@ -38,7 +38,7 @@ def child(variant: str, size: int) -> dict:
     import backbone_samples as B
     import crossformer
     from crossformer.variants import DET_LAYOUT, get_config
-    from pages.common import loaders
+    from pages.common import traces
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", min(4, os.cpu_count() or 1))))
     with torch.random.fork_rng(devices=[]):
@@ -81,7 +81,7 @@ def child(variant: str, size: int) -> dict:
     steps["groups"] = timed(lambda: at.switch_page("pages/groups.py").run())
     steps["attention"] = timed(lambda: at.switch_page("pages/attention.py").run())
     steps["overview again"] = timed(lambda: at.switch_page("pages/overview.py").run())
-    store = loaders.trace_store()
+    store = traces.trace_store()
     mp.undo()
     return {"variant": variant, "input": [int(v) for v in pad.padded_hw], "padding": pad.describe(),
             "forward_s": forward_s, "steps": steps, "padding_said": "padded" in text,

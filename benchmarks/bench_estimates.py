@@ -7,9 +7,9 @@ heavy action the pages offer is estimated with the pages' own cost functions and
 
 * head-importance scan (Interventions: ``crossformer.interventions.head_importance``, batch 16);
 * integrated gradients at the page's default step count, Grad-CAM, occlusion with 32-px squares (Attributions:
-  ``loaders.attribution``);
+  ``heavy_runs.attribution``);
 * deletion / insertion over three stored maps, 32 steps, 16-px patches (the faithfulness comparison's curves);
-* the NumPy reference (``loaders.reference_run``; ``--no-numpy`` skips it).
+* the NumPy reference (``heavy_runs.reference_run``; ``--no-numpy`` skips it).
 
 Prints ``estimate s · measured s · estimate / measured``; the goal is every ratio within [0.5, 2].
 
@@ -60,13 +60,13 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
     from crossformer import precision
     from crossformer.faithfulness import deletion_insertion
     from crossformer.interventions import head_importance
-    from pages.common import heavy, loaders
+    from pages.common import heavy, heavy_runs, model_loaders, traces
     from crossformer import attribution
 
     bundle = _bundle(name)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
-    x = loaders.model_input(bundle, pixels)
+    x = traces.model_input(bundle, pixels)
     engine = precision.resolve("auto", bundle.device)
     cal, t_cal = _timed(lambda: heavy.measure(bundle, engine, hw=hw))
     flops = heavy.forward_flops(bundle.cfg, hw)
@@ -92,11 +92,11 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
                   if heavy.estimate(heavy.ig_cost(n, min(n, batch)), flops, cal).seconds <= 20.0), 4)
     maps = {}
     maps["ig"] = run(f"integrated gradients ({steps} steps)", heavy.ig_cost(steps, min(steps, batch)),
-                     lambda: loaders.attribution("ig", bundle, pixels, target, steps))
+                     lambda: heavy_runs.attribution("ig", bundle, pixels, target, steps))
     maps["gradcam"] = run("Grad-CAM", heavy.gradcam_cost(),
-                          lambda: loaders.attribution("gradcam", bundle, pixels, target, len(bundle.cfg.depths) - 1))
+                          lambda: heavy_runs.attribution("gradcam", bundle, pixels, target, len(bundle.cfg.depths) - 1))
     maps["occlusion"] = run("occlusion (32 px)", heavy.occlusion_cost(attribution.occlusion_total(hw, 32, 32), batch),
-                            lambda: loaders.attribution("occlusion", bundle, pixels, target, 32))
+                            lambda: heavy_runs.attribution("occlusion", bundle, pixels, target, 32))
     gh, gw = -(-hw[0] // 16), -(-hw[1] // 16)
     steps_f = min(gh * gw, 32)
     curve_images = 2 + 4 * (steps_f - 1)
@@ -108,11 +108,11 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
 
     run(f"deletion/insertion ({3 * curve_images} images)", heavy.forward_cost(3 * curve_images, 16), curves)
     if numpy_ref:
-        ncal = heavy.measure(bundle, "numpy", hw=hw, weights=loaders.numpy_weights(name, _bundle=bundle))
+        ncal = heavy.measure(bundle, "numpy", hw=hw, weights=model_loaders.numpy_weights(name, _bundle=bundle))
         trace = bundle.model.forward_trace(x)
         n_blocks = sum(bundle.cfg.depths)
         run("NumPy reference", heavy.reference_cost(n_blocks),
-            lambda: loaders.reference_run(name, bundle, pixels, trace), calibration=ncal)
+            lambda: heavy_runs.reference_run(name, bundle, pixels, trace), calibration=ncal)
     return rows
 
 

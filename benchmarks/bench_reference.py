@@ -112,9 +112,10 @@ def main() -> None:
 
     import torch
     import crossformer
+    from crossformer.state_dict import to_numpy
     torch.set_num_threads(int(THREADS))
     model = crossformer.create_model(MODEL).eval()
-    sd = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    sd = to_numpy(model)
     x = make_input()
     xt = torch.from_numpy(x)
     load_before = os.getloadavg()

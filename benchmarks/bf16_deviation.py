@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
+from crossformer.images import normalise  # noqa: E402
 from crossformer.precision import autocast, bf16_supported  # noqa: E402
 
 EVAL_SEED = 20240601          # training/eval_demo.py's held-out seed (not imported: training/ is a script folder)
@@ -36,9 +37,8 @@ DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
 
 
 def to_tensor(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
-    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)``."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)`` (:func:`crossformer.images.normalise`)."""
+    return torch.from_numpy(normalise(images, mean, std))
 
 
 @torch.inference_mode()

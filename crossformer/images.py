@@ -337,8 +337,12 @@ def preprocess(rgb: np.ndarray, prep: Preprocessing) -> PreparedImage:
 
 def normalise(pixels: np.ndarray, mean: tuple[float, float, float],
               std: tuple[float, float, float]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 ``(x/255 − mean)/std`` (ToTensor + Normalize)."""
-    x = pixels.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    """``(..., H, W, 3)`` uint8 → ``(..., 3, H, W)`` float32 ``(x/255 − mean)/std`` (ToTensor + Normalize), one
+    image or a batch: the project's one mean/std normalisation (the app, the statistics CLI, the training and
+    benchmark scripts)."""
+    if pixels.ndim < 3 or pixels.shape[-1] != 3:
+        raise ImageError(f"expected (..., H, W, 3) pixels, got shape {pixels.shape}")
+    x = np.moveaxis(pixels.astype(np.float32), -1, -3) / np.float32(255.0)
     m = np.asarray(mean, dtype=np.float32)[:, None, None]
     s = np.asarray(std, dtype=np.float32)[:, None, None]
     return np.ascontiguousarray((x - m) / s)

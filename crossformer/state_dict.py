@@ -78,3 +78,9 @@ def check_complete(own: Mapping[str, Any], weights: Mapping[str, Any], name: str
     if bad:
         raise ValueError(f"{bad[0]} holds {weights[bad[0]].dtype} values, expected floating point weights")
     return unexpected
+
+
+def to_numpy(model: Any) -> dict[str, Any]:
+    """A model's weights as float32 NumPy arrays under the official names: the plain dict the NumPy reference
+    (:func:`crossformer.reference.forward`) takes. The one conversion; every caller that needs it uses this."""
+    return {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}

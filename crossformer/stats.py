@@ -20,25 +20,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from .images import Preprocessing, decode_image, preprocess, read_image_file
 from .stats_cli import main, write_summary
 from .stats_csv import FIELDS, NUMERIC, REQUIRED, StatsFormatError, read_csv
 from .stats_heads import CHUNK_ELEMENTS, head_stats, rows_per_image
 
-__all__ = ["CHUNK_ELEMENTS", "FIELDS", "NUMERIC", "REQUIRED", "StatsFormatError", "head_stats", "load_image",
-           "main", "read_csv", "rows_per_image", "write_summary"]
-
-
-def load_image(path: str | Path, size: int, official: bool) -> np.ndarray:
-    """``(3, S, S)`` float32 in [0, 1], read as the app reads an upload (EXIF, 16-bit, alpha …) and resized
-    to ``size × size`` (or the official transform); raises :class:`crossformer.images.ImageError`."""
-    prep = Preprocessing("official" if official else "square", size)
-    rgb = decode_image(read_image_file(path), Path(path).name).rgb
-    return np.ascontiguousarray(preprocess(rgb, prep).pixels.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+__all__ = ["CHUNK_ELEMENTS", "FIELDS", "NUMERIC", "REQUIRED", "StatsFormatError", "head_stats", "main",
+           "read_csv", "rows_per_image", "write_summary"]
 
 
 if __name__ == "__main__":

@@ -58,9 +58,8 @@ def photo_image(size: tuple[int, int]) -> np.ndarray:
 
 def to_input(image: np.ndarray, cfg) -> torch.Tensor:
     """``uint8 (H, W, 3)`` → normalised ``(1, 3, H, W)`` float32."""
-    x = image.astype(np.float32) / 255.0
-    x = (x - np.array(cfg.mean, np.float32)) / np.array(cfg.std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    from crossformer.images import normalise
+    return torch.from_numpy(normalise(image, cfg.mean, cfg.std))[None]
 
 
 def load_case(name: str):

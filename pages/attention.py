@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import compare, findings, loaders, startup, state, texts, widgets
+from pages.common import compare, figure_cache, findings, startup, state, texts, traces, widgets
 from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
                                    query_attention_figure, trace_rollout_figure)
 
@@ -24,7 +24,7 @@ with left:
 group, member = block.layout.locate(token)
 intro.markdown(texts.attention_intro(block, token, group, member, ctx.prepared.hw))
 with right:
-    fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, relative=relative)
+    fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, block, token, head, relative=relative)
     widgets.show_figure(fig, key="attn_query",
                         filename=f"attention_{block.name}_q{token[0]}_{token[1]}")
     for note in findings.attention_notes(block, group, member, head):
@@ -57,13 +57,13 @@ elif view == "split":
                "where the query looks is decided by *what* the keys are versus *where* they are.")
 elif view == "diagnostics":
     from viz.diagnostics_figures import diagnostics_figure
-    build = diagnostics_figure, (loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=trace),), {}
+    build = diagnostics_figure, (traces.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=trace),), {}
     caption = "Every block × head of this forward pass: attention entropy, mean attended distance, bias share."
 else:
     build = trace_rollout_figure, (ctx.pixels, trace), {"stride": ctx.stride(0)}
     caption = ("A heuristic picture of attention flow through all blocks (ignores MLPs and values); "
                "use the Attributions page for what the prediction rests on.")
-fig = loaders.built_figure(build[0], *build[1], **build[2])
+fig = figure_cache.built_figure(build[0], *build[1], **build[2])
 widgets.show_figure(fig, key=f"attn_{view}", filename=f"attention_{view}_{block.name}", caption=caption)
 if view in ("heads", "matrix", "split"):
     note = (findings.heads_note(block, group, member) if view == "heads"

@@ -8,7 +8,7 @@ import streamlit as st
 
 from crossformer import attribution, precision
 from crossformer.feature_score import FeatureScore
-from pages.common import analysis, heavy, loaders, startup, state, texts, widgets
+from pages.common import analysis, figure_cache, heavy, heavy_runs, startup, state, texts, traces, widgets
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ widgets.prediction_caveat(ctx)
 x_hw = tuple(ctx.pixels.shape[:2])
 engine = precision.resolve("auto", bundle.device)
 flops = heavy.forward_flops(bundle.cfg, x_hw)
-calib = loaders.calibration(ctx.model_id, engine, x_hw, _bundle=bundle)
-store = loaders.heavy_store()
+calib = heavy_runs.calibration(ctx.model_id, engine, x_hw, _bundle=bundle)
+store = heavy_runs.heavy_store()
 IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
 
 
@@ -95,7 +95,7 @@ with c2:
 
 def map_cost(m: str, p: int) -> heavy.Cost:
     """What computing method ``m`` with parameter ``p`` runs on this input (nothing if already stored)."""
-    if loaders.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), p, feature) in store:
+    if heavy_runs.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), p, feature) in store:
         return heavy.Cost(0.0, 0, 0)
     if m == "ig":
         return heavy.ig_cost(p, min(p, attribution.batch_for(x_hw)))
@@ -113,17 +113,17 @@ if backbone:
     st.info(f"This model is a backbone (no classes), so the attribution explains one number of its output: "
             f"{feature.describe()} (‖f‖: the L2 norm of a token's {trace.stage_map(feature.stage).shape[1]}-channel "
             "feature vector). Positive: pixels that make that feature stronger.", icon=":material/info:")
-request = loaders.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
-                                  feature)
+request = heavy_runs.attribution_key(method, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(param),
+                                     feature)
 button_name = METHODS[method] if method == "gradcam" else METHODS[method].lower()      # "Compute Grad-CAM"
 res, _ = heavy.action(
     "attr_run", f"Compute {button_name}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
-    lambda progress: loaders.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress,
-                                         padding=ctx.prepared.padding, feature=feature),
+    lambda progress: heavy_runs.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress,
+                                            padding=ctx.prepared.padding, feature=feature),
     store, progress_label=METHODS[method])
 if res is not None:
     name = f"stage-{feature.stage} feature norm" if backbone else bundle.class_names[int(target)]
-    fig = loaders.built_figure(
+    fig = figure_cache.built_figure(
         attribution_overlay_figure, ctx.pixels, res.values, title=f"{METHODS[method]} for “{name}”",
         signed=res.signed, colorbar_title="attribution" if res.signed else "relevance", side_by_side=True,
         clip_percentile=99.5 if method == "ig" else None, stride=attribution_stride(method, int(param)))
@@ -161,7 +161,7 @@ def faithfulness_section() -> None:
 
         t0, offset, results = time.perf_counter(), 0, {}
         for m, p in FAITH_PARAMS.items():
-            key = loaders.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(p))
+            key = heavy_runs.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), int(p))
             amap = store.get(key)
             if amap is None:
                 n = map_cost(m, p).steps
@@ -169,14 +169,14 @@ def faithfulness_section() -> None:
                 def tick_map(done: int, total: int, base: int = offset) -> None:
                     progress(base + done)
 
-                amap = store.put(key, loaders.attribution(m, bundle, ctx.pixels, int(target), int(p),
-                                                          progress=tick_map))
+                amap = store.put(key, heavy_runs.attribution(m, bundle, ctx.pixels, int(target), int(p),
+                                                             progress=tick_map))
                 offset += n
 
             def tick(done: int, total: int, base: int = offset) -> None:
                 progress(base + done)
 
-            x_in = loaders.model_input(bundle, ctx.pixels)
+            x_in = traces.model_input(bundle, ctx.pixels)
             with bundle.lock:
                 results[METHODS[m]] = deletion_insertion(bundle.model, x_in, amap.values, int(target),
                                                          patch=int(faith_patch), steps=faith_steps, progress=tick)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from crossformer.analysis.dataset import summary_sentences
-from pages.common import loaders, startup, widgets
+from pages.common import figure_cache, image_loaders, startup, stats_loaders, widgets
 from viz.stats_figures import stats_summary_figure
 
 MAX_CSV_MB = 64                  # about 500,000 rows: 2,000+ images of CrossFormer-S
@@ -35,7 +35,7 @@ with c2:
 
 if upload is not None:
     data = upload.getvalue()
-    key = loaders.digest(data)
+    key = image_loaders.digest(data)
     if st.session_state.get("stats_upload_seen") != key:       # a new file wins over the samples
         st.session_state["stats_upload_seen"] = key
         st.session_state["stats_source"] = "upload"
@@ -48,10 +48,10 @@ if source == "upload" and upload is not None:
                  "(summarise a subset of the images, or use the CLI's --summary).", icon=":material/error:")
     else:
         with st.spinner("Reading the CSV…"):
-            result = loaders.stats_from_csv(key, upload.name, data, MAX_ROWS)
+            result = stats_loaders.stats_from_csv(key, upload.name, data, MAX_ROWS)
 elif source == "samples":
     with st.spinner("Running head_stats on the samples…"):
-        result = loaders.stats_for_samples(ctx.model_id, SAMPLE_SIZE, ctx.bundle)
+        result = stats_loaders.stats_for_samples(ctx.model_id, SAMPLE_SIZE, ctx.bundle)
 
 if result is None:
     st.info("Open a CSV or press the button to see the summary.", icon=":material/info:")
@@ -65,7 +65,7 @@ else:
         st.markdown(f"- {line}")
     if source == "samples" and not ctx.bundle.trained:
         st.warning("Random weights: these statistics describe an untrained model.", icon=":material/warning:")
-    fig = loaders.built_figure(stats_summary_figure, s)
+    fig = figure_cache.built_figure(stats_summary_figure, s)
     widgets.show_figure(fig, key="stats_summary", filename="attention_statistics",
                         caption="Each dot is one head, its bar the standard deviation over the images; heads of a "
                                 "block are spread left to right. A head whose entropy sits on the grey mark attends "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import loaders, startup, state, texts, widgets
+from pages.common import figure_cache, startup, state, texts, widgets
 from viz.embedding_figures import kernel_energy_figure, kernel_footprints_figure, top_channels_figure
 
 ctx = startup.page_context()
@@ -26,7 +26,7 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=layer, prefix="emb")
 with right:
-    fig = loaders.built_figure(
+    fig = figure_cache.built_figure(
         kernel_footprints_figure, ctx.pixels, emb.kernels, emb.stride, emb.paddings, patch=token, scale=px_in,
         input_hw=ctx.prepared.hw, title=f"What each kernel reads for token ({token[0]}, {token[1]})")
     widgets.show_figure(fig, key="emb_footprints", filename=f"footprints_layer{layer}",
@@ -34,13 +34,13 @@ with right:
                                 f"output: the squares are the input each kernel reads for it.")
 
 st.subheader("Response of each kernel")
-fig = loaders.built_figure(kernel_energy_figure, emb, ctx.pixels, input_stride=px_in)
+fig = figure_cache.built_figure(kernel_energy_figure, emb, ctx.pixels, input_stride=px_in)
 widgets.show_figure(fig, key="emb_energy", filename=f"kernel_energy_layer{layer}")
 
 st.subheader("Most active channels of one kernel")
 k = state.choice("Kernel", range(len(emb.kernels)), "emb_kernel", widget="radio", horizontal=True,
                  format_func=lambda i: f"{emb.kernels[i]}×{emb.kernels[i]} ({emb.channels[i]} ch)")
-fig = loaders.built_figure(top_channels_figure, emb, k, k=8)
+fig = figure_cache.built_figure(top_channels_figure, emb, k, k=8)
 widgets.show_figure(fig, key="emb_channels", filename=f"top_channels_layer{layer}_k{k}",
                     caption=f"“ch c (#n)”: channel c of the {emb.kernels[k]}×{emb.kernels[k]} kernel's own "
                             f"{emb.channels[k]} channels, which is channel n of the token's {sum(emb.channels)} "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import analysis, loaders, startup, texts, widgets
+from pages.common import analysis, figure_cache, startup, texts, widgets
 from viz.geometry_figures import group_partition_figure, sda_lda_figure
 
 ctx = startup.page_context()
@@ -22,14 +22,15 @@ with left:
 group, member = layout.locate(token)
 intro.markdown(texts.groups_intro(trace, stage, token))
 with right:
-    fig = loaders.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group, query=token)
+    fig = figure_cache.built_figure(group_partition_figure, ctx.pixels, layout, stage, selected_group=group,
+                                    query=token)
     widgets.show_figure(fig, key="grp_partition", filename=f"groups_{blocks[j].name}",
                         caption=f"{layout.describe()} · the query is member {member} of group {group} "
                                 "(its members are numbered; ✕ = padding, masked in attention).")
 
 st.subheader("The query's SDA window and its LDA group")
 if sda is not None and lda is not None:
-    fig = loaders.built_figure(sda_lda_figure, ctx.pixels, sda.layout, lda.layout, stage, query=token)
+    fig = figure_cache.built_figure(sda_lda_figure, ctx.pixels, sda.layout, lda.layout, stage, query=token)
     widgets.show_figure(fig, key="grp_pair",
                         filename=f"sda_vs_lda_stage{stage}",
                         caption=f"Token ({token[0]}, {token[1]}): its SDA window (left, block {sda.name}) gathers "

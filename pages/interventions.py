@@ -11,7 +11,7 @@ import torch
 from crossformer import precision
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
-from pages.common import analysis, heavy, loaders, startup, state, widgets
+from pages.common import analysis, figure_cache, heavy, heavy_runs, startup, state, traces, widgets
 from viz.attention_figures import attention_scale_max, query_attention_figure, query_weights
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
@@ -31,7 +31,7 @@ intro.markdown("An **intervention** changes one thing inside the model for one f
                   f"edit is measured by {MEASURE}. " if backbone else "prediction does. ")
                + "Attention maps show where a head looks; interventions show whether that matters.")
 widgets.prediction_caveat(ctx)
-x = loaders.model_input(bundle, ctx.pixels, ctx.prepared.padding)
+x = traces.model_input(bundle, ctx.pixels, ctx.prepared.padding)
 names = bundle.class_names
 base_logits = np.asarray(trace.logits[0], dtype=np.float64)
 top = analysis.top_k(base_logits, names, k=5) if not backbone else []
@@ -60,8 +60,8 @@ request = (ctx.model_id, ctx.image_key, ctx.prep_key, int(target), kind)
 scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
 scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
-                          loaders.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
-                                              tuple(ctx.pixels.shape[:2]), _bundle=bundle))
+                          heavy_runs.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
+                                                 tuple(ctx.pixels.shape[:2]), _bundle=bundle))
 
 
 def scan(progress: heavy.Progress) -> dict:
@@ -74,8 +74,8 @@ def scan(progress: heavy.Progress) -> dict:
 def show_scan(fig, filename: str, caption: str) -> None:
     """The scan's heat map, its caption and downloads; a click on a cell selects that (block, head) edit in
     section (b) below, once per new click."""
-    event = st.plotly_chart(loaders.display_figure(fig), key="int_scan_fig", theme=None, config=widgets.PLOTLY_CONFIG,
-                            on_select="rerun", selection_mode="points")
+    event = st.plotly_chart(figure_cache.display_figure(fig), key="int_scan_fig", theme=None,
+                            config=widgets.PLOTLY_CONFIG, on_select="rerun", selection_mode="points")
     st.caption(caption)
     widgets.download_buttons(fig, "int_scan_fig", filename)
     points = [p for p in ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
@@ -218,12 +218,12 @@ scale_max, scale_note = widgets.shared_scale("int", {"before": attention_scale_m
                                                      "after": attention_scale_max(later_after, token)})
 left, right = st.columns(2)
 with left:
-    fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
-                               title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
+    fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, later_before, token, None,
+                                    title=f"{later_before.name} before the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_before", filename=f"attention_{later_before.name}_before")
 with right:
-    fig = loaders.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
-                               title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
+    fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, later_after, token, None,
+                                    title=f"{later_after.name} after the edit", wrap_px=420, scale_max=scale_max)
     widgets.show_figure(fig, key="int_after", filename=f"attention_{later_after.name}_after")
 st.caption(f"Mean over heads of the attention of the shared query token {token} (pick it on the Attention page) "
            f"in {later_before.name}, "

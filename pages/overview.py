@@ -3,7 +3,7 @@ pipeline on this image."""
 
 import streamlit as st
 
-from pages.common import analysis, dense_prep, loaders, startup, texts, widgets
+from pages.common import analysis, dense_prep, figure_cache, startup, texts, traces, widgets
 from viz.pyramid_figures import pyramid_figure
 
 ctx = startup.page_context()
@@ -50,7 +50,7 @@ def pyramid_summary() -> list:
     if not bundle.trained:
         st.warning("Random weights: the features are meaningless (the mechanism views are still real).",
                    icon=":material/warning:")
-    views = loaders.pyramid(ctx.model_id, ctx.image_key, ctx.prep_key, real_hw(), _trace=trace)
+    views = traces.pyramid(ctx.model_id, ctx.image_key, ctx.prep_key, real_hw(), _trace=trace)
     st.dataframe([{"stage": v.stage, "map (C × H × W)": f"{len(v.channel_energy)}×{v.hw[0]}×{v.hw[1]}",
                    "stride (px)": v.stride, "real tokens": f"{v.real_hw[0]}×{v.real_hw[1]}",
                    "PC1–3 variance": ", ".join(f"{s:.0%}" for s in v.pca.explained),
@@ -73,8 +73,8 @@ with right:
     st.caption(" · ".join(names) + f" · weights: {bundle.weights}")
 
 if views:
-    fig = loaders.built_figure(pyramid_figure, views, real_hw(),
-                               title=f"Feature pyramid of {bundle.label} on this image")
+    fig = figure_cache.built_figure(pyramid_figure, views, real_hw(),
+                                    title=f"Feature pyramid of {bundle.label} on this image")
     widgets.show_figure(fig, key="overview_pyramid", filename=f"pyramid_{ctx.image_key[:8]}",
                         caption="PCA→RGB: the three directions in which a stage's features vary most, over its "
                                 "real (unpadded) tokens, shown as red, green and blue; regions of one colour "

@@ -4,7 +4,7 @@ import streamlit as st
 
 from crossformer.analysis import facts
 
-from pages.common import compare, findings, loaders, startup, state, texts, widgets
+from pages.common import compare, figure_cache, findings, startup, state, texts, traces, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
 ctx = startup.page_context()
@@ -25,7 +25,7 @@ ranges = findings.bias_ranges(block)
 
 left, right = st.columns(2, gap="large")
 with left:
-    fig = loaders.built_figure(dpb_heatmap_figure, block.dpb_table, G, centred=True)
+    fig = figure_cache.built_figure(dpb_heatmap_figure, block.dpb_table, G, centred=True)
     widgets.show_figure(fig, key="dpb_heads",
                         filename=f"dpb_{block.name}_heads",
                         caption=f"Bias of every head over the (2G−1)² = {(2 * G - 1) ** 2} offsets (Δh, Δw) = "
@@ -37,7 +37,7 @@ with right:
     if st.toggle("Show the selected head as a 3-D surface", key="dpb_show_surface",
                  help="Drawn with WebGL, which is slow in a browser without a GPU. The heat maps on the left "
                       "hold the same numbers."):
-        fig = loaders.built_figure(dpb_surface_figure, block.dpb_table, G, head)
+        fig = figure_cache.built_figure(dpb_surface_figure, block.dpb_table, G, head)
         widgets.show_figure(fig, key="dpb_surface",
                             filename=f"dpb_{block.name}_head{head}_surface")
     else:
@@ -50,7 +50,7 @@ if side_b is not None:
     compare.dpb_section(ctx, side_b, block, head)
 
 st.subheader("The bias each group adds")
-fig = loaders.built_figure(bias_matrix_figure, block.dpb_bias, head, G)
+fig = figure_cache.built_figure(bias_matrix_figure, block.dpb_bias, head, G)
 widgets.show_figure(fig, key="dpb_matrix",
                     filename=f"dpb_{block.name}_head{head}_matrix",
                     caption=f"The table expanded to all {G * G}×{G * G} (query member, key member) pairs of a "
@@ -63,7 +63,7 @@ other = state.number("Evaluate the DPB at group size G", 2, 16, "dpb_g", default
                   help="A learned table would only exist for the G it was trained with; the MLP gives a bias "
                        "for any offset, so the same block can run on any group size.")
 sizes = tuple(sorted({max(2, G - 2), G, int(other)}))
-tables = loaders.dpb_tables(ctx.model_id, block.stage, block.index, sizes, _bundle=ctx.bundle)
-fig = loaders.built_figure(dpb_sizes_figure, tables, head, trained_group_size=G)
+tables = traces.dpb_tables(ctx.model_id, block.stage, block.index, sizes, _bundle=ctx.bundle)
+fig = figure_cache.built_figure(dpb_sizes_figure, tables, head, trained_group_size=G)
 widgets.show_figure(fig, key="dpb_sizes",
                     filename=f"dpb_{block.name}_head{head}_sizes")

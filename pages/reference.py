@@ -6,7 +6,7 @@ from functools import partial
 import streamlit as st
 
 from crossformer.analysis import facts
-from pages.common import analysis, context, heavy, loaders, startup, state, texts, widgets
+from pages.common import analysis, context, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ def _query_from_sliders(layout, stride: int) -> None:
             context.set_query_token((t // W, t % W), stride)
 
 
-calib = loaders.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]), _bundle=bundle)
+calib = heavy_runs.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]), _bundle=bundle)
 est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
-                      lambda progress: loaders.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
-                                                             ctx.prepared.padding),
-                      loaders.heavy_store(), progress_label="NumPy reference (plain NumPy, fp32)")
+                      lambda progress: heavy_runs.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
+                                                                ctx.prepared.padding),
+                      heavy_runs.heavy_store(), progress_label="NumPy reference (plain NumPy, fp32)")
 if run is None:
     st.info("Press the button to run the reference; the result is kept for every session.",
             icon=":material/hourglass_empty:")
@@ -62,7 +62,7 @@ if run is not None:
              f"{'≤' if ok else '>'} {TOL:g}", icon=":material/check_circle:" if ok else ":material/cancel:",
              color="green" if ok else "red")
     st.caption(f"{len(run.errors)} fields compared · NumPy forward took {run.seconds:.2f} s · {outcome}")
-    fig = loaders.built_figure(parity_figure, group_errors(run.errors), tol=TOL)
+    fig = figure_cache.built_figure(parity_figure, group_errors(run.errors), tol=TOL)
     widgets.show_figure(fig, key="ref_parity",
                         filename=f"parity_{ctx.image_key[:8]}")
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from crossformer import schemes
-from pages.common import loaders, schemes_text, startup, state, widgets
+from pages.common import figure_cache, schemes_text, startup, state, widgets
 from viz.schemes_figures import cost_figure, reach_figure, visible_keys_figure
 
 DEPTHS = (1, 2, 4)                            # reach after this many blocks
@@ -43,7 +43,7 @@ intro.markdown(schemes_text.schemes_intro(
     int(reached["CrossFormer"][1].sum()), int(reached["Swin"][1].sum())))
 
 with right:
-    fig = loaders.built_figure(
+    fig = figure_cache.built_figure(
         visible_keys_figure, ctx.pixels, [schemes.visible_keys(s.scheme, hw, token, **s.params) for s in specs],
         [f"{s.label}<br>{pairs[s.short]:,} pairs" for s in specs], [s.scheme for s in specs],
         ctx.stride(stage), token,
@@ -53,7 +53,7 @@ with right:
                                 "(PVT: every region, through R×R-pooled keys — grid lines show the pooled cells).")
 
 st.subheader("Reach after 1, 2 and 4 blocks")
-fig = loaders.built_figure(reach_figure, [reached[name] for name in archs], list(archs), DEPTHS, token)
+fig = figure_cache.built_figure(reach_figure, [reached[name] for name in archs], list(archs), DEPTHS, token)
 widgets.show_figure(fig, key="sch_reach", filename=f"reach_stage{stage}",
                     caption=f"Stage {stage}, {hw[0]}×{hw[1]} tokens: blocks repeat the architecture's cycle "
                             "(Swin W, SW, W, SW; CrossFormer SDA, LDA, SDA, LDA). Attention only. Where G·I is "
@@ -63,9 +63,10 @@ widgets.show_figure(fig, key="sch_reach", filename=f"reach_stage{stage}",
 
 st.subheader("Cost against image size")
 cost_settings = schemes.Settings.for_stage(0, swin_window=window, crossformer_group=group)
-fig = loaders.built_figure(cost_figure, SIZES_PX, schemes.cost_curves(SIZES_PX, cost_settings, ctx.bundle.cfg.stride),
-                           {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
-                           marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5)))
+fig = figure_cache.built_figure(cost_figure, SIZES_PX,
+                                schemes.cost_curves(SIZES_PX, cost_settings, ctx.bundle.cfg.stride),
+                                {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
+                                marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5)))
 widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
                     caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). With M = G = 7 "
                             "the Swin, SDA and LDA lines coincide (each scores 49 keys per padded token). "

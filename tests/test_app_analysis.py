@@ -126,7 +126,7 @@ def test_class_names_for_imagenet_and_demo():
 
 def test_trace_download_holds_every_array_of_the_trace(demo):
     import io
-    from pages.common.loaders import trace_npz
+    from pages.common.traces import trace_npz
     _, x, trace = demo
     data = trace_npz(trace, {"model_id": "demo:test", "input_pixels": np.zeros((64, 96, 3), np.uint8)})
     with np.load(io.BytesIO(data)) as z:

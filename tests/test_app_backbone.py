@@ -91,7 +91,7 @@ def test_detector_preprocessing_pads_like_mmdet(monkeypatch, mmdet_path):
     seg = dense_prep.preprocess(B.street_photo(400, 3000), Preprocessing("mmseg", 512, 32))
     assert seg.hw == (288, 2048) and seg.padding == (15, 0)                    # long side capped at 2048
 
-    from pages.common.loaders import normalised
+    from pages.common.traces import normalised
 
     class _Bundle:                          # the two fields normalised() reads
         cfg = type("cfg", (), {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})

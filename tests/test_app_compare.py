@@ -77,11 +77,14 @@ def test_second_image_side_by_side_with_difference():
 
 def test_other_size_maps_the_query_proportionally():
     at = open_compare(ATTN, "attn", "size", query_px=(50, 70))
-    S.widget(at.slider, "cmp_size").set_value(160).run()
+    assert at.button(key="cmp_size_apply").label == "Applied: 160 px"   # B's default: A's 96 px + 64
+    S.widget(at.slider, "cmp_size_draft").set_value(192).run()       # B's size applies on Apply, as A's does
+    assert at.button(key="cmp_size_apply").label == "Apply 192 px"
+    at.button(key="cmp_size_apply").click().run()
     S.no_errors(at)
     q = shared_query(at)
     assert (q["ya"], q["xa"]) == (50, 70)
-    assert min(q["Hb"], q["Wb"]) == 160 and q["Ha"] != q["Hb"]
+    assert min(q["Hb"], q["Wb"]) == 192 and q["Ha"] != q["Hb"]
     check_mapping(q)
     assert query_star(figure(at, "B · ")) == (q["hb"], q["wb"])
     # another stage: the same pixel, the stage-2 grid of each input
@@ -156,7 +159,7 @@ def test_dpb_same_model_other_size_is_zero():
 
 def test_bad_upload_for_b_is_a_message():
     at = open_compare(ATTN, "attn")
-    S.widget(at.radio, "cmp_img_src").set_value("Uploaded image").run()
+    S.widget(at.radio, "cmp_source").set_value("Uploaded image").run()
     S.no_errors(at)
     at.file_uploader(key="cmp_upload").upload("broken.png", S.not_an_image(), "image/png").run()
     assert not at.exception
@@ -180,3 +183,19 @@ def test_a_and_b_attention_share_one_colour_scale_unless_toggled():
     a2, b2 = attention_zrange(figure(at, "A · ")), attention_zrange(figure(at, "B · "))
     assert a2[1] != b2[1] and max(a2[1], b2[1]) == pytest.approx(a[1])
     assert any("own colour scale" in c.value for c in at.caption)
+
+
+def test_b_is_chosen_with_the_sidebars_own_sections():
+    """Issue 29, item 3: B's image section is the sidebar's, under ``cmp_`` keys — the Navon generator with its
+    seed, and an upload that switches B's source to it, as A's does — not a second copy with fewer controls."""
+    at = open_compare(ATTN, "attn")
+    S.widget(at.radio, "cmp_source").set_value("Navon generator").run()
+    S.no_errors(at)
+    at.number_input(key="cmp_navon_seed").set_value(7).run()
+    S.no_errors(at)
+    assert any("**B**: Navon figure" in c.value and "seed 7)" in c.value for c in at.caption)
+    S.widget(at.radio, "cmp_source").set_value("Sample").run()
+    at.file_uploader(key="cmp_upload").upload("b.png", S.png(S.gradient(64, 96)), "image/png").run()
+    S.no_errors(at)
+    assert at.session_state["cmp_source"] == "Uploaded image"
+    assert any("**B**: upload: b.png · " in c.value for c in at.caption)

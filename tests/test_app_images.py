@@ -138,3 +138,19 @@ def test_the_app_and_the_statistics_cli_decode_with_one_loader(tmp_path):
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     app = normalise(preprocess(decode_image(data, "photo.jpg").rgb, prep).pixels, mean, std)
     np.testing.assert_array_equal(shared.load_model_input(tmp_path / "photo.jpg", prep, mean, std), app)
+
+
+def test_one_normalisation_for_an_image_and_a_batch():
+    """crossformer.images.normalise is the project's one mean/std normalisation: a batch ``(B, H, W, 3)`` gives
+    each image's own result (the training, benchmark and statistics code normalise batches with it), and
+    anything but RGB pixels is refused with the project's error."""
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    batch = np.random.default_rng(0).integers(0, 256, (3, 9, 11, 3), dtype=np.uint8)
+    out = normalise(batch, mean, std)
+    assert out.shape == (3, 3, 9, 11) and out.dtype == np.float32 and out.flags.c_contiguous
+    for i in range(3):
+        np.testing.assert_array_equal(out[i], normalise(batch[i], mean, std))
+    np.testing.assert_allclose(out[1, 2, 4, 5], (batch[1, 4, 5, 2] / 255 - 0.3) / 0.3, rtol=1e-6)
+    with pytest.raises(ImageError, match="H, W, 3"):
+        normalise(batch[..., :2], mean, std)
+

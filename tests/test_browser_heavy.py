@@ -1,7 +1,7 @@
 """Heavy actions in a real browser: arrow-key steps of the size slider run the model once (on Apply), and a
 long integrated-gradients run shows its progress and stops on Cancel, saying where, with nothing drawn.
 
-The server's log is read to count the forward traces the app computed (``loaders.trace`` logs one line each).
+The server's log is read to count the forward traces the app computed (``traces.trace`` logs one line each).
 """
 
 from __future__ import annotations

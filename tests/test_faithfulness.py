@@ -201,9 +201,9 @@ def test_figure_has_a_line_per_method_and_the_random_baseline():
 @pytest.fixture
 def _server_like(monkeypatch):
     import app_samples as S
-    from pages.common import loaders
+    from pages.common import heavy_runs
     S.run_like_the_server(monkeypatch)
-    loaders.heavy_store().clear()          # no attribution map left by another test file (shared store)
+    heavy_runs.heavy_store().clear()          # no attribution map left by another test file (shared store)
 
 
 def test_attributions_page_compares_methods(_server_like):

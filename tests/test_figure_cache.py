@@ -1,4 +1,4 @@
-"""Figure cache keys come from the builder's own arguments (pages/common/loaders.py::built_figure)."""
+"""Figure cache keys come from the builder's own arguments (pages/common/figure_cache.py::built_figure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import crossformer
-from pages.common import loaders
+from pages.common import figure_cache, traces
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def two_traces():
         xa, xb = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         a, b = model.forward_trace(xa), model.forward_trace(xb)
-    store = loaders.trace_store()
+    store = traces.trace_store()
     store.put(("test-model", "image-a", "prep"), a)
     store.put(("test-model", "image-b", "prep"), b)
     return a, b
@@ -32,23 +32,23 @@ def test_same_arguments_build_once_and_other_arguments_rebuild(two_traces):
         calls.append((block.name, head))
         return {"figure": len(calls)}
     pixels = np.zeros((64, 64, 3), np.uint8)
-    first = loaders.built_figure(builder, a.block(0, 1), 0, pixels)
-    assert loaders.built_figure(builder, a.block(0, 1), 0, pixels.copy()) is first     # equal content: a hit
+    first = figure_cache.built_figure(builder, a.block(0, 1), 0, pixels)
+    assert figure_cache.built_figure(builder, a.block(0, 1), 0, pixels.copy()) is first     # equal content: a hit
     assert len(calls) == 1
-    loaders.built_figure(builder, a.block(0, 1), 1, pixels)                              # another head
-    loaders.built_figure(builder, a.block(0, 0), 0, pixels)                              # another block
+    figure_cache.built_figure(builder, a.block(0, 1), 1, pixels)                              # another head
+    figure_cache.built_figure(builder, a.block(0, 0), 0, pixels)                              # another block
     pixels[0, 0, 0] = 1
-    loaders.built_figure(builder, a.block(0, 1), 0, pixels)                              # other pixels
+    figure_cache.built_figure(builder, a.block(0, 1), 0, pixels)                              # other pixels
     assert len(calls) == 4
 
 
 def test_the_same_block_of_two_images_never_shares_a_figure(two_traces):
     a, b = two_traces
-    assert loaders.figure_key(a.block(1, 0)) != loaders.figure_key(b.block(1, 0))
-    assert loaders.figure_key(a.block(1, 0)) == loaders.figure_key(a.block(1, 0))
-    assert loaders.figure_key(a.embedding) != loaders.figure_key(a.merges[0])
-    assert loaders.figure_key(a.block(0, 1).layout) == loaders.figure_key(a.block(0, 1).layout)
-    assert loaders.figure_key(a.block(0, 0).layout) != loaders.figure_key(a.block(0, 1).layout)
+    assert figure_cache.figure_key(a.block(1, 0)) != figure_cache.figure_key(b.block(1, 0))
+    assert figure_cache.figure_key(a.block(1, 0)) == figure_cache.figure_key(a.block(1, 0))
+    assert figure_cache.figure_key(a.embedding) != figure_cache.figure_key(a.merges[0])
+    assert figure_cache.figure_key(a.block(0, 1).layout) == figure_cache.figure_key(a.block(0, 1).layout)
+    assert figure_cache.figure_key(a.block(0, 0).layout) != figure_cache.figure_key(a.block(0, 1).layout)
 
 
 def test_arguments_without_a_key_build_uncached(two_traces):
@@ -57,12 +57,12 @@ def test_arguments_without_a_key_build_uncached(two_traces):
     def builder(fn):
         calls.append(1)
         return fn()
-    loaders.built_figure(builder, lambda: 1)
-    loaders.built_figure(builder, lambda: 1)
+    figure_cache.built_figure(builder, lambda: 1)
+    figure_cache.built_figure(builder, lambda: 1)
     assert len(calls) == 2
     with torch.no_grad():
         stray = crossformer.create_model("crossformer_demo").eval().forward_trace(torch.randn(1, 3, 32, 32))
-    assert loaders.figure_key(stray) is None                      # a trace the store does not hold
+    assert figure_cache.figure_key(stray) is None                      # a trace the store does not hold
 
 
 def test_built_plotly_figures_are_shown_as_built_without_their_pixel_width():
@@ -72,12 +72,12 @@ def test_built_plotly_figures_are_shown_as_built_without_their_pixel_width():
 
     def builder(n):
         return go.Figure(go.Scatter(y=list(range(n))), layout=dict(width=812, height=300, meta={"k": 1}))
-    fig = loaders.built_figure(builder, 5)
+    fig = figure_cache.built_figure(builder, 5)
     assert fig.layout.width is None and fig.layout.height == 300          # the chart takes its column's width
     assert export.export_width(fig) == 812 and fig.layout.meta["k"] == 1  # exports keep it; meta merged
-    assert loaders.display_figure(fig) is fig                              # no display copy
+    assert figure_cache.display_figure(fig) is fig                              # no display copy
     other = builder(3)                                                     # not built through the store
-    shown = loaders.display_figure(other)
+    shown = figure_cache.display_figure(other)
     assert shown is not other and shown.layout.width is None and other.layout.width == 812
-    assert export.export_width(shown) == 812 and loaders.display_figure(other) is shown
+    assert export.export_width(shown) == 812 and figure_cache.display_figure(other) is shown
     assert export.responsive(export.responsive(builder(2))).layout.meta[export.EXPORT_WIDTH] == 812

@@ -247,8 +247,8 @@ def test_a_failing_job_is_shown_and_the_app_goes_on():
 
 # ---- the app's pages -----------------------------------------------------------------------------------
 def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
-    from pages.common import loaders
-    loaders.heavy_store().clear()            # results are shared server-wide: an earlier test may have this one
+    from pages.common import heavy_runs
+    heavy_runs.heavy_store().clear()            # results are shared server-wide: an earlier test may have this one
     monkeypatch.setattr(heavy, "THRESHOLD_S", 1e9)                   # "below": whatever this loaded CPU estimates
     at = S.new_app(64).run()
     at.switch_page("pages/attributions.py").run()

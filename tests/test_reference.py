@@ -15,6 +15,7 @@ import crossformer
 from conftest import ROOT, VECTOR_NAMES, load_vector
 from crossformer import reference as ref
 from crossformer.geometry import plan_layout
+from crossformer.state_dict import to_numpy
 
 #: A small CrossFormer++: progressive group sizes 4/4/14/7, intervals 4/2/1/1, an ACL block (stage 2, block 2).
 PP_SMALL = dict(embed_dim=32, depths=(2, 2, 4, 2), num_heads=(1, 2, 4, 8), num_classes=10)
@@ -31,7 +32,7 @@ def _perturbed(name: str, seed: int = 0, **overrides) -> crossformer.CrossFormer
 
 
 def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    return to_numpy(model)
 
 
 def _input(hw: tuple[int, int], seed: int = 1, dtype=np.float32) -> np.ndarray:
@@ -199,3 +200,16 @@ def test_official_options_outside_the_released_ones_are_refused():
         ref.config_from_official({"use_cpe": True}, "v2")
     with pytest.raises(ValueError, match="'v3'"):
         ref.config_from_official({}, "v3")
+
+
+def test_the_weights_are_converted_to_numpy_in_one_place():
+    """crossformer.state_dict.to_numpy is the one conversion (the app's cached copy and the cost model's use it):
+    float32 arrays under the official names, whatever the model's dtype, and the reference runs on them."""
+    model = _perturbed("crossformer_demo", seed=3)
+    half = to_numpy(model.half())
+    assert set(half) == set(model.state_dict()) and all(v.dtype == np.float32 for v in half.values())
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(half[k], v.float().numpy())
+    logits, _ = ref.forward(half, _input((64, 64)), model.cfg, trace=False)
+    assert logits.shape == (1, model.cfg.num_classes) and np.isfinite(logits).all()
+

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
+from crossformer.images import normalise  # noqa: E402
 
 SANITY_SEED = 777
 
@@ -141,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         params.append(p)
         images.append(img)
         layers.append(lay)
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-    x = (x - torch.tensor(model.cfg.mean).view(1, 3, 1, 1)) / torch.tensor(model.cfg.std).view(1, 3, 1, 1)
+    x = torch.from_numpy(normalise(np.stack(images), model.cfg.mean, model.cfg.std))
     trace = model.forward_trace(x)
     correct = int((trace.logits.argmax(1) == np.array([p.label for p in params])).sum())
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
+from crossformer.images import normalise  # noqa: E402
 
 log = logging.getLogger("eval_demo")
 
@@ -43,9 +44,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def to_tensor(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
-    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)``."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    """``uint8 (B, H, W, 3)`` → normalised ``float32 (B, 3, H, W)`` (:func:`crossformer.images.normalise`)."""
+    return torch.from_numpy(normalise(images, mean, std))
 
 
 @torch.no_grad()

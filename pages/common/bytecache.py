@@ -6,9 +6,10 @@ use first, when the total of their sizes passes the budget. The budgets come fro
 ``CROSSFORMER_TRACE_CACHE_MB`` (default 768) and ``CROSSFORMER_FIGURE_CACHE_MB`` (default 256). An entry
 larger than the whole budget is returned to its caller but not kept.
 
-Each store is created once per server by ``st.cache_resource`` in :mod:`pages.common.loaders`; entries are
-never mutated after insertion (traces are frozen dataclasses of read-only arrays, figures are only read by
-``st.plotly_chart`` and the exporters).
+Each store is created once per server by ``st.cache_resource`` (:mod:`pages.common.traces`,
+:mod:`pages.common.figure_cache`, :mod:`pages.common.heavy_runs`); entries are never mutated after insertion
+(traces are frozen dataclasses of read-only arrays, figures are only read by ``st.plotly_chart`` and the
+exporters).
 """
 
 from __future__ import annotations

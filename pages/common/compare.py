@@ -1,8 +1,9 @@
 """A/B compare: a second input B — another image, another model, or the same model at another input size —
 beside the run's input A, on the Attention and DPB pages (UI helpers; figures in :mod:`viz.compare_figures`).
 
-B's trace comes from the same cached loaders as A's (``loaders.trace``, keyed by B's own model id, image key
-and preprocessing); nothing is stored on the model. The shared query is a pixel of A's model input
+B is an :class:`~pages.common.inputs.Input` chosen with the sidebar's own sections and built as A is
+(:func:`~pages.common.inputs.build_input`: its trace is cached under B's own model id, image key and
+preprocessing); nothing is stored on the model. The shared query is a pixel of A's model input
 (:func:`~pages.common.context.query_pixel`); B looks at the same point of the picture, mapped
 proportionally when B's input has another size (:func:`map_pixel`). Blocks and heads are matched by
 position (``s1_b0``, head 2); when B has no such block or head the page says so.
@@ -12,62 +13,44 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import loaders, prep_policy, sidebar, state, widgets
+from . import figure_cache, prep_policy, state, traces, widgets
 from .analysis import token_of_pixel
 from .context import AppContext, query_pixel
-from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, PreparedImage, Preprocessing
-from .models import ARCHITECTURES, ModelBundle, ModelFailure
-from .settings import CHECKPOINT_TYPES
+from .image_section import image_section
+from .inputs import Input, Side, build_input
+from .model_section import model_section
+from .sidebar import SIZE_HELP, prep_section
 
 log = logging.getLogger(__name__)
 
 SOURCES = {"image": "Another image", "model": "Another model", "size": "Another input size"}
-MODELS = {"architecture": "Official architecture, random weights", "demo": "Demo model (Navon figures)",
-          "upload": "Upload a checkpoint…"}
-
-
-@dataclass(frozen=True, eq=False)
-class SideB:
-    """The second input and its trace (read-only, shared through the loaders' caches).
-
-    Attributes:
-        what: ``"image"``, ``"model"`` or ``"size"`` (what differs from A).
-        label: B in words (image · model · input size).
-        bundle: B's model (A's unless ``what == "model"``).
-        image_key, prep: identify B's image and preprocessing (cache keys).
-        prepared: B's model input ``(H_B, W_B, 3)`` uint8.
-        trace: ``forward_trace`` of B's model on it.
-    """
-
-    what: str
-    label: str
-    bundle: ModelBundle
-    image_key: str
-    prep: Preprocessing
-    prepared: PreparedImage
-    trace: Trace
-
-    @property
-    def pixels(self) -> np.ndarray:
-        return self.prepared.pixels
-
-    @property
-    def model_id(self) -> str:
-        return self.bundle.model_id
-
-    def stride(self, stage: int) -> int:
-        """Input pixels per token side at ``stage`` of B's model."""
-        return self.trace.stage_stride(stage)
-
-    def same_as(self, ctx: AppContext) -> bool:
-        return (self.model_id, self.image_key, self.prep.key) == (ctx.model_id, ctx.image_key, ctx.prep_key)
+#: The models B offers (the official weights' download stays in the sidebar).
+MODELS = ("architecture", "demo", "upload")
+#: B's widgets: keys ``cmp_*``, the sidebar's sections worded for B; a Navon B differs from A's default one.
+B = Side("cmp", source_label="visible", navon=("ring", "circle"), words=(
+    ("Source", "B's image"), ("Sample image", "B's sample"), ("The sample", "B's sample"),
+    ("Global shape", "B's global shape"), ("Local shape", "B's local shape"),
+    ("Element size (px)", "B's element size (px)"), ("Seed (position, colours, texture)", "B's seed"),
+    ("Upload an image", "Upload B's image"),
+    ("Upload an image above; the default sample is shown meanwhile.",
+     "Upload B's image above; until then B is A's image."),
+    ("Could not use the uploaded file", "Could not use B's upload"),
+    ("The default image is shown instead.", "B is A's image meanwhile."),
+    ("Model", "B's model"), ("Variant", "B's variant"),
+    ("Checkpoint (.pth, .safetensors, .npz)", "B's checkpoint (.pth, .safetensors, .npz)"),
+    ("No checkpoint uploaded yet: the demo model is used.", "No checkpoint uploaded yet: B uses the demo model."),
+    ("Could not load the checkpoint", "Could not load B's checkpoint"),
+    ("Using the demo model.", "B uses the demo model."),
+    ("Crop size (px)", "B's crop size (px)"), ("Shorter side (px)", "B's shorter side (px)"),
+    (SIZE_HELP, "The same model and image at another input size: groups, padding and the number of tokens per "
+                "stage change, the weights do not. B re-runs when you press Apply."),
+))
 
 
 # ---- geometry shared by A and B (pure) ------------------------------------------------------------------------
@@ -80,7 +63,7 @@ def map_pixel(pixel: tuple[int, int], hw_a: tuple[int, int], hw_b: tuple[int, in
     return out[0], out[1]
 
 
-def query_token_b(ctx: AppContext, b: SideB, stage: int) -> tuple[int, int]:
+def query_token_b(ctx: AppContext, b: Input, stage: int) -> tuple[int, int]:
     """The shared query as a token ``(h, w)`` of B's ``stage``."""
     pixel = map_pixel(query_pixel(ctx), ctx.prepared.hw, b.prepared.hw)
     return token_of_pixel(pixel, b.trace.stage_hw[stage], b.stride(stage))
@@ -128,78 +111,9 @@ def difference_note(diff: dict, block_name: str, head: int | None) -> str:
 
 
 # ---- choosing B -------------------------------------------------------------------------------------------------
-def _image_b(ctx: AppContext, errors: list[str]) -> tuple[str, str, DecodedImage] | None:
-    """Widgets for B's image (the sidebar's sources and loaders) → ``(image key, caption, image)``."""
-    samples = loaders.sample_files()
-    src = state.choice("B's image", sidebar.SOURCES, "cmp_img_src",
-                       default="Sample" if samples else "Navon generator", widget="radio", horizontal=True)
-    if src == "Sample":
-        if not samples:
-            st.info("No sample images found in assets/samples.")
-            return None
-        names = list(samples)
-        name = state.choice("B's sample", names, "cmp_sample",
-                            default=lambda: next((n for n in names if f"sample: {n}" != ctx.image_name), names[0]))
-        key, label, img, err, _ = sidebar.sample_image(name, samples[name])
-        if img is None:
-            errors.append(f"B's sample {name} could not be read: {err}")
-            return None
-        return key, label, img
-    if src == "Navon generator":
-        from crossformer.navon import SHAPES
-        c1, c2, c3 = st.columns(3)
-        with c1:
-            g = state.choice("B's global shape", SHAPES, "cmp_navon_global", default=SHAPES[-1])
-        with c2:
-            loc = state.choice("B's local shape", SHAPES, "cmp_navon_local", default=SHAPES[0])
-        with c3:
-            element = state.number("B's element size (px)", 5, 24, "cmp_navon_element", default=10)
-        key, label, img, _ = sidebar.navon_figure(g, loc, float(element), 0)
-        return key, label, img
-    up = st.file_uploader("B's image", type=list(IMAGE_TYPES), key="cmp_upload",
-                          max_upload_size=MAX_IMAGE_BYTES // 2**20)
-    if up is None:
-        st.info("Upload B's image above; until then B is A's image.")
-        return None
-    key = sidebar.upload_digest(up)
-    dec = loaders.decode(key, up.name, _data=up.getvalue())
-    if dec.image is None:
-        errors.append(f"Could not use B's upload — {dec.error} B is A's image meanwhile.")
-        return None
-    return key, f"upload: {up.name}", dec.image
-
-
-def _model_b(errors: list[str]) -> ModelBundle:
-    """Widgets for B's model: another architecture with random weights, the demo model, an upload."""
-    choice = state.choice("B's model", list(MODELS), "cmp_model", format_func=MODELS.get)
-    if choice == "architecture":
-        from crossformer.variants import variant_label
-        variant = state.choice("B's variant", ARCHITECTURES, "cmp_arch", format_func=variant_label)
-        return loaders.architecture_model(variant)
-    if choice == "upload":
-        up = st.file_uploader("B's checkpoint (.pth, .safetensors, .npz)", type=list(CHECKPOINT_TYPES), key="cmp_ckpt")
-        if up is not None:
-            got = loaders.uploaded_model(f"upload:{sidebar.upload_digest(up)}", up.name, _data=up.getvalue())
-            if not isinstance(got, ModelFailure):
-                return got
-            errors.append(f"Could not load B's checkpoint — {sidebar.sentence(got.message)} B uses the demo model.")
-        else:
-            st.caption("No checkpoint uploaded yet: B uses the demo model.")
-    return sidebar.demo_bundle()
-
-
-def _size_b(ctx: AppContext) -> Preprocessing:
-    """Widget for B's input size (same preprocessing mode as A, so the same framing of the picture)."""
-    label = "B's crop size (px)" if ctx.prep.mode == "official" else "B's shorter side (px)"
-    hi = prep_policy.max_size(ctx.bundle.is_backbone)
-    size = state.number(label, 32, hi, "cmp_size", default=min(hi, ctx.prep.size + 64), step=16,
-                        help="The same model and image at another input size: groups, padding and the "
-                             "number of tokens per stage change, the weights do not.")
-    return Preprocessing(ctx.prep.mode, int(size))
-
-
-def choose(ctx: AppContext, prefix: str) -> SideB | None:
-    """The "Compare with…" toggle and, when on, the choice of B → B with its trace (``None`` when off)."""
+def choose(ctx: AppContext, prefix: str) -> Input | None:
+    """The "Compare with…" toggle and, when on, the choice of B with the sidebar's own sections (worded for B)
+    → B, built as A is (:func:`~pages.common.inputs.build_input`); ``None`` when off or B cannot run."""
     if not st.toggle("Compare with…", key=f"{prefix}_cmp",
                      help="Put a second input B beside this one: another image, another model or another input "
                           "size, with the same query point, block and head, and the difference drawn."):
@@ -208,30 +122,24 @@ def choose(ctx: AppContext, prefix: str) -> SideB | None:
     with st.container(border=True):
         what = state.choice("B is", list(SOURCES), "cmp_what", format_func=SOURCES.get, widget="radio",
                             horizontal=True)
-        key, name, decoded = ctx.image_key, ctx.image_name, ctx.decoded
-        bundle, prep = ctx.bundle, ctx.prep
+        image, bundle, prep = ctx.image, ctx.bundle, ctx.prep
         if what == "image":
-            got = _image_b(ctx, errors)
-            if got is not None:
-                key, name, decoded = got
+            image = image_section(B, errors, avoid=ctx.image_name) or image
         elif what == "model":
-            bundle = _model_b(errors)
-        else:
-            prep = _size_b(ctx)
+            bundle = model_section(B, errors, MODELS)
+        else:                   # the same preprocessing mode as A, so the same framing of the picture
+            hi = prep_policy.max_size(ctx.bundle.is_backbone)
+            prep = prep_section(B, prep.mode, {prep.mode: prep.mode}, hi, default_size=min(hi, prep.size + 64),
+                                official_crop=None)
         for msg in errors:
             st.warning(msg, icon=":material/warning:")
         try:
-            prep = prep_policy.usable_preprocessing(prep, bundle.cfg.min_input_side, bundle.is_backbone)[0]
-            prepared = loaders.prepared(key, prep.mode, prep.size, _rgb=decoded.rgb, pad=prep.pad)
-            trace = loaders.trace(bundle.model_id, key, prep.key, bundle, prepared.pixels, prepared.padding)
-        except Exception as err:  # shown, the page keeps running without B
+            b = build_input(image, bundle, prep)
+        except Exception as err:  # noqa: BLE001 — shown, the page keeps running without B
             log.exception("B's forward pass failed")
             st.warning(f"B could not run ({type(err).__name__}: {err}); choose another B.", icon=":material/warning:")
             return None
-        hw = prepared.hw
-        b = SideB(what, f"{name} · {bundle.label} · input {hw[0]}×{hw[1]}", bundle, key, prep, prepared, trace)
-        st.caption(f"**A**: {ctx.image_name} · {ctx.bundle.label} · input {ctx.prepared.hw[0]}×"
-                   f"{ctx.prepared.hw[1]}  \n**B**: {b.label}")
+        st.caption(f"**A**: {ctx.label}  \n**B**: {b.label}")
         if b.same_as(ctx):
             st.info("B is the same input as A, so every difference below is 0: choose another image, model or "
                     "size.", icon=":material/info:")
@@ -246,7 +154,7 @@ def _csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def _b_block(b: SideB, block: BlockTrace, head: int | None) -> tuple[BlockTrace | None, int | None]:
+def _b_block(b: Input, block: BlockTrace, head: int | None) -> tuple[BlockTrace | None, int | None]:
     """B's block at A's position and the head to show there; warns when B lacks either."""
     blk = same_block(b.trace, block.stage, block.index)
     if blk is None:
@@ -261,7 +169,7 @@ def _b_block(b: SideB, block: BlockTrace, head: int | None) -> tuple[BlockTrace 
     return blk, head
 
 
-def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple[int, int],
+def attention_section(ctx: AppContext, b: Input, block: BlockTrace, token: tuple[int, int],
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
     from viz.attention_figures import attention_scale_max, query_attention_figure
@@ -281,20 +189,21 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
     scale_max, scale_note = widgets.shared_scale("cmp", maxima)
     left, right = st.columns(2, gap="large")
     with left:
-        fig = loaders.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420, wrap_px=420,
-                                   title=f"A · {block.name} · token ({token[0]}, {token[1]})", scale_max=scale_max)
+        fig = figure_cache.built_figure(query_attention_figure, ctx.pixels, block, token, head, panel=420,
+                                        wrap_px=420, title=f"A · {block.name} · token ({token[0]}, {token[1]})",
+                                        scale_max=scale_max)
         widgets.show_figure(fig, key="cmp_attn_a", filename=f"compare_A_attention_{block.name}")
     with right:
         if blk_b is not None:
-            fig = loaders.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420, wrap_px=420,
-                                       title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})",
-                                       scale_max=scale_max)
+            fig = figure_cache.built_figure(query_attention_figure, b.pixels, blk_b, token_b, head_b, panel=420,
+                                            wrap_px=420, scale_max=scale_max,
+                                            title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     st.caption(scale_note)
-    sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
-    sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+    sa = traces.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
+    sb = traces.head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
     diff = head_stat_difference(sa, sb)
-    fig = loaders.built_figure(difference_figure, diff)
+    fig = figure_cache.built_figure(difference_figure, diff)
     widgets.show_figure(fig, key="cmp_diff", filename=f"compare_heads_{ctx.image_key[:8]}_{b.image_key[:8]}",
                         caption="Per block × head, averaged over the real query tokens of each input: attention "
                                 "entropy divided by ln N (N = members of a full group, so inputs whose G differs "
@@ -304,7 +213,7 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
     st.info(difference_note(diff, block.name, head), icon=":material/lightbulb:")
 
 
-def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head: int | None) -> None:
+def attention_view(ctx: AppContext, b: Input, view: str, block: BlockTrace, head: int | None) -> None:
     """B's version of the Attention page's "More views" figure (same block, head and shared query)."""
     from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
                                        trace_rollout_figure)
@@ -312,7 +221,7 @@ def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head
 
     st.markdown(f"**B** · {b.label}")
     if view == "diagnostics":
-        sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+        sb = traces.head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
         build = diagnostics_figure, (sb,), {"title": "B · attention diagnostics: every block and head"}
     elif view == "rollout":
         build = trace_rollout_figure, (b.pixels, b.trace), {"stride": b.stride(0)}
@@ -328,11 +237,11 @@ def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head
             build = group_matrix_figure, (blk_b, group_b, head_b), {}
         else:
             build = bias_content_split_figure, (blk_b, token_b, head_b), {}
-    fig = loaders.built_figure(build[0], *build[1], **build[2])
+    fig = figure_cache.built_figure(build[0], *build[1], **build[2])
     widgets.show_figure(fig, key=f"cmp_{view}_b", filename=f"compare_B_{view}_{block.name}")
 
 
-def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None:
+def dpb_section(ctx: AppContext, b: Input, block: BlockTrace, head: int) -> None:
     """B's DPB for the same block beside the difference A − B of the two tables at A's group size."""
     from crossformer.analysis.compare import dpb_difference
     from viz.compare_figures import dpb_difference_figure
@@ -342,16 +251,16 @@ def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None
     if blk_b is None:
         return
     G = block.group_size
-    table_b = loaders.dpb_tables(b.model_id, block.stage, block.index, (G,), _bundle=b.bundle)[G]
+    table_b = traces.dpb_tables(b.model_id, block.stage, block.index, (G,), _bundle=b.bundle)[G]
     diff = dpb_difference(block.dpb_table, table_b, centred=True)
     left, right = st.columns(2, gap="large")
     with left:
-        fig = loaders.built_figure(dpb_heatmap_figure, blk_b.dpb_table, blk_b.group_size, centred=True,
-                                   title=f"B · {blk_b.name} · its own G={blk_b.group_size}")
+        fig = figure_cache.built_figure(dpb_heatmap_figure, blk_b.dpb_table, blk_b.group_size, centred=True,
+                                        title=f"B · {blk_b.name} · its own G={blk_b.group_size}")
         widgets.show_figure(fig, key="cmp_dpb_b", filename=f"compare_B_dpb_{block.name}",
                             caption="B's DPB per head minus its mean, at the G B's input gives this block.")
     with right:
-        fig = loaders.built_figure(dpb_difference_figure, diff, G, title=f"A − B · {block.name} · G={G}")
+        fig = figure_cache.built_figure(dpb_difference_figure, diff, G, title=f"A − B · {block.name} · G={G}")
         widgets.show_figure(fig, key="cmp_dpb_diff", filename=f"compare_dpb_diff_{block.name}",
                             caption=f"A's table minus B's, both evaluated at A's G={G} and each centred on its "
                                     "mean (a constant bias moves no attention); one symmetric scale.")

@@ -1,4 +1,5 @@
-"""What every page works on: the model, the image, its preprocessing and the cached trace.
+"""What every page works on: A, the run's :class:`~pages.common.inputs.Input` (model, image, preprocessing and
+the cached trace), with the sidebar's messages and the shared query.
 
 Data and query state only: :mod:`pages.common.startup` builds one :class:`AppContext` per run from the
 sidebar and pages read it with ``startup.page_context()``. The shared query (the token the
@@ -8,62 +9,33 @@ to its own token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import streamlit as st
 
-import crossformer
-
 from .analysis import pixel_of_token, token_of_pixel
-from .images import DecodedImage, PreparedImage, Preprocessing
-from .models import ModelBundle
+from .inputs import Input
 
 QUERY_KEY = "query_px"
 
 
 @dataclass(frozen=True, eq=False)
-class AppContext:
-    """One run's inputs and the trace every page reads.
+class AppContext(Input):
+    """One run's input A (every :class:`~pages.common.inputs.Input` attribute: ``bundle``, ``image_key``,
+    ``image_name``, ``decoded``, ``prep``, ``prepared``, ``trace``, ``expected`` …) and what the page shows
+    about the run.
 
     Attributes:
-        bundle: the model and what to say about it.
-        image_key: SHA-256 (or generator parameters) identifying the image.
-        image_name: caption, e.g. ``"upload: cat.jpg"``.
-        decoded: the decoded image (original size).
-        prep: the preprocessing chosen.
-        prepared: the pixels the model sees.
-        trace: ``forward_trace`` of the model on them.
-        expected: the true class when known (Navon figures), else ``None``.
         errors: messages to show above the page (a bad upload, a checkpoint that failed).
     """
 
-    bundle: ModelBundle
-    image_key: str
-    image_name: str
-    decoded: DecodedImage
-    prep: Preprocessing
-    prepared: PreparedImage
-    trace: crossformer.Trace
-    expected: str | None = None
     errors: tuple[str, ...] = field(default=())
 
-    @property
-    def pixels(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8 model input."""
-        return self.prepared.pixels
-
-    @property
-    def prep_key(self) -> str:
-        return self.prep.key
-
-    @property
-    def model_id(self) -> str:
-        return self.bundle.model_id
-
-    def stride(self, stage: int) -> int:
-        """Input pixels per token side at ``stage``."""
-        return self.trace.stage_stride(stage)
+    @classmethod
+    def of(cls, a: Input, errors: tuple[str, ...] | list[str] = ()) -> AppContext:
+        """The context of input ``a`` with the sidebar's ``errors``."""
+        return cls(**{f.name: getattr(a, f.name) for f in fields(Input)}, errors=tuple(errors))
 
     def query_token(self, stage: int) -> tuple[int, int]:
         """The shared query as a token ``(h, w)`` of ``stage``."""

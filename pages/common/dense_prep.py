@@ -7,7 +7,7 @@ mmdet 2.x test pipeline of the official CrossFormer detectors: ``Resize(img_scal
 side's cap keeps the published ratio (1333 / 800, 2048 / 512).
 
 Padding is kept inside the pixels the app shows (the ImageNet mean colour, i.e. zero after normalisation) so
-every page's token grid lines up with the picture; :func:`pages.common.loaders.model_input` writes exact zeros
+every page's token grid lines up with the picture; :func:`pages.common.traces.model_input` writes exact zeros
 there, as mmdet does.
 """
 

@@ -3,7 +3,7 @@
 Before an expensive run the page shows an estimate for *this* model, input size and method, computed by a
 cost model: a FLOP-ish count of one forward pass from the config and the input size (:func:`forward_flops`)
 times what the method runs (:class:`Cost`: image passes, batches, progress steps), priced by a per-machine
-:class:`Calibration` (seconds per call + seconds per FLOP) that ``loaders.calibration`` measures once per
+:class:`Calibration` (seconds per call + seconds per FLOP) that ``heavy_runs.calibration`` measures once per
 server and model on two tiny passes. No seconds are hard-coded per model.
 
 :func:`action` draws the button. Above :data:`THRESHOLD_S` the first click only asks "about 2 min on this

@@ -18,7 +18,7 @@ import time
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from . import loaders, sidebar, widgets
+from . import memory, sidebar, widgets
 from .context import AppContext
 from .navigation import PAGES
 
@@ -54,7 +54,7 @@ def run_app() -> None:
     try:
         st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/grid_view:", layout="wide",
                            initial_sidebar_state="expanded")
-        loaders.memory_policy()          # once per server (cached): malloc arenas shared by the script threads
+        memory.memory_policy()          # once per server (cached): malloc arenas shared by the script threads
         page = _navigation()
         title = page.title
         st.session_state[CONTEXT_KEY] = _context()
@@ -63,7 +63,7 @@ def run_app() -> None:
             outcome = "done"
         finally:   # the context lives for this run only
             st.session_state.pop(CONTEXT_KEY, None)
-            loaders.release_memory()
+            memory.release_memory()
     finally:
         if RUN_LOG.isEnabledFor(logging.INFO):
             ctx = get_script_run_ctx()

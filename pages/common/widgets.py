@@ -14,7 +14,7 @@ import streamlit as st
 
 from crossformer.trace import BlockTrace, Trace
 
-from . import images, loaders, navigation, state, texts
+from . import figure_cache, images, navigation, state, texts, traces
 from .context import AppContext, default_query_reason, reset_query, set_query_pixel, set_query_token
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -119,7 +119,7 @@ def show_figure(fig: Any, key: str, filename: str, caption: str | None = None) -
     if _is_matplotlib(fig):
         st.pyplot(fig, clear_figure=False)
     else:
-        st.plotly_chart(loaders.display_figure(fig), key=key, theme=None, config=PLOTLY_CONFIG)
+        st.plotly_chart(figure_cache.display_figure(fig), key=key, theme=None, config=PLOTLY_CONFIG)
     if caption:
         st.caption(caption)
     download_buttons(fig, key, filename)
@@ -129,7 +129,7 @@ def download_trace(ctx: AppContext, key: str) -> None:
     """The whole trace as ``.npz`` (arrays named as ``Trace.flat()``), built on click."""
     meta = {"input_pixels": ctx.pixels, "model_id": ctx.model_id, "image": ctx.image_name,
             "preprocessing": ctx.prep.describe()}
-    st.download_button("Trace (.npz)", _safe(partial(loaders.trace_npz, ctx.trace, meta)),
+    st.download_button("Trace (.npz)", _safe(partial(traces.trace_npz, ctx.trace, meta)),
                        f"crossformer_trace_{ctx.image_key[:8]}.npz", "application/octet-stream", key=key,
                        on_click="ignore", icon=":material/download:",
                        help="Every array of the forward pass under the names of Trace.flat(), plus the input.")
