@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import crossformer
+from crossformer.analysis.heads import trace_head_stats
 from viz.compare_figures import (difference_figure, difference_rows, dpb_difference, dpb_difference_figure,
                                  head_stat_difference, symmetric_span)
-from viz.diagnostics import block_head_stats
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def by_hand(block, batch=0):
 
 def test_difference_equals_a_minus_b_by_hand(traces):
     ta, tb, _ = traces
-    diff = head_stat_difference(block_head_stats(ta), block_head_stats(tb))
+    diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(tb))
     blocks = list(ta.all_blocks())
     assert diff["names"] == [b.name for b in blocks]
     assert diff["d_entropy"].shape == (len(blocks), max(b.heads for b in blocks))
@@ -64,7 +64,7 @@ def test_difference_equals_a_minus_b_by_hand(traces):
 
 def test_other_model_marks_missing_blocks_and_heads(traces):
     ta, _, tc = traces
-    diff = head_stat_difference(block_head_stats(ta), block_head_stats(tc))
+    diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(tc))
     have = {b.name: b.heads for b in tc.all_blocks()}
     for i, b in enumerate(ta.all_blocks()):
         m = min(b.heads, have.get(b.name, 0))
@@ -78,7 +78,7 @@ def test_other_model_marks_missing_blocks_and_heads(traces):
 def test_difference_figure_is_diverging_and_symmetric(traces):
     ta, tb, tc = traces
     for other in (tb, tc):
-        diff = head_stat_difference(block_head_stats(ta), block_head_stats(other))
+        diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(other))
         fig = difference_figure(diff)
         for key in ("d_entropy", "d_distance"):
             tr = next(t for t in fig.data if t.name == key)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from crossformer.analysis.tokens import token_of_pixel
 from crossformer.trace import BlockTrace, Trace
 
 from . import loaders, prep_policy, sidebar, state, widgets
-from .analysis import token_of_pixel
 from .context import AppContext, query_pixel
 from .images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, PreparedImage, Preprocessing
 from .models import ARCHITECTURES, ModelBundle, ModelFailure
@@ -264,7 +264,8 @@ def _b_block(b: SideB, block: BlockTrace, head: int | None) -> tuple[BlockTrace 
 def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple[int, int],
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
-    from viz.attention_figures import attention_scale_max, query_attention_figure
+    from crossformer.analysis.attention import attention_scale_max
+    from viz.attention_figures import query_attention_figure
     from viz.compare_figures import difference_figure, difference_rows, head_stat_difference
 
     token_b = query_token_b(ctx, b, block.stage)
@@ -290,8 +291,8 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
                                        scale_max=scale_max)
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     st.caption(scale_note)
-    sa = loaders.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
-    sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+    sa = loaders.trace_head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
+    sb = loaders.trace_head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
     diff = head_stat_difference(sa, sb)
     fig = loaders.built_figure(difference_figure, diff)
     widgets.show_figure(fig, key="cmp_diff", filename=f"compare_heads_{ctx.image_key[:8]}_{b.image_key[:8]}",
@@ -311,7 +312,7 @@ def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head
 
     st.markdown(f"**B** · {b.label}")
     if view == "diagnostics":
-        sb = loaders.head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
+        sb = loaders.trace_head_stats(b.model_id, b.image_key, b.prep.key, _trace=b.trace)
         build = diagnostics_figure, (sb,), {"title": "B · attention diagnostics: every block and head"}
     elif view == "rollout":
         build = trace_rollout_figure, (b.pixels, b.trace), {"stride": b.stride(0)}
