@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from crossformer import precision
-from crossformer.analysis.attention import attention_scale_max, query_weights, softmax
+from crossformer.analysis.attention import attention_scale_max, query_weights, softmax, total_variation
 from crossformer.analysis.predictions import top_k
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
@@ -243,7 +243,7 @@ else:
         w0 = query_weights(later_before, token)
         w1 = query_weights(later_after, token)
         tv = f"; the query's attention in {later_before.name} moves by a total variation of " \
-             f"{0.5 * float(np.abs(w0 - w1).sum()):.3f}" if w0.shape == w1.shape else ""
+             f"{float(total_variation(w0, w1)):.3f}" if w0.shape == w1.shape else ""
     except Exception:  # noqa: BLE001 — a note only
         tv = ""
     if backbone:
