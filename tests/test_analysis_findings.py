@@ -91,3 +91,34 @@ def test_object_token_lies_in_the_cell_with_the_most_evidence(model, cell):
     h, w = findings.object_token(trace, evidence)
     r = trace.stage_stride(3) // trace.stage_stride(0)
     assert (h // r, w // r) == cell
+
+
+def test_default_query_is_the_salient_token_without_a_readout_and_the_object_token_with_one(model):
+    trace = trace_of(model)
+    plain = findings.default_query(trace)
+    assert plain.token == findings.salient_token(trace)
+    assert plain.reason.startswith("Default query: the token where the cross-scale embedding")
+    w, b = model.norm.weight.detach().numpy(), model.norm.bias.detach().numpy()
+    head = model.head.weight.detach().numpy()
+    names = [f"name {i}" for i in range(model.cfg.num_classes)]
+    q = findings.default_query(trace, findings.Readout(w, b, head, model.norm.eps), names)
+    top = int(np.argmax(trace.logits[0]))
+    evidence = findings.class_evidence(trace, w, b, head[top], eps=model.norm.eps)
+    assert q.token == findings.object_token(trace, evidence)
+    assert f"“name {top}”" in q.reason and q.reason.startswith("Default query: on the predicted object")
+
+
+def test_bias_extent_and_query_numbers_read_the_trace(model):
+    block = trace_of(model).block(0, 1)
+    t = np.asarray(block.dpb_table, np.float64)
+    for h in range(block.heads):
+        e = findings.bias_extent(block, h)
+        assert (e.low, e.high, e.span) == pytest.approx((t[:, h].min(), t[:, h].max(), np.ptp(t[:, h])))
+        assert e.mean == pytest.approx(t[:, h].mean())
+    row, real = findings.query_row(block, 0, 0, 0)
+    p = row[real]
+    assert findings.entropy_ratio(row, real) == pytest.approx(-(p * np.log(p)).sum() / np.log(real.sum()))
+    share = findings.query_dpb_share(block, 0, 0, 0)
+    content = np.exp(block.content[0, 0, 0, 0] - block.content[0, 0, 0, 0][real].max())
+    content = np.where(real, content, 0.0) / np.where(real, content, 0.0).sum()
+    assert share == pytest.approx(0.5 * np.abs(np.where(real, row, 0.0) - content).sum(), abs=1e-6)

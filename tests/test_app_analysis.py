@@ -182,3 +182,11 @@ def test_span_sentences_carry_the_layouts_numbers(kind, hw, G, I):
             assert "exactly as SDA" in text
         elif kind == "lda":
             assert f"{L.interval[0] * px}" in text and "apart" in text
+
+
+def test_confidence_is_the_top_probability_and_entropy_of_the_softmax():
+    logits = np.array([2.0, 0.5, -1.0, 0.0])
+    p = np.exp(logits) / np.exp(logits).sum()
+    c = predictions.confidence(logits)
+    assert c.top_prob == pytest.approx(p.max()) and c.num_classes == 4
+    assert c.entropy_nats == pytest.approx(-(p * np.log(p)).sum())
