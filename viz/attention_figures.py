@@ -92,7 +92,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
             :func:`crossformer.analysis.attention.attention_scale_max` of both.
 
     Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight (or its deviation) of
-    the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
+    the member at ``(h, w)`` (NaN where no real member sits), ``block.stride`` pixels per cell.
     """
     lay = block.layout
     s = block.stride
