@@ -16,8 +16,9 @@ import time
 import torch
 
 import crossformer
+from crossformer.analysis.compare import head_stat_difference
 from crossformer.analysis.heads import trace_head_stats
-from viz.compare_figures import difference_figure, head_stat_difference
+from viz.compare_figures import difference_figure
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
     from crossformer.faithfulness import deletion_insertion
     from crossformer.interventions import head_importance
     from pages.common import heavy, loaders
-    from viz import attribution
+    from crossformer import attribution
 
     bundle = _bundle(name)
     rng = np.random.default_rng(0)

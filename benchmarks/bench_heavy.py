@@ -60,7 +60,7 @@ def bench_ig(size: int, steps: int) -> None:
     import crossformer
     from crossformer import precision
     from pages.common import heavy
-    from viz import attribution
+    from crossformer import attribution
 
     torch.manual_seed(0)
     model = crossformer.create_model("crossformer_pp_s").eval()
@@ -91,7 +91,7 @@ def bench_occlusion(size: int = 224, window: int = 16) -> None:
     import crossformer
     from crossformer import precision
     from pages.common.settings import DEMO_WEIGHTS
-    from viz import attribution
+    from crossformer import attribution
 
     torch.manual_seed(0)
     if DEMO_WEIGHTS.exists():

@@ -24,7 +24,7 @@ __all__ = [
     "load_checkpoint", "CheckpointError", "CheckpointInfo", "pick_device", "VARIANTS", "VARIANT_INFO",
     "VARIANT_RECORDS", "Variant", "variant_label",
     "Edit", "head_importance", "pad_input", "InputPadding",
-    "fetch_official", "cached_official", "FetchError",
+    "fetch_official", "cached_official", "FetchError", "Recorder", "NullRecorder",
 ]
 
 _LAZY = {
@@ -34,6 +34,7 @@ _LAZY = {
     "Trace": "trace", "BlockTrace": "trace", "EmbeddingTrace": "trace", "GroupLayout": "geometry",
     "Edit": "edits", "head_importance": "interventions", "pad_input": "model", "InputPadding": "geometry",
     "fetch_official": "fetch", "cached_official": "fetch", "FetchError": "fetch",
+    "Recorder": "recording", "NullRecorder": "recording",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .geometry import GroupLayout, InputPadding
     from .interventions import head_importance
     from .model import CrossFormer, pad_input
+    from .recording import NullRecorder, Recorder
     from .registry import create_model, from_official_config, load_official_state_dict, pick_device
     from .trace import BlockTrace, EmbeddingTrace, Trace
 

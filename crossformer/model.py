@@ -4,7 +4,8 @@ Top-down: cross-scale embedding → dynamic position bias → group attention �
 Parameter names are the official ones, so official checkpoints load strictly. Group geometry (SDA
 windows, LDA strided groups, padding, masks) comes from :mod:`crossformer.geometry` and is derived at
 forward time for whatever input size arrives; the numbers the forward pass used can be handed back as a
-:class:`~crossformer.trace.Trace` (opt-in, passed down the call, nothing stored on modules).
+:class:`~crossformer.trace.Trace`, or to any :class:`~crossformer.recording.Recorder` through
+:meth:`CrossFormer.run` (opt-in, passed down the call, nothing stored on modules).
 """
 
 from __future__ import annotations
@@ -20,25 +21,14 @@ from torch import nn
 from .config import MERGE_STRIDE, CrossFormerConfig, split_channels
 from .edits import Edit, EditPlan, head_edits, plan_edits, swaps
 from .geometry import (NEG_INF, GroupLayout, InputPadding, block_kind, dpb_offsets, plan_input_padding, plan_layout,
-                       readonly, relative_position_index, stage_hw)
-from .trace import BlockTrace, EmbeddingTrace, Trace
+                       relative_position_index, stage_hw)
+from .recording import BlockInfo, EmbeddingInfo, Recorder, check_recorder
+from .trace import Trace, TraceRecorder
 
 log = logging.getLogger(__name__)
 
 HW = tuple[int, int]
 
-
-
-def _np(t: torch.Tensor, *, fresh: bool = False) -> np.ndarray:
-    """Detached float32 CPU numpy array, read-only.
-
-    A copy, unless ``fresh``: the caller promises ``t`` is a new result of this forward pass that nothing
-    writes to afterwards (the model has no in-place ops on recorded tensors), so a read-only view of its
-    storage is the same numbers without a second copy of what can be hundreds of MiB (large inputs).
-    Tensors that outlive the call (the DPB cache's table and bias) are always copied.
-    """
-    a = t.detach().to("cpu", torch.float32).numpy()
-    return readonly(a if fresh else a.copy())
 
 
 def tokens_to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
@@ -50,65 +40,6 @@ def tokens_to_map(x: torch.Tensor, hw: HW) -> torch.Tensor:
 def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` map → ``(B, H·W, C)`` tokens (row-major ``t = h·W + w``)."""
     return x.flatten(2).transpose(1, 2)
-
-
-class _Recorder:
-    """Collects trace pieces during one ``forward_trace`` call. Lives only for that call.
-
-    Each module reports what it computed through one method (``embedding``, ``attention``, ``block``,
-    ``stage``); :meth:`trace` assembles the :class:`~crossformer.trace.Trace` at the end.
-    """
-
-    #: The recorder keeps the content term ``scale·q·kᵀ`` it is given; one that does not lets the block add
-    #: the DPB (and mask) into that tensor in place instead of allocating the logits anew.
-    keeps_content = True
-
-    def __init__(self) -> None:
-        self.embeddings: list[EmbeddingTrace] = []
-        self.blocks: list[list[BlockTrace]] = []
-        self.stage_hw: list[HW] = []
-        self.stage_outputs: list[np.ndarray] = []
-        self._attention: tuple[np.ndarray, ...] | None = None   # the block now running, until ``block``
-
-    def embedding(self, layer: "CrossScaleEmbedding | PatchMerging", in_hw: HW, out_hw: HW,
-                  per_kernel: Sequence[torch.Tensor], output: torch.Tensor) -> None:
-        self.embeddings.append(EmbeddingTrace(
-            kernels=tuple(layer.kernels), channels=tuple(layer.channels), stride=layer.stride,
-            paddings=tuple((k - layer.stride) // 2 for k in layer.kernels), input_hw=in_hw,
-            output_hw=out_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output),
-            input_stride=int(np.prod([e.stride for e in self.embeddings]))))
-
-    def attention(self, content: torch.Tensor, attention: torch.Tensor, table: torch.Tensor,
-                  bias: torch.Tensor) -> None:
-        """The attention of the block now running: content and softmax ``(B, nG, h, N, N)``, DPB table
-        ``((2G−1)², h)`` and bias ``(h, N, N)`` (as used, edits included)."""
-        self._attention = (_np(content, fresh=True), _np(attention, fresh=True), _np(table), _np(bias))
-
-    def block(self, blk: "CrossFormerBlock", where: tuple[int, int], layout: GroupLayout,
-              output: torch.Tensor) -> None:
-        """The block ``where = (stage, index)`` finished with ``output (B, H·W, C)``."""
-        if self._attention is None:
-            raise RuntimeError(f"block {where} finished without reporting its attention")
-        content, attention, table, bias = self._attention
-        self._attention = None
-        if len(self.blocks) <= where[0]:
-            self.blocks.append([])
-        self.blocks[where[0]].append(BlockTrace(
-            stage=where[0], index=where[1], dim=blk.dim, heads=blk.num_heads, scale=float(blk.attn.scale),
-            layout=layout, content=content, attention=attention, dpb_table=table, dpb_bias=bias,
-            output=_np(output, fresh=True), has_acl=blk.has_acl, stride=int(np.prod([e.stride for e in self.embeddings]))))
-
-    def stage(self, hw: HW, output: torch.Tensor) -> None:
-        """A stage finished: its grid and its output tokens ``(B, H·W, C)`` (before merging)."""
-        self.stage_hw.append(hw)
-        self.stage_outputs.append(_np(output, fresh=True))
-
-    def trace(self, input_hw: HW, pooled: torch.Tensor, logits: torch.Tensor, backbone: bool = False) -> Trace:
-        """Everything recorded, as one read-only :class:`~crossformer.trace.Trace`."""
-        return Trace(input_hw=input_hw, embedding=self.embeddings[0], merges=tuple(self.embeddings[1:]),
-                     blocks=tuple(tuple(b) for b in self.blocks), stage_hw=tuple(self.stage_hw),
-                     stage_outputs=tuple(self.stage_outputs), pooled=_np(pooled), logits=_np(logits),
-                     backbone=backbone)
 
 
 # ---- cross-scale embedding ----------------------------------------------------------------------
@@ -149,7 +80,7 @@ class CrossScaleEmbedding(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
         self.space_to_depth = False      # kernels > stride as stride-1 convs over pixel blocks (training)
 
-    def forward(self, x: torch.Tensor, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
+    def forward(self, x: torch.Tensor, rec: Recorder | None = None) -> tuple[torch.Tensor, HW]:
         """``(B, 3, H, W)`` → tokens ``(B, H/4·W/4, D)`` and their grid ``(H/4, W/4)``."""
         fast = self.space_to_depth   # only kernels that are whole multiples of the stride, above it
         outs = [conv_as_space_to_depth(x, proj) if fast and k > self.stride and k % self.stride == 0 else proj(x)
@@ -157,7 +88,8 @@ class CrossScaleEmbedding(nn.Module):
         hw = tuple(outs[0].shape[-2:])
         y = self.norm(map_to_tokens(torch.cat(outs, dim=1)))    # (B, L, D)
         if rec is not None:
-            rec.embedding(self, tuple(x.shape[-2:]), hw, outs, y)
+            rec.embedding(EmbeddingInfo(0, tuple(self.kernels), tuple(self.channels), self.stride,
+                                        tuple(x.shape[-2:]), hw), outs, y)
         return y, hw
 
 
@@ -178,14 +110,16 @@ class PatchMerging(nn.Module):
             for k, c in zip(self.kernels, self.channels))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None) -> tuple[torch.Tensor, HW]:
-        """``(B, H·W, C)`` → ``(B, ⌊H/2⌋·⌊W/2⌋, 2C)``."""
+    def forward(self, x: torch.Tensor, hw: HW, rec: Recorder | None = None,
+                index: int = 1) -> tuple[torch.Tensor, HW]:
+        """``(B, H·W, C)`` → ``(B, ⌊H/2⌋·⌊W/2⌋, 2C)``; ``index``: the recorder's name for it (stage + 1)."""
         m = tokens_to_map(self.norm(x), hw)                    # (B, C, H, W)
         outs = [red(m) for red in self.reductions]              # each (B, c_k, H/2, W/2)
         y = map_to_tokens(torch.cat(outs, dim=1))               # (B, L/4, 2C)
         out_hw = tuple(outs[0].shape[-2:])
         if rec is not None:
-            rec.embedding(self, hw, out_hw, outs, y)
+            rec.embedding(EmbeddingInfo(index, tuple(self.kernels), tuple(self.channels), self.stride, hw, out_hw),
+                          outs, y)
         return y, out_hw
 
 
@@ -306,12 +240,12 @@ class GroupAttention(nn.Module):
         scatter = self._index(("scatter",) + lk, lambda: layout.slot_of_token, out.device)   # (L,)
         return out.index_select(1, scatter)
 
-    def forward(self, x: torch.Tensor, layout: GroupLayout, rec: _Recorder | None = None,
-                edits: Sequence[Edit] = ()) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: GroupLayout, rec: Recorder | None = None,
+                edits: Sequence[Edit] = (), where: HW = (0, 0)) -> torch.Tensor:
         """``(B, H·W, C)`` normalised tokens → ``(B, H·W, C)`` attention output.
 
         ``edits``: head edits of this block for this call only (:mod:`crossformer.edits`); a block with
-        any runs the explicit softmax path.
+        any runs the explicit softmax path. ``where``: the block's ``(stage, index)``, as told to ``rec``.
         """
         B, L, C = x.shape
         nG, N, G = layout.num_groups, layout.group_tokens, layout.group_size
@@ -358,9 +292,9 @@ class GroupAttention(nn.Module):
             else:                                             # the logits are not used again: softmax over them
                 attn = torch.softmax(logits, -1, out=logits)
             if rec is not None:
-                if "bias" in keep:    # trace edits apply to every sample (checked in forward_trace)
+                if "bias" in keep:    # recorded edits apply to every sample (checked in run)
                     table, bias = table * keep["bias"][0], bias_b[0, 0]
-                rec.attention(content, attn, table, bias)
+                rec.attention(where, layout, content if rec.keeps_content else None, attn, table, bias)
             heads = self.attn_drop(attn) @ v                                         # (B, nG, h, N, d)
             if "out" in keep:         # zero: the head's slice of proj's input is 0
                 heads = heads * keep["out"][:, None, :, None, None]
@@ -454,16 +388,17 @@ class CrossFormerBlock(nn.Module):
         kind = {"sda": "lda", "lda": "sda"}[self.kind] if swapped else self.kind
         return plan_layout(kind, hw, self.group_size, self.interval, self.small_map)
 
-    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None,
+    def forward(self, x: torch.Tensor, hw: HW, rec: Recorder | None = None,
                 where: tuple[int, int] = (0, 0), edits: Sequence[Edit] = ()) -> torch.Tensor:
         """``(B, H·W, C)`` → ``(B, H·W, C)``; ``edits`` are this block's, for this call only."""
         layout = self.layout(hw, swapped=swaps(edits))
-        x = x + self.drop_path(self.attn(self.norm1(x), layout, rec, head_edits(edits)))
+        x = x + self.drop_path(self.attn(self.norm1(x), layout, rec, head_edits(edits), where))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         if self.has_acl:
             x = self.ex_ln(map_to_tokens(self.ex_conv(tokens_to_map(x, hw))))     # replaces x, no skip
         if rec is not None:
-            rec.block(self, where, layout, x)
+            rec.block(BlockInfo(where[0], where[1], self.dim, self.num_heads, float(self.attn.scale), self.has_acl),
+                      layout, x)
         return x
 
 
@@ -489,7 +424,7 @@ class CrossFormerStage(nn.Module):
                            if stage < cfg.num_stages - 1 else None)
         self.feature_map = nn.Identity()
 
-    def forward(self, x: torch.Tensor, hw: HW, rec: _Recorder | None = None, edits: EditPlan | None = None,
+    def forward(self, x: torch.Tensor, hw: HW, rec: Recorder | None = None, edits: EditPlan | None = None,
                 start: int = 0, taps: list | None = None) -> tuple[torch.Tensor, HW, torch.Tensor]:
         """``(B, H·W, C)`` → (next stage tokens, their grid, this stage's output map ``(B, C, H, W)``).
 
@@ -504,9 +439,9 @@ class CrossFormerStage(nn.Module):
         fmap = self.feature_map(tokens_to_map(x, hw))      # (B, C, H, W)
         x = map_to_tokens(fmap)
         if rec is not None:
-            rec.stage(hw, x)
+            rec.stage(self.stage, hw, x)
         if self.downsample is not None:
-            x, hw = self.downsample(x, hw, rec)
+            x, hw = self.downsample(x, hw, rec, self.stage + 1)
         return x, hw, fmap
 
 
@@ -516,7 +451,8 @@ class CrossFormer(nn.Module):
     official detection/segmentation backbone.
 
     Classifier: ``forward = forward_head(forward_features(x))``; ``forward_intermediates`` gives the four stage
-    maps (NCHW); ``forward_trace`` gives a :class:`~crossformer.trace.Trace` of everything computed.
+    maps (NCHW); ``forward_trace`` gives a :class:`~crossformer.trace.Trace` of everything computed, and
+    ``run(x, recorder)`` hands it to any :class:`~crossformer.recording.Recorder` as it is computed.
 
     Backbone (``from_official_config(kwargs, "det")``, SPEC §7): no final norm and no head (its state dict has
     neither); ``forward(x)`` is ``forward_intermediates(x)``, the four stage outputs ``(B, C_i, H_i, W_i)``
@@ -581,7 +517,7 @@ class CrossFormer(nn.Module):
                                  f"backbone cannot merge: pad it to a multiple of {d} first "
                                  f"(crossformer.pad_input, as mmdet does)")
 
-    def _run(self, x: torch.Tensor, rec: _Recorder | None = None, edits: EditPlan | None = None,
+    def _run(self, x: torch.Tensor, rec: Recorder | None = None, edits: EditPlan | None = None,
              taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Input → final-norm tokens ``(B, L_3, C_3)`` and the four stage maps."""
         self._check_input(x)
@@ -589,7 +525,7 @@ class CrossFormer(nn.Module):
         x = self.pos_drop(x)
         return self._stages(x, hw, rec, edits, (0, 0), taps)
 
-    def _stages(self, x: torch.Tensor, hw: HW, rec: _Recorder | None, edits: EditPlan | None,
+    def _stages(self, x: torch.Tensor, hw: HW, rec: Recorder | None, edits: EditPlan | None,
                 start: tuple[int, int], taps: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Tokens entering block ``start = (stage, block)`` → final-norm tokens and the maps of the stages run."""
         maps = []
@@ -662,6 +598,27 @@ class CrossFormer(nn.Module):
             raise ValueError(f"edits of blocks {early} lie before the start block {tuple(start)}")
         return self._output(*self._stages(tokens, hw, None, plan, tuple(start)))
 
+    def _recorded_edits(self, edits: Sequence[Edit], batch: int, caller: str) -> EditPlan:
+        """The plan of a recorded call's ``edits``: every sample only (a recorder gets one DPB bias per block)."""
+        per_sample = [e for e in edits if isinstance(e, Edit) and e.sample is not None]
+        if per_sample:
+            raise ValueError(f"{caller} takes edits for every sample only (sample=None), got {per_sample}")
+        return self.plan_edits(edits, batch=batch)
+
+    def run(self, x: torch.Tensor, recorder: Recorder,
+            edits: Sequence[Edit] = ()) -> torch.Tensor | list[torch.Tensor]:
+        """``model(x)`` on the explicit-softmax path, reporting what it computes to ``recorder``.
+
+        ``recorder``: any :class:`~crossformer.recording.Recorder` (the calls, their order and shapes are
+        documented there); the model holds it for this call only. Returns what ``forward`` returns, logits
+        ``(B, classes)`` (a backbone: its stage maps), bit for bit those of ``model(x)`` with the fused path off
+        (``set_fused_attention(False)``). ``edits`` as in :meth:`forward_edited`, for every sample only
+        (``sample=None``). Gradients flow unless the caller disables them.
+        """
+        check_recorder(recorder)
+        plan = self._recorded_edits(edits, x.shape[0], "run")
+        return self._output(*self._run(x, recorder, plan))
+
     @torch.no_grad()
     def forward_trace(self, x: torch.Tensor, edits: Sequence[Edit] = ()) -> Trace:
         """One forward pass on the explicit-softmax path that returns everything it computed.
@@ -672,11 +629,8 @@ class CrossFormer(nn.Module):
         element (``sample=None``): the trace keeps one DPB bias per block. A backbone's trace has
         ``logits`` of shape ``(B, 0)`` and ``pooled`` = the mean of the last stage's output (no norm).
         """
-        per_sample = [e for e in edits if isinstance(e, Edit) and e.sample is not None]
-        if per_sample:
-            raise ValueError(f"forward_trace takes edits for every sample only (sample=None), got {per_sample}")
-        plan = self.plan_edits(edits, batch=x.shape[0])
-        rec = _Recorder()
+        plan = self._recorded_edits(edits, x.shape[0], "forward_trace")
+        rec = TraceRecorder()
         tokens, _ = self._run(x, rec, plan)
         pooled = tokens.mean(dim=1)
         logits = pooled.new_zeros(pooled.shape[0], 0) if self.head is None else self.head(pooled)

@@ -14,6 +14,11 @@ complete CSV, a killed run resumes where it stopped, and a run with other weight
 than ``OUT.json`` records is refused. Under torchrun each process takes every N-th image of the sorted list
 and writes its own part; rank 0 merges them into ``OUT`` in the order a single process gives. Bad arguments,
 foreign files and unreadable checkpoints end with one ``error:`` line on stderr and a non-zero exit.
+
+``--summary`` draws the summary figure through a plugin: the writer registered under the entry point group
+:data:`SUMMARY_WRITERS` (the package's own, ``viz.stats_report:write_summary``, comes with ``pip install``), which
+takes the numbers of :func:`crossformer.analysis.dataset.summarise`. A checkout that was never installed writes
+the CSV and says how to get the figure; ``crossformer`` itself imports no figure library.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .analysis.dataset import StatsSummary, summarise
 from .checkpoint import CheckpointError
 from .config import MIN_INPUT_SIDE
 from .geometry import plan_input_padding
@@ -49,10 +56,19 @@ MAX_BATCH = 4096
 SUMMARY_SUFFIXES = (".html", ".htm", ".png")
 #: Skipped names listed per reason at the end of a run.
 LIST_SKIPPED = 5
+#: Entry point group of the summary writers (``pyproject.toml``); ``--summary`` uses the one named ``figure``.
+SUMMARY_WRITERS = "crossformer.summary_writers"
+SUMMARY_WRITER = "figure"
+#: ``writer(summary, path) -> path written`` (``.png`` may fall back to ``.html`` beside it).
+SummaryWriter = Callable[[StatsSummary, Path], Path]
 
 
 class UsageError(ValueError):
     """An argument that cannot work (missing folder, unwritable output, size below the model's minimum)."""
+
+
+class SummaryUnavailable(RuntimeError):
+    """No summary writer can be loaded: the package was never installed, or its figure libraries are missing."""
 
 
 @dataclass
@@ -189,24 +205,27 @@ def _run_shard(model, shard: Sequence[tuple[str, Path]], prep: Preprocessing, ar
     return done, skipped
 
 
-def write_summary(columns: dict[str, np.ndarray], path: str | Path) -> Path:
-    """The summary figure of :func:`viz.stats_figures.stats_summary_figure` (the app's) as ``.html`` or
-    ``.png`` (by suffix; PNG needs kaleido + chromium, else the HTML is written next to it). Returns the
-    file written."""
-    from viz.export import ExportUnavailable, figure_to_html, figure_to_png
-    from viz.stats_figures import stats_summary_figure, summarise
+def summary_writer() -> SummaryWriter:
+    """The writer registered as ``figure`` under :data:`SUMMARY_WRITERS` (several installs of the package register
+    the same one: the first found is taken); raises :class:`SummaryUnavailable` with what to install."""
+    found = list(entry_points(group=SUMMARY_WRITERS, name=SUMMARY_WRITER))
+    again = "then run the same command again (finished images are not recomputed)"
+    if not found:
+        raise SummaryUnavailable("no summary figure: its writer is registered when the package is installed, so run "
+                                 f"`pip install -e .` in the checkout (or install crossformer-explorer[app]), {again}")
+    try:
+        return found[0].load()
+    except ImportError as err:
+        raise SummaryUnavailable(f"no summary figure: its writer {found[0].value} cannot be imported ({err}), so "
+                                 f"install the figure libraries with `pip install crossformer-explorer[app]`, {again}"
+                                 ) from None
 
-    path = Path(path)
-    fig = stats_summary_figure(summarise(columns))
-    if path.suffix.lower() == ".png":
-        try:
-            path.write_bytes(figure_to_png(fig))
-            return path
-        except ExportUnavailable as err:
-            path = path.with_suffix(".html")
-            print(f"PNG export unavailable ({err}); writing {path}", file=sys.stderr)
-    path.write_bytes(figure_to_html(fig))
-    return path
+
+def write_summary(columns: dict[str, np.ndarray], path: str | Path) -> Path:
+    """The summary figure of the app's Dataset statistics page for the CSV ``columns``, as ``.html`` or ``.png``
+    (by suffix; PNG needs kaleido + chromium, else the HTML is written next to it), by the registered
+    :func:`summary_writer`. Returns the file written; raises :class:`SummaryUnavailable` when none is registered."""
+    return summary_writer()(summarise(columns), Path(path))
 
 
 def _report(n_done: int, seconds: float, plan: Plan, skipped: Skipped, out: Path) -> None:
@@ -223,6 +242,7 @@ def _main(args: argparse.Namespace, dist: Dist) -> int:
     from .precision import bf16_weights, resolve
 
     _check_paths(args)
+    draw_summary = _summary_writer_or_say(args) if dist.main else None
     prep = Preprocessing("official", 224) if args.official_eval else Preprocessing("square", args.size)
     out = Path(args.out)
     device = dist.device(args.device)
@@ -276,10 +296,22 @@ def _main(args: argparse.Namespace, dist: Dist) -> int:
         print(f"{PROG}: error: none of the {len(plan.todo)} files in {args.images} could be read as an image",
               file=sys.stderr)
         return 1
-    if args.summary:
-        written = write_summary(read_csv(out.read_text(encoding="utf-8")), args.summary)
+    if draw_summary is not None:
+        written = draw_summary(summarise(read_csv(out.read_text(encoding="utf-8"))), Path(args.summary))
         print(f"summary: {written}", file=sys.stderr)
     return 0
+
+
+def _summary_writer_or_say(args: argparse.Namespace) -> SummaryWriter | None:
+    """The summary writer when ``--summary`` asks for one; ``None`` (after saying why, once, before the run
+    starts: the CSV is written all the same) when none can be loaded."""
+    if args.summary is None:
+        return None
+    try:
+        return summary_writer()
+    except SummaryUnavailable as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return None
 
 
 def _forget_identity(out: Path) -> None:

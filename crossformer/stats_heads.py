@@ -11,7 +11,8 @@
 * ``acl``: the block has a CrossFormer++ cooling layer; ``uniform_entropy``: the mean ``ln(real keys)``,
   what ``entropy`` would be for uniform attention.
 
-The attention is never kept: a recorder passed down the call reduces each block's
+The attention is never kept: a :class:`~crossformer.recording.Recorder` passed down the call
+(:meth:`CrossFormer.run <crossformer.model.CrossFormer.run>`) reduces each block's
 ``(B, nG, heads, N, N)`` softmax to ``(B, heads)`` sums on the device as soon as it is computed (fp32, also
 under bf16 autocast) and only those few numbers reach the host. The command line over a folder is
 :mod:`crossformer.stats_cli`.
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 
 from .geometry import GroupLayout
-from .model import CrossFormer, _Recorder
+from .model import CrossFormer
+from .recording import BlockInfo, NullRecorder
 
 #: Attention elements reduced at a time (4 MiB in fp32): under bf16 only this much is ever held as an fp32
 #: copy, and a slice and its scratch stay in the last-level cache. (In fp32 on this CPU chunking measured
@@ -33,11 +35,11 @@ from .model import CrossFormer, _Recorder
 CHUNK_ELEMENTS = 1 << 20
 
 
-class _StatsRecorder(_Recorder):
+class _StatsRecorder(NullRecorder):
     """Reduces each block's attention on the device to per-(image, head) means; keeps nothing big.
 
-    The layouts come from ``model.plan(input_hw)`` in block order (``attention`` is reported before
-    ``block`` names the layout). Lives for one call; stores nothing on modules.
+    The layouts planned by ``model.plan(input_hw)`` in block order are checked against those reported. Lives
+    for one call; stores nothing on modules.
 
     Every statistic is a mean over the real queries of a sum over keys: the sum over keys is one matrix
     product reading the attention-sized tensor once (no broadcast copies), the mean over queries works on
@@ -49,7 +51,6 @@ class _StatsRecorder(_Recorder):
 
     def __init__(self, layouts: Sequence[tuple[int, int, GroupLayout]], stage_strides: Sequence[int],
                  dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
         self.layouts = list(layouts)          # (stage, index, layout) in forward order
         self.stage_strides = tuple(stage_strides)   # input pixels per token side, per stage
         self.dtype = dtype
@@ -90,21 +91,15 @@ class _StatsRecorder(_Recorder):
             self._scratches[key] = torch.empty_like(like, memory_format=torch.contiguous_format)
         return self._scratches[key]
 
-    def embedding(self, *args, **kwargs) -> None:   # nothing kept
-        pass
-
-    def stage(self, hw, output) -> None:            # nothing kept
-        pass
-
     @torch.no_grad()
-    def attention(self, content: torch.Tensor, attention: torch.Tensor, table: torch.Tensor,
-                  bias: torch.Tensor) -> None:
+    def attention(self, where: tuple[int, int], layout: GroupLayout, content: torch.Tensor | None,
+                  attention: torch.Tensor, table: torch.Tensor, bias: torch.Tensor) -> None:
         if self._i >= len(self.layouts):
             raise RuntimeError("more attention reports than blocks in the plan")
-        stage, _, layout = self.layouts[self._i]
-        _, nG, _, N, _ = attention.shape
-        if (nG, N) != (layout.num_groups, layout.group_tokens):
-            raise RuntimeError(f"attention {tuple(attention.shape)} does not match the planned layout")
+        stage, index, planned = self.layouts[self._i]
+        same = [(lay.kind, lay.feature_hw, lay.group_size, lay.interval) for lay in (layout, planned)]
+        if (stage, index) != tuple(where) or same[0] != same[1]:
+            raise RuntimeError(f"block {tuple(where)} ran with another layout than planned for {(stage, index)}")
         w, dist, _ = self._geometry(layout, stage, attention.device)
         with torch.autocast(attention.device.type, enabled=False):      # reductions in fp32 under bf16 too
             self._pending = self._reduce(attention, bias, w, dist)
@@ -148,15 +143,15 @@ class _StatsRecorder(_Recorder):
         return torch.cat(out)
 
     @torch.no_grad()
-    def block(self, blk, where: tuple[int, int], layout: GroupLayout, output: torch.Tensor) -> None:
+    def block(self, block: BlockInfo, layout: GroupLayout, output: torch.Tensor) -> None:
         if self._pending is None:
-            raise RuntimeError(f"block {where} finished without reporting its attention")
+            raise RuntimeError(f"block {block.where} finished without reporting its attention")
         stage, index, _ = self.layouts[self._i]
-        if (stage, index) != tuple(where):
-            raise RuntimeError(f"block {where} ran where {(stage, index)} was planned")
+        if (stage, index) != block.where:
+            raise RuntimeError(f"block {block.where} ran where {(stage, index)} was planned")
         rms = output.to(self.dtype).pow(2).mean(dim=(1, 2)).sqrt()                           # (B,)
         uniform = self._geometry(layout, stage, output.device)[2]
-        self.rows.append((stage, index, layout.kind, bool(blk.has_acl), self._pending, rms, uniform))
+        self.rows.append((stage, index, layout.kind, block.has_acl, self._pending, rms, uniform))
         self._pending = None
         self._i += 1
 
@@ -176,7 +171,7 @@ def head_stats(model: CrossFormer, x: torch.Tensor, *, precision: str = "fp32",
     layouts = [(i, j, lay) for i, stage in enumerate(model.plan(hw)) for j, lay in enumerate(stage)]
     rec = _StatsRecorder(layouts, [model.cfg.stage_stride(i) for i in range(model.cfg.num_stages)])
     with autocast(x.device, precision):
-        model._run(x, rec)
+        model.run(x, rec)
     if rec._i != len(layouts):
         raise RuntimeError(f"{rec._i} of {len(layouts)} blocks reported")
     ids = list(range(x.shape[0])) if image_ids is None else list(image_ids)

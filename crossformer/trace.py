@@ -1,18 +1,23 @@
 """The ``Trace``: plain, read-only data of one CrossFormer forward pass, geometry spelled out.
 
-``CrossFormer.forward_trace(x)`` fills it; figures, the app and the NumPy reference read it. Every array is
-a read-only CPU ``numpy`` array; the group geometry is the very :class:`~crossformer.geometry.GroupLayout`
-the forward pass gathered its groups with. NumPy only (no torch).
+``CrossFormer.forward_trace(x)`` fills it through a :class:`TraceRecorder` (a
+:class:`~crossformer.recording.Recorder`); figures, the app and the NumPy reference read it. Every array is a
+read-only CPU ``numpy`` array; the group geometry is the very :class:`~crossformer.geometry.GroupLayout` the
+forward pass gathered its groups with. NumPy only (the recorder reads tensors through their methods; no torch import).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .geometry import GroupLayout
+from .geometry import GroupLayout, readonly
+from .recording import BlockInfo, EmbeddingInfo
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,3 +187,73 @@ class Trace:
         out["pooled"] = self.pooled
         out["logits"] = self.logits
         return out
+
+
+def _np(t: "Tensor", *, fresh: bool = False) -> np.ndarray:
+    """Detached float32 CPU numpy array, read-only.
+
+    A copy, unless ``fresh``: the caller promises ``t`` is a new result of this forward pass that nothing
+    writes to afterwards (the model has no in-place ops on recorded tensors), so a read-only view of its
+    storage is the same numbers without a second copy of what can be hundreds of MiB (large inputs).
+    Tensors that outlive the call (the DPB cache's table and bias) are always copied.
+    """
+    a = t.detach().float().cpu().numpy()
+    return readonly(a if fresh else a.copy())
+
+
+class TraceRecorder:
+    """A :class:`~crossformer.recording.Recorder` that keeps everything, for one ``forward_trace`` call.
+
+    Each call converts what it receives to read-only float32 NumPy arrays at once; :meth:`trace` assembles the
+    :class:`Trace` at the end.
+    """
+
+    keeps_content = True
+
+    def __init__(self) -> None:
+        self.embeddings: list[EmbeddingTrace] = []
+        self.blocks: list[list[BlockTrace]] = []
+        self.stage_hw: list[tuple[int, int]] = []
+        self.stage_outputs: list[np.ndarray] = []
+        self._attention: tuple[tuple[int, int], tuple[np.ndarray, ...]] | None = None   # until ``block``
+
+    def _stride(self) -> int:
+        """Input pixels per token side after the embeddings recorded so far."""
+        return int(np.prod([e.stride for e in self.embeddings]))
+
+    def embedding(self, layer: EmbeddingInfo, per_kernel: Sequence["Tensor"], output: "Tensor") -> None:
+        self.embeddings.append(EmbeddingTrace(
+            kernels=layer.kernels, channels=layer.channels, stride=layer.stride,
+            paddings=tuple((k - layer.stride) // 2 for k in layer.kernels), input_hw=layer.input_hw,
+            output_hw=layer.output_hw, per_kernel=tuple(_np(p) for p in per_kernel), output=_np(output),
+            input_stride=self._stride()))
+
+    def attention(self, where: tuple[int, int], layout: GroupLayout, content: "Tensor | None",
+                  attention: "Tensor", table: "Tensor", bias: "Tensor") -> None:
+        if content is None:
+            raise RuntimeError("a trace needs the content term (keeps_content = True)")
+        self._attention = (tuple(where), (_np(content, fresh=True), _np(attention, fresh=True), _np(table),
+                                          _np(bias)))
+
+    def block(self, block: BlockInfo, layout: GroupLayout, output: "Tensor") -> None:
+        if self._attention is None or self._attention[0] != block.where:
+            raise RuntimeError(f"block {block.where} finished without reporting its attention")
+        content, attention, table, bias = self._attention[1]
+        self._attention = None
+        if len(self.blocks) <= block.stage:
+            self.blocks.append([])
+        self.blocks[block.stage].append(BlockTrace(
+            stage=block.stage, index=block.index, dim=block.dim, heads=block.heads, scale=block.scale,
+            layout=layout, content=content, attention=attention, dpb_table=table, dpb_bias=bias,
+            output=_np(output, fresh=True), has_acl=block.has_acl, stride=self._stride()))
+
+    def stage(self, stage: int, hw: tuple[int, int], output: "Tensor") -> None:
+        self.stage_hw.append(hw)
+        self.stage_outputs.append(_np(output, fresh=True))
+
+    def trace(self, input_hw: tuple[int, int], pooled: "Tensor", logits: "Tensor", backbone: bool = False) -> Trace:
+        """Everything recorded, as one read-only :class:`Trace`; ``pooled (B, C_3)``, ``logits (B, classes)``."""
+        return Trace(input_hw=input_hw, embedding=self.embeddings[0], merges=tuple(self.embeddings[1:]),
+                     blocks=tuple(tuple(b) for b in self.blocks), stage_hw=tuple(self.stage_hw),
+                     stage_outputs=tuple(self.stage_outputs), pooled=_np(pooled), logits=_np(logits),
+                     backbone=backbone)

@@ -30,10 +30,10 @@ import torch  # noqa: E402
 
 import crossformer  # noqa: E402
 import viz  # noqa: E402
-from crossformer import reference  # noqa: E402
+from crossformer import attribution, reference  # noqa: E402
 from crossformer.analysis import heads, rollout  # noqa: E402
 from viz import attention_figures as att  # noqa: E402
-from viz import attribution, dpb_figures, embedding_figures, export, geometry_figures  # noqa: E402
+from viz import dpb_figures, embedding_figures, export, geometry_figures  # noqa: E402
 from viz.attribution_figures import attribution_overlay_figure  # noqa: E402
 from viz.diagnostics_figures import diagnostics_figure  # noqa: E402
 from viz.parity_figures import group_errors, parity_figure  # noqa: E402

@@ -5,7 +5,8 @@
 Writes ``--n`` held-out figures (``crossformer.navon.navon_batch`` with the evaluation seed of
 ``training/eval_demo.py``, 224²) as PNGs to a temporary folder, then runs
 ``python -m crossformer.stats --checkpoint assets/crossformer_demo.safetensors --images DIR --out CSV --summary PNG``
-in a subprocess, exactly as a user would. The PNG needs kaleido and chromium (``TESTING.md``).
+in a subprocess, exactly as a user would. The PNG needs kaleido and chromium (``TESTING.md``), and the figure
+the package installed (``scripts/setup.sh``: its writer is an entry point, ``docs/package.md``).
 """
 
 from __future__ import annotations

@@ -6,11 +6,10 @@ import time
 
 import streamlit as st
 
-from crossformer import precision
+from crossformer import attribution, precision
 from crossformer.analysis.predictions import top_k
 from crossformer.feature_score import FeatureScore
 from pages.common import heavy, loaders, startup, state, texts, widgets
-from viz import attribution
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from crossformer.analysis.dataset import summary_sentences
 from pages.common import loaders, startup, widgets
-from viz.stats_figures import stats_summary_figure, summary_sentences
+from viz.stats_figures import stats_summary_figure
 
 MAX_CSV_MB = 64                  # about 500,000 rows: 2,000+ images of CrossFormer-S
 MAX_ROWS = 2_000_000

@@ -6,10 +6,16 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import summary_plugin
+
+from crossformer.stats_cli import SUMMARY_WRITERS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_writes_the_csv_and_summary_of_n_images(tmp_path: Path) -> None:
+def test_writes_the_csv_and_summary_of_n_images(tmp_path: Path, monkeypatch) -> None:
+    env = summary_plugin.registered_env(tmp_path / "plugins", SUMMARY_WRITERS)    # as `pip install -e .` does
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     spec = importlib.util.spec_from_file_location("stats_figure", ROOT / "docs" / "stats_figure.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -60,7 +60,7 @@ def test_uniform_attention_is_reported_and_a_peaked_one_is_not(model):
     b = trace_of(_edit(model, uniform)).block(0, 1)
     notes = findings.attention_notes(b, group=0, member=0, head=0)
     assert notes and notes[0].startswith("**Uniform:**")
-    assert af.uniform_heads(b, 0, 0) == list(range(b.heads))
+    assert af.query_uniform_heads(b, 0, 0) == list(range(b.heads))
     assert findings.heads_note(b, 0, 0).startswith("**Every head")
 
     def peaked(attn):                          # a bias that varies by hundreds → position decides
@@ -70,5 +70,5 @@ def test_uniform_attention_is_reported_and_a_peaked_one_is_not(model):
     assert not any(n.startswith("**Uniform:**") for n in notes)
     row, real = af.query_row(b, 0, 0, 0)
     assert row.max() > 5 / real.sum()                       # far from uniform
-    assert 0 not in af.uniform_heads(b, 0, 0)
+    assert 0 not in af.query_uniform_heads(b, 0, 0)
     assert any(n.startswith("**Position decides:**") for n in notes)

@@ -10,10 +10,9 @@ import torch
 
 import app_samples as S
 from app_samples import no_errors
+from crossformer import attribution, precision
 from crossformer import variants as cfgs
-from crossformer import precision
 from pages.common import heavy
-from viz import attribution
 
 TARGET = 3
 

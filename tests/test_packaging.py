@@ -1,6 +1,7 @@
 """The project installs as a package: a wheel built from pyproject.toml, installed into a fresh venv outside the
 checkout, runs its console script ``crossformer`` (``list``, ``stats``) and ``python -m crossformer.stats`` from
-another folder, importing the installed copy (not the checkout)."""
+another folder, importing the installed copy (not the checkout); ``--summary`` finds the figure's writer through the
+entry point the wheel registers."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def installed(tmp_path_factory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "crossformer/model.py" in names and "viz/stats_figures.py" in names
     assert not any(n.startswith(("tests/", "pages/", "benchmarks/")) for n in names)
+    points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "[crossformer.summary_writers]\nfigure = viz.stats_report:write_summary" in zipfile.ZipFile(wheel).read(
+        points).decode()
     venv = tmp / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
@@ -78,8 +82,10 @@ def test_stats_on_two_images_from_another_folder(installed, tmp_path, how) -> No
     cmd = ([installed / "bin" / "crossformer", "stats"] if how == "console script"
            else [installed / "bin" / "python", "-m", "crossformer.stats"])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    _run(*cmd, "--checkpoint", DEMO, "--images", "imgs", "--out", "stats.csv", "--size", "64",
-         "--device", "cpu", "--precision", "fp32", cwd=tmp_path, env=env)
+    r = _run(*cmd, "--checkpoint", DEMO, "--images", "imgs", "--out", "stats.csv", "--size", "64",
+             "--device", "cpu", "--precision", "fp32", "--summary", "s.html", cwd=tmp_path, env=env)
+    assert "summary: s.html" in r.stderr and "pip install" not in r.stderr, r.stderr
+    assert "over 2 images" in (tmp_path / "s.html").read_text(encoding="utf-8")    # the writer of the installed viz
     cfg = crossformer.get_config("crossformer_demo")
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import summary_plugin
 import torch
 
 import crossformer
-from crossformer.stats import FIELDS, head_stats
 from crossformer.analysis.heads import trace_head_stats
+from crossformer.stats import FIELDS, head_stats
+from crossformer.stats_cli import SUMMARY_WRITERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
@@ -86,9 +88,14 @@ def test_bf16_close() -> None:
     assert np.isfinite(ent).all() and np.abs(ent[0] - ent[1]).max() < 0.2
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "crossformer.stats", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
+
+
+def with_summary_writer(tmp_path: Path) -> dict[str, str]:
+    """The environment of a CLI run whose summary writer is registered as ``pip install`` registers it."""
+    return summary_plugin.registered_env(tmp_path / "plugins", SUMMARY_WRITERS)
 
 
 @pytest.mark.skipif(not DEMO.exists(), reason="demo checkpoint missing")
@@ -121,7 +128,7 @@ def test_cli_folder_resume(tmp_path: Path) -> None:
 
     summary = tmp_path / "summary.png"
     r2 = run_cli("--checkpoint", str(DEMO), "--images", str(images), "--size", "64", "--precision", "fp32",
-                 "--device", "cpu", "--out", str(out), "--summary", str(summary))
+                 "--device", "cpu", "--out", str(out), "--summary", str(summary), env=with_summary_writer(tmp_path))
     assert r2.returncode == 0, r2.stderr
     assert summary.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "0 images done, 5 already" in r2.stderr, r2.stderr
@@ -387,7 +394,7 @@ def test_names_with_line_separators_round_trip(tmp_path) -> None:
     names = ["a\u2028b.png", "c\nd.png", "plain.png"]
     write_images(images, names)
     out, summary = tmp_path / "stats.csv", tmp_path / "s.html"
-    r = run_cli(*base_args(images, out, "--summary", str(summary)))
+    r = run_cli(*base_args(images, out, "--summary", str(summary)), env=with_summary_writer(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "over 3 images" in summary.read_text(encoding="utf-8")
     cols = read_csv(out.read_text(encoding="utf-8"))
@@ -441,8 +448,9 @@ def test_summary_figure_is_built_in_one_go(monkeypatch) -> None:
     figure-sized layout; the boundaries are one shapes list, the traces one add_traces."""
     import plotly.graph_objects as go
 
+    from crossformer.analysis.dataset import summarise
     from crossformer.stats import read_csv
-    from viz.stats_figures import stats_summary_figure, summarise
+    from viz.stats_figures import stats_summary_figure
 
     rows = [f"img{i},{s},s{s}_b{b},{'sda' if b % 2 == 0 else 'lda'},{h},1.5,{10 + s},0.1,1.0,0,2.0"
             for i in range(3) for s in range(4) for b in range(2) for h in range(2)]

@@ -1,6 +1,6 @@
 """Attribution maps (Integrated Gradients, Grad-CAM, Occlusion, rollout) over the image, with a colour bar.
 
-Plotting only: the maps come from :mod:`viz.attribution` (captum) as NumPy arrays.
+Plotting only: the maps come from :mod:`crossformer.attribution` (captum) as NumPy arrays.
 """
 
 from __future__ import annotations

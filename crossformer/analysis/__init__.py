@@ -11,6 +11,8 @@ Every number the app, the figures and the scripts show about a forward pass has 
 * :mod:`~crossformer.analysis.findings` — the thresholds (``UNIFORM``, ``ONE_KEY``, ``FLAT_BIAS``,
   ``SMALL_BIAS``, ``BIAS_DECIDES``), the informative picks, salience / class evidence / object token and the
   default query;
+* :mod:`~crossformer.analysis.dataset` — per-head statistics over many images (a statistics CSV) summarised;
+  :mod:`~crossformer.analysis.compare` — A − B differences of two traces' statistics and bias tables;
 * :mod:`~crossformer.analysis.cost` — group attention against full attention, the per-stage table;
 * :mod:`~crossformer.analysis.explain` — one attention weight recomputed step by step; the worst parity field;
 * :mod:`~crossformer.analysis.tokens` — pixels ↔ tokens; :mod:`~crossformer.analysis.predictions` — top-k
@@ -21,5 +23,5 @@ Every number the app, the figures and the scripts show about a forward pass has 
 Submodules are imported by name (``from crossformer.analysis import heads``); importing the package loads none.
 """
 
-__all__ = ["attention", "cost", "explain", "facts", "findings", "heads", "predictions", "pyramid", "rollout",
-           "tokens"]
+__all__ = ["attention", "compare", "cost", "dataset", "explain", "facts", "findings", "heads", "predictions",
+           "pyramid", "rollout", "tokens"]

@@ -125,7 +125,7 @@ def query_dpb_share(block: BlockTrace, group: int, member: int, head: int) -> fl
     return float(total_variation(np.where(real, a, 0.0), np.where(real, c, 0.0)))
 
 
-def uniform_heads(block: BlockTrace, group: int, member: int) -> list[int]:
+def query_uniform_heads(block: BlockTrace, group: int, member: int) -> list[int]:
     """Heads whose attention for this query is uniform over its real keys (entropy ≥ UNIFORM × ln N)."""
     real = ~block.layout.key_padding[group]
     if int(real.sum()) <= 1:

@@ -94,7 +94,7 @@ def same_block(trace: Trace, stage: int, index: int) -> BlockTrace | None:
 
 
 def difference_note(diff: dict, block_name: str, head: int | None) -> str:
-    """Teaching text with the numbers of :func:`viz.compare_figures.head_stat_difference` for one block
+    """Teaching text with the numbers of :func:`crossformer.analysis.compare.head_stat_difference` for one block
     (``head=None``: the head of that block whose focus changes most) and over all blocks."""
     names = list(diff["names"])
     i = names.index(block_name)
@@ -265,8 +265,9 @@ def attention_section(ctx: AppContext, b: SideB, block: BlockTrace, token: tuple
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
     from crossformer.analysis.attention import attention_scale_max
+    from crossformer.analysis.compare import difference_rows, head_stat_difference
     from viz.attention_figures import query_attention_figure
-    from viz.compare_figures import difference_figure, difference_rows, head_stat_difference
+    from viz.compare_figures import difference_figure
 
     token_b = query_token_b(ctx, b, block.stage)
     pa = query_pixel(ctx)
@@ -334,7 +335,8 @@ def attention_view(ctx: AppContext, b: SideB, view: str, block: BlockTrace, head
 
 def dpb_section(ctx: AppContext, b: SideB, block: BlockTrace, head: int) -> None:
     """B's DPB for the same block beside the difference A − B of the two tables at A's group size."""
-    from viz.compare_figures import dpb_difference, dpb_difference_figure
+    from crossformer.analysis.compare import dpb_difference
+    from viz.compare_figures import dpb_difference_figure
     from viz.dpb_figures import dpb_heatmap_figure, offsets
 
     blk_b, _ = _b_block(b, block, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from crossformer.analysis.findings import (BIAS_DECIDES, FLAT_BIAS, ONE_KEY, SMALL_BIAS, UNIFORM, bias_extent,
-                                           entropy_ratio, query_dpb_share, query_row, uniform_heads)
+                                           entropy_ratio, query_dpb_share, query_row, query_uniform_heads)
 from crossformer.trace import BlockTrace
 
 
@@ -80,7 +80,7 @@ def prediction_caveat(is_demo: bool, trained: bool, expected: str | None, top_pr
 
 def heads_note(block: BlockTrace, group: int, member: int) -> str | None:
     """One sentence for the all-heads view: which heads average their group for this query."""
-    flat = uniform_heads(block, group, member)
+    flat = query_uniform_heads(block, group, member)
     if not flat:
         return None
     if len(flat) == block.heads:

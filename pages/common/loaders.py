@@ -362,7 +362,7 @@ def attribution(method: str, bundle: ModelBundle, pixels: np.ndarray, target: in
     Runs under the model's lock (captum attaches hooks); not cached here: callers store finished maps in
     :func:`heavy_store` under :func:`attribution_key`."""
     from crossformer.precision import resolve
-    from viz import attribution as attr
+    from crossformer import attribution as attr
 
     x = model_input(bundle, pixels, padding)
     used = resolve("auto", bundle.device)
@@ -441,7 +441,7 @@ def trace_head_stats(model_id: str, image_key: str, prep_key: str, _trace: cross
 # ---- dataset statistics (the Dataset statistics page) -------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class StatsResult:
-    """A :class:`viz.stats_figures.StatsSummary` with what to say about its source, or why there is none."""
+    """A :class:`crossformer.analysis.dataset.StatsSummary` with what to say about its source, or why there is none."""
 
     summary: Any | None
     source: str
@@ -454,7 +454,7 @@ def stats_from_csv(csv_key: str, name: str, _data: bytes, max_rows: int) -> Stat
     """A statistics CSV (``csv_key``: digest of the bytes) → its summary, or the reason it is not one.
     Only the small summary is cached, never the parsed rows."""
     from crossformer.stats import StatsFormatError, read_csv
-    from viz.stats_figures import summarise
+    from crossformer.analysis.dataset import summarise
 
     t0 = time.perf_counter()
     try:
@@ -476,7 +476,7 @@ def stats_for_samples(model_id: str, size: int, _bundle: ModelBundle) -> StatsRe
     """``crossformer.stats.head_stats`` of the model on every shipped sample image (resized to
     ``size × size``, batches of 4, bf16 where native), summarised."""
     from crossformer.stats import FIELDS, head_stats, load_image
-    from viz.stats_figures import summarise
+    from crossformer.analysis.dataset import summarise
 
     files = sample_files()
     t0 = time.perf_counter()

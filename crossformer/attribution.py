@@ -1,7 +1,8 @@
 """Attributions with captum: Integrated Gradients, Grad-CAM at the end of each stage, Occlusion.
 
-The only ``viz`` module that runs torch: a model and an input tensor in, NumPy maps out (draw them with
-:func:`viz.attribution_figures.attribution_overlay_figure`). The model is never modified: its
+A model and an input tensor in, NumPy maps out (the app draws them with
+``viz.attribution_figures.attribution_overlay_figure``). captum is imported inside the functions that run it,
+so ``import crossformer.attribution`` needs only torch. The model is never modified: its
 ``layers[i].feature_map`` (an ``nn.Identity`` that sees the stage output as ``(B, C, H, W)``) is the
 pre-wired Grad-CAM target, so no layer or reshape is guessed. Attribution methods re-run modules on saved
 inputs; an in-place activation would overwrite them, so a model that has one (e.g. an official DPB built
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossformer import precision as prec
+from . import precision as prec
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
