@@ -17,8 +17,8 @@ import torch
 
 import crossformer
 from crossformer.analysis.compare import head_stat_difference
+from crossformer.analysis.heads import trace_head_stats
 from viz.compare_figures import difference_figure
-from viz.diagnostics import block_head_stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             tb = b_model.forward_trace(x)
             t2 = time.perf_counter()
-        sa, sb = block_head_stats(ta), block_head_stats(tb)
+        sa, sb = trace_head_stats(ta), trace_head_stats(tb)
         t3 = time.perf_counter()
         difference_figure(head_stat_difference(sa, sb))
         t4 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 * :func:`head_stats` (:mod:`crossformer.stats_heads`): one row per image × block × head of a batch —
   ``entropy``, ``distance_px``, ``dpb_share``, ``output_rms``, ``acl``, ``uniform_entropy`` — reduced on the
-  device during the forward pass (the definitions of :func:`viz.diagnostics.block_head_stats`).
+  device during the forward pass (the definitions of :func:`crossformer.analysis.heads.trace_head_stats`).
 * :func:`read_csv` (:mod:`crossformer.stats_csv`): a statistics CSV validated column by column
   (:class:`StatsFormatError` otherwise).
 * :func:`main` (:mod:`crossformer.stats_cli`): the command line, also under ``torchrun``::

@@ -31,8 +31,9 @@ import torch  # noqa: E402
 import crossformer  # noqa: E402
 import viz  # noqa: E402
 from crossformer import attribution, reference  # noqa: E402
+from crossformer.analysis import heads, rollout  # noqa: E402
 from viz import attention_figures as att  # noqa: E402
-from viz import diagnostics, dpb_figures, embedding_figures, export, geometry_figures  # noqa: E402
+from viz import dpb_figures, embedding_figures, export, geometry_figures  # noqa: E402
 from viz.attribution_figures import attribution_overlay_figure  # noqa: E402
 from viz.diagnostics_figures import diagnostics_figure  # noqa: E402
 from viz.parity_figures import group_errors, parity_figure  # noqa: E402
@@ -182,7 +183,7 @@ def render_case(g: Gallery, case: str) -> None:
     g.save(f"{p}bias_content_s0_b0", f"{tag} · content-only vs position-only vs actual, s0_b0 head mean",
            lambda: att.bias_content_split_figure(b00, (h0 // 3, w0 // 2), None))
     g.save(f"{p}rollout", f"{tag} · heuristic group-aware attention rollout",
-           lambda: att.rollout_figure(image, att.attention_rollout(trace)))
+           lambda: att.rollout_figure(image, rollout.attention_rollout(trace)))
     # 5. attributions
     names = cfg.class_names or ()
     if not names and case == "demo":
@@ -214,7 +215,7 @@ def render_case(g: Gallery, case: str) -> None:
                                               subtitle="logit drop when a 32×32 patch is zeroed, stride 16"))
     # 6. diagnostics
     g.save(f"{p}diagnostics", f"{tag} · entropy, distance, DPB share per head; residual RMS per block",
-           lambda: diagnostics_figure(diagnostics.block_head_stats(trace)))
+           lambda: diagnostics_figure(heads.trace_head_stats(trace)))
     # 7. parity against the NumPy reference
     if g.wants(f"{p}parity"):
         t = time.perf_counter()

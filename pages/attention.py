@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from crossformer.analysis.findings import attention_pick
 from pages.common import compare, figure_cache, findings, startup, state, texts, traces, widgets
 from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
                                    query_attention_figure, trace_rollout_figure)
@@ -10,7 +11,7 @@ ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("attn")
 block = widgets.block_picker(trace, "attn", default_block=1)
-pick = findings.attention_pick(trace, block)
+pick = attention_pick(block)
 head = widgets.head_picker(block, "attn", default=pick.head)
 widgets.informative_default_line(pick.why if head == pick.head else None, "attn",
                                  heads={"attn_head": pick.head})
@@ -57,7 +58,7 @@ elif view == "split":
                "where the query looks is decided by *what* the keys are versus *where* they are.")
 elif view == "diagnostics":
     from viz.diagnostics_figures import diagnostics_figure
-    build = diagnostics_figure, (traces.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=trace),), {}
+    build = diagnostics_figure, (traces.trace_head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=trace),), {}
     caption = "Every block × head of this forward pass: attention entropy, mean attended distance, bias share."
 else:
     build = trace_rollout_figure, (ctx.pixels, trace), {"stride": ctx.stride(0)}

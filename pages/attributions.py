@@ -7,8 +7,9 @@ import time
 import streamlit as st
 
 from crossformer import attribution, precision
+from crossformer.analysis.predictions import top_k
 from crossformer.feature_score import FeatureScore
-from pages.common import analysis, figure_cache, heavy, heavy_runs, startup, state, texts, traces, widgets
+from pages.common import figure_cache, heavy, heavy_runs, startup, state, texts, traces, widgets
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def feature_choice() -> FeatureScore:
     return FeatureScore(int(stage), box)
 
 
-top = analysis.top_k(trace.logits[0], bundle.class_names, k=5) if not backbone else []
+top = top_k(trace.logits[0], bundle.class_names, k=5) if not backbone else []
 probs = {i: p for i, _, p in top}
 c1, c2 = st.columns(2)
 with c1:

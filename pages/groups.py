@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from pages.common import analysis, figure_cache, startup, texts, widgets
+from crossformer.analysis.cost import first_of_kind, stage_rows
+from pages.common import figure_cache, startup, texts, widgets
 from viz.geometry_figures import group_partition_figure, sda_lda_figure
 
 ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("grp")
 stage = widgets.stage_picker(trace, "grp")
-sda = analysis.first_of_kind(trace, stage, "sda")
-lda = analysis.first_of_kind(trace, stage, "lda")
+sda = first_of_kind(trace, stage, "sda")
+lda = first_of_kind(trace, stage, "lda")
 
 blocks = trace.blocks[stage]
 j = widgets.block_choice(blocks, "grp_block", default=1, widget="radio", horizontal=True)
@@ -39,4 +40,4 @@ else:
     st.info(f"Stage {stage} has only {len(blocks)} block(s), all SDA: no LDA block to compare.")
 
 st.subheader("Token grids, padding and groups per stage")
-st.dataframe(analysis.stage_rows(trace), hide_index=True, key="grp_table")
+st.dataframe(stage_rows(trace), hide_index=True, key="grp_table")

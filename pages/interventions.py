@@ -9,10 +9,12 @@ import streamlit as st
 import torch
 
 from crossformer import precision
+from crossformer.analysis.attention import attention_scale_max, query_weights, softmax, total_variation
+from crossformer.analysis.predictions import top_k
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
-from pages.common import analysis, figure_cache, heavy, heavy_runs, startup, state, traces, widgets
-from viz.attention_figures import attention_scale_max, query_attention_figure, query_weights
+from pages.common import figure_cache, heavy, heavy_runs, startup, state, traces, widgets
+from viz.attention_figures import query_attention_figure
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ widgets.prediction_caveat(ctx)
 x = traces.model_input(bundle, ctx.pixels, ctx.prepared.padding)
 names = bundle.class_names
 base_logits = np.asarray(trace.logits[0], dtype=np.float64)
-top = analysis.top_k(base_logits, names, k=5) if not backbone else []
+top = top_k(base_logits, names, k=5) if not backbone else []
 probs = {i: p for i, _, p in top}
 
 
@@ -200,8 +202,8 @@ if backbone:
                  hide_index=True, key="int_pyramid_change",
                  column_config={"relative change ‖Δ‖/‖base‖": st.column_config.NumberColumn(format="percent")})
 else:
-    p_before, p_after = analysis.softmax(base_logits), analysis.softmax(after_logits)
-    top_after = analysis.top_k(after_logits, names, k=5)
+    p_before, p_after = softmax(base_logits), softmax(after_logits)
+    top_after = top_k(after_logits, names, k=5)
     classes = [i for i, _, _ in top] + [i for i, _, _ in top_after if i not in probs]
     table = {"class": [class_name(i) for i in classes],
              "before prob": [float(p_before[i]) for i in classes],
@@ -241,7 +243,7 @@ else:
         w0 = query_weights(later_before, token)
         w1 = query_weights(later_after, token)
         tv = f"; the query's attention in {later_before.name} moves by a total variation of " \
-             f"{0.5 * float(np.abs(w0 - w1).sum()):.3f}" if w0.shape == w1.shape else ""
+             f"{float(total_variation(w0, w1)):.3f}" if w0.shape == w1.shape else ""
     except Exception:  # noqa: BLE001 — a note only
         tv = ""
     if backbone:

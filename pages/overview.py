@@ -3,7 +3,9 @@ pipeline on this image."""
 
 import streamlit as st
 
-from pages.common import analysis, dense_prep, figure_cache, startup, texts, traces, widgets
+from crossformer.analysis.cost import stage_rows
+from crossformer.analysis.predictions import top_k
+from pages.common import dense_prep, figure_cache, startup, texts, traces, widgets
 from viz.pyramid_figures import pyramid_figure
 
 ctx = startup.page_context()
@@ -19,7 +21,7 @@ def prediction() -> None:
         st.warning("Random weights: this prediction is meaningless (the mechanism views are still real).",
                    icon=":material/warning:")
     widgets.prediction_caveat(ctx)
-    rows = analysis.top_k(trace.logits[0], bundle.class_names, k=5)
+    rows = top_k(trace.logits[0], bundle.class_names, k=5)
     st.dataframe([{"rank": r + 1, "class": name, "index": i, "probability": p}
                   for r, (i, name, p) in enumerate(rows)], hide_index=True, key="overview_top5",
                  column_config={"probability": st.column_config.ProgressColumn(
@@ -82,7 +84,7 @@ if views:
                                 "energy: how much each channel carries on this image (log scale).")
 
 st.subheader("The pipeline on this image")
-st.dataframe(analysis.stage_rows(trace), hide_index=True, key="overview_stages")
+st.dataframe(stage_rows(trace), hide_index=True, key="overview_stages")
 st.caption("G: group side; I: LDA interval; groups and padding of the stage's SDA and LDA blocks (padded "
            "tokens are masked keys); 'pairs vs full': query–key pairs the stage's blocks score relative to full "
            "self-attention on the same map (over 100 % when padding costs more than it saves).")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from crossformer.analysis import facts
+from crossformer.analysis.findings import bias_ranges, dpb_pick
 
 from pages.common import compare, figure_cache, findings, startup, state, texts, traces, widgets
 from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
@@ -10,7 +11,7 @@ from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_fi
 ctx = startup.page_context()
 trace = ctx.trace
 intro = widgets.page_header("dpb")
-pick = findings.dpb_pick(trace)
+pick = dpb_pick(trace)
 block = widgets.block_picker(trace, "dpb", default_block=pick.block, default_stage=pick.stage)
 intro.markdown(texts.dpb_intro(block))
 G = block.group_size
@@ -21,7 +22,7 @@ widgets.informative_default_line(pick.why if (block.stage, block.index, head) ==
                                  heads={"dpb_stage": pick.stage, "dpb_block": pick.block, "dpb_head": pick.head})
 for note in findings.bias_notes(block, head):
     st.info(note, icon=":material/lightbulb:")
-ranges = findings.bias_ranges(block)
+ranges = bias_ranges(block)
 
 left, right = st.columns(2, gap="large")
 with left:

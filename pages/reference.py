@@ -5,8 +5,8 @@ from functools import partial
 
 import streamlit as st
 
-from crossformer.analysis import facts
-from pages.common import analysis, context, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
+from crossformer.analysis import explain, facts
+from pages.common import context, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ if run is None:
             icon=":material/hourglass_empty:")
 
 if run is not None:
-    field, err = analysis.worst(run.errors)
+    field, err = explain.worst(run.errors)
     ok = err <= TOL
     if bundle.is_backbone:      # no classes: the four stage maps are the output compared
         outcome = "output: the four stage maps (backbone, no classes)."
@@ -84,7 +84,7 @@ if run is not None:
         q = _index("Query member", L.group_tokens, "ref_query", m0, value=m0, on_change=follow)
     with c4:
         k = _index("Key member", L.group_tokens, "ref_key", 0)
-    ex = analysis.explain_attention(block, run.flat, head, group, q, k)
+    ex = explain.explain_attention(block, run.flat, head, group, q, k)
     st.markdown(f"Query member {q} sits at token {ex.query_pos}, key member {k} at token {ex.key_pos} "
                 f"(padded grid{'; the key is padding' if ex.key_is_padding else ''}); their offset in member "
                 f"units is {ex.offset}, row {ex.table_row} of the DPB table.")

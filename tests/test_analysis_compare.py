@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crossformer.analysis.compare import difference_rows, dpb_difference, head_stat_difference
-from viz.diagnostics import block_head_stats
+from crossformer.analysis.heads import trace_head_stats
 
 
 def by_hand(block, batch=0):
@@ -33,7 +33,7 @@ def by_hand(block, batch=0):
 
 def test_difference_equals_a_minus_b_by_hand():
     ta, tb, _ = compare_cases.traces()
-    diff = head_stat_difference(block_head_stats(ta), block_head_stats(tb))
+    diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(tb))
     blocks = list(ta.all_blocks())
     assert diff["names"] == [b.name for b in blocks]
     assert diff["d_entropy"].shape == (len(blocks), max(b.heads for b in blocks))
@@ -51,7 +51,7 @@ def test_difference_equals_a_minus_b_by_hand():
 
 def test_other_model_marks_missing_blocks_and_heads():
     ta, _, tc = compare_cases.traces()
-    diff = head_stat_difference(block_head_stats(ta), block_head_stats(tc))
+    diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(tc))
     have = {b.name: b.heads for b in tc.all_blocks()}
     for i, b in enumerate(ta.all_blocks()):
         m = min(b.heads, have.get(b.name, 0))

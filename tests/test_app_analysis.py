@@ -1,4 +1,5 @@
-"""Numbers the pages show (pages/common/analysis.py, texts.py, models.py), on a small real trace."""
+"""Numbers the pages show (crossformer/analysis: cost, explain, predictions, tokens; pages/common/texts.py,
+models.py), on a small real trace."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 import torch
 
 import crossformer
-from crossformer.analysis import facts
+from crossformer.analysis import cost, explain, facts, predictions, tokens
 from crossformer.geometry import NEG_INF, plan_layout
-from pages.common import analysis, models, texts
+from pages.common import models, texts
 from viz.parity_figures import group_errors
 
 
@@ -26,7 +27,7 @@ def demo():
 
 def test_top_k_orders_by_probability():
     logits = np.array([0.0, 3.0, 1.0, 2.0])
-    rows = analysis.top_k(logits, ["a", "b", "c", "d"], k=3)
+    rows = predictions.top_k(logits, ["a", "b", "c", "d"], k=3)
     assert [r[1] for r in rows] == ["b", "d", "c"]
     p = np.exp(logits) / np.exp(logits).sum()
     assert rows[0][2] == pytest.approx(p[1])
@@ -34,15 +35,15 @@ def test_top_k_orders_by_probability():
 
 def test_attention_cost_counts_pairs():
     lay = plan_layout("sda", (24, 24), 7, None)       # padded to 28×28: 16 windows of 49
-    c = analysis.attention_cost(lay)
+    c = cost.attention_cost(lay)
     assert (c.groups, c.group_tokens, c.full_pairs, c.group_pairs) == (16, 49, 576 ** 2, 16 * 49 ** 2)
     assert c.ratio == pytest.approx(16 * 49 ** 2 / 576 ** 2)
-    assert analysis.human(38416) == "38.4 k"
+    assert facts.human(38416) == "38.4 k"
 
 
 def test_stage_rows_follow_the_trace(demo):
     _, _, trace = demo
-    rows = analysis.stage_rows(trace)
+    rows = cost.stage_rows(trace)
     assert [r["tokens"] for r in rows] == [f"{h}×{w}" for h, w in trace.stage_hw]
     assert rows[0]["px/token"] == 4 and rows[3]["px/token"] == 32
     lda = trace.block(0, 1).layout
@@ -63,7 +64,7 @@ def test_explain_attention_recomputes_the_stored_weight(demo):
     q = int(np.flatnonzero(L.members[g] >= 0)[0])
     k_real = int(np.flatnonzero(L.members[g] >= 0)[-1])
     for k in (k_real, k_pad):
-        ex = analysis.explain_attention(block, flat, head=0, group=g, query=q, key=k)
+        ex = explain.explain_attention(block, flat, head=0, group=g, query=q, key=k)
         s = {st.what: st for st in ex.steps}
         assert all(st.diff == 0 for st in ex.steps)           # same arrays on both sides
         stored = float(block.attention[0, g, 0, q, k])
@@ -81,19 +82,19 @@ def test_explain_attention_against_the_numpy_reference(demo):
     _, ref = reference.forward(weights, x.numpy(), model.cfg)
     block = trace.block(1, 1)
     g, m = block.layout.locate((3, 4))
-    ex = analysis.explain_attention(block, ref, head=1, group=g, query=m, key=0)
+    ex = explain.explain_attention(block, ref, head=1, group=g, query=m, key=0)
     assert max(st.diff for st in ex.steps if st.what not in ("+ mask",)) < 1e-4
     grouped = group_errors(reference.compare(trace.flat(), ref))
     assert set(grouped["s1_b1"]) >= {"attention", "content", "dpb_table", "dpb_bias", "output", "members"}
     assert "embedding" in grouped and "merge 0" in grouped and "head" in grouped
-    assert analysis.worst(reference.compare(trace.flat(), ref))[1] < 1e-4
+    assert explain.worst(reference.compare(trace.flat(), ref))[1] < 1e-4
 
 
 def test_query_maps_between_pixels_tokens_and_members(demo):
     _, _, trace = demo
-    assert analysis.token_of_pixel((37, 90), (16, 24), 4) == (9, 22)
-    assert analysis.token_of_pixel((999, -5), (16, 24), 4) == (15, 0)     # clamped
-    assert analysis.pixel_of_token((9, 22), 4) == (38, 90)
+    assert tokens.token_of_pixel((37, 90), (16, 24), 4) == (9, 22)
+    assert tokens.token_of_pixel((999, -5), (16, 24), 4) == (15, 0)     # clamped
+    assert tokens.pixel_of_token((9, 22), 4) == (38, 90)
     L = trace.block(0, 1).layout
     g, n = L.locate((9, 22))
     assert L.members[g, n] == 9 * 24 + 22
@@ -181,3 +182,11 @@ def test_span_sentences_carry_the_layouts_numbers(kind, hw, G, I):
             assert "exactly as SDA" in text
         elif kind == "lda":
             assert f"{L.interval[0] * px}" in text and "apart" in text
+
+
+def test_confidence_is_the_top_probability_and_entropy_of_the_softmax():
+    logits = np.array([2.0, 0.5, -1.0, 0.0])
+    p = np.exp(logits) / np.exp(logits).sum()
+    c = predictions.confidence(logits)
+    assert c.top_prob == pytest.approx(p.max()) and c.num_classes == 4
+    assert c.entropy_nats == pytest.approx(-(p * np.log(p)).sum())

@@ -213,7 +213,7 @@ def test_default_query_is_on_the_predicted_object_with_imagenet_weights(tmp_path
 
     import crossformer
     from crossformer import fetch
-    from pages.common import findings
+    from crossformer.analysis import findings
     monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

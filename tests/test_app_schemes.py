@@ -8,7 +8,7 @@ import pytest
 
 import app_samples as S
 from crossformer import schemes
-from pages.common.analysis import human
+from crossformer.analysis.facts import human
 
 
 @pytest.fixture(autouse=True)

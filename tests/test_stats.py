@@ -15,9 +15,9 @@ import summary_plugin
 import torch
 
 import crossformer
+from crossformer.analysis.heads import trace_head_stats
 from crossformer.stats import FIELDS, head_stats
 from crossformer.stats_cli import SUMMARY_WRITERS
-from viz.diagnostics import block_head_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "crossformer_demo.safetensors"
@@ -30,7 +30,7 @@ def check_against_trace(model, x: torch.Tensor) -> None:
     assert all(set(r) == set(FIELDS) for r in rows)
     for i in range(x.shape[0]):
         ref_trace = model.forward_trace(x[i:i + 1])
-        ref = block_head_stats(ref_trace)
+        ref = trace_head_stats(ref_trace)
         mine = [r for r in rows if r["image"] == i]
         assert len(mine) == n_heads
         for r in mine:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from viz_cases import CASES, case
 
-from viz.attention_figures import (attention_rollout, bias_content_split_figure, group_matrix_figure,
-                                   head_grid_figure, query_attention_figure, rollout_figure)
+from crossformer.analysis.rollout import attention_rollout
+from viz.attention_figures import (bias_content_split_figure, group_matrix_figure, head_grid_figure,
+                                   query_attention_figure, rollout_figure)
 
 
 def np_softmax(z):
@@ -139,16 +140,9 @@ def test_bias_content_split_recomputes_the_three_softmaxes(name, stage, index):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_rollout_is_a_distribution_over_stage0_tokens(name):
+def test_rollout_figure_paints_the_rollout(name):
     c = case(name)
     r = attention_rollout(c.trace)
-    assert r.shape == c.trace.stage_hw[0]
-    assert np.all(r >= 0) and r.sum() == pytest.approx(1.0, abs=1e-6)   # float32 rows
-    # with no attention mixing (residual 1) the flow is the even 2×2 split of the uniform pooling
-    flat = attention_rollout(c.trace, residual=1.0)
-    H3, W3 = c.trace.stage_hw[-1]
-    covered = flat[: H3 * 8, : W3 * 8]
-    assert np.allclose(covered, 1.0 / (H3 * W3 * 64))
     fig = rollout_figure(c.image, r)
     hm = trace_named(fig, "rollout")
     assert np.allclose(np.asarray(hm.z), r) and hm.dx == 4

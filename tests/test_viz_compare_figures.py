@@ -6,14 +6,14 @@ import compare_cases
 import numpy as np
 
 from crossformer.analysis.compare import dpb_difference, head_stat_difference
+from crossformer.analysis.heads import trace_head_stats
 from viz.compare_figures import difference_figure, dpb_difference_figure, symmetric_span
-from viz.diagnostics import block_head_stats
 
 
 def test_difference_figure_is_diverging_and_symmetric():
     ta, tb, tc = compare_cases.traces()
     for other in (tb, tc):
-        diff = head_stat_difference(block_head_stats(ta), block_head_stats(other))
+        diff = head_stat_difference(trace_head_stats(ta), trace_head_stats(other))
         fig = difference_figure(diff)
         for key in ("d_entropy", "d_distance"):
             tr = next(t for t in fig.data if t.name == key)

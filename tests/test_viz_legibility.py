@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from viz_cases import case, sample_image
 
+from crossformer.analysis.attention import query_weights, uniform_deviation
+from crossformer.analysis.heads import trace_head_stats
 from crossformer.geometry import plan_layout
 from viz import inset, style
-from viz.attention_figures import (head_grid_figure, query_attention_figure, query_weights,
-                                   uniform_deviation)
-from viz.diagnostics import block_head_stats
+from viz.attention_figures import head_grid_figure, query_attention_figure
 from viz.diagnostics_figures import HEAD_LABEL_PX, PANEL_MIN_PX, diagnostics_figure, head_dtick
 from viz.dpb_figures import dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure, offset_ticks
 from viz.geometry_figures import MIN_NUMBER_CELL, group_partition_figure, sda_lda_figure
@@ -124,7 +124,7 @@ def test_head_ticks_are_spaced_wider_than_their_labels(heads):
 
 
 def test_diagnostics_figure_uses_the_spaced_head_ticks():
-    stats = block_head_stats(case("pp").trace)
+    stats = trace_head_stats(case("pp").trace)
     fig = diagnostics_figure(stats)
     H = np.asarray(stats["entropy"]).shape[1]
     assert fig.layout.xaxis.dtick == head_dtick(H)

@@ -3,7 +3,7 @@
     .venv/bin/python training/mechanism_table.py                     # 100 figures at 224×224
     .venv/bin/python training/mechanism_table.py --n 50 --size 320x320 --json /tmp/mech.json
 
-For every block and head, from the model's own forward trace (the app's diagnostics, ``viz/diagnostics.py``):
+For every block and head, from the model's own forward trace (the app's diagnostics, ``crossformer/analysis/heads.py``):
 
 * ``DPB range`` — max − min of the learned bias table over all ``(2G−1)²`` offsets of the block's group size
   (a constant table moves no attention: softmax ignores a constant shift). Per block it is the same for
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import crossformer  # noqa: E402
 from crossformer import navon  # noqa: E402
-from viz.diagnostics import block_head_stats  # noqa: E402
+from crossformer.analysis.heads import trace_head_stats  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_demo import EVAL_SEED, parse_size, to_tensor  # noqa: E402
@@ -48,7 +48,7 @@ def mechanism_rows(model: torch.nn.Module, images: np.ndarray) -> list[dict]:
     for img in images:
         with torch.no_grad():
             trace = model.forward_trace(to_tensor(img[None], model.cfg.mean, model.cfg.std))
-        st = block_head_stats(trace)
+        st = trace_head_stats(trace)
         for i, b in enumerate(trace.all_blocks()):
             table = np.asarray(b.dpb_table, np.float64)
             meta[i] = {"block": b.name, "kind": b.layout.kind, "describe": b.layout.describe(),

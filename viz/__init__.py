@@ -29,13 +29,12 @@ _LAZY = {
     # attention_figures
     "query_attention_figure": "attention_figures", "head_grid_figure": "attention_figures",
     "group_matrix_figure": "attention_figures", "bias_content_split_figure": "attention_figures",
-    "attention_rollout": "attention_figures", "rollout_figure": "attention_figures",
-    "query_weights": "attention_figures",
+    "rollout_figure": "attention_figures", "trace_rollout_figure": "attention_figures",
     # attribution (torch + captum) and its figures
     "integrated_gradients": "attribution", "grad_cam": "attribution", "occlusion": "attribution",
     "attribution_overlay_figure": "attribution_figures",
     # diagnostics
-    "block_head_stats": "diagnostics", "diagnostics_figure": "diagnostics_figures",
+    "diagnostics_figure": "diagnostics_figures",
     # parity
     "parity_figure": "parity_figures",
     # export

@@ -2,7 +2,8 @@
 
 Inputs are :class:`crossformer.trace.BlockTrace` objects: ``attention`` ``(B, nG, heads, N, N)`` (row =
 query member, column = key member), ``content``, ``dpb_bias``, ``mask`` and the block's ``layout`` whose
-``positions`` ``(nG, N, 2)`` say where every member sits on the (padded) token grid.
+``positions`` ``(nG, N, 2)`` say where every member sits on the (padded) token grid. The numbers drawn
+(weights, deviations from uniform, splits, rollout) come from :mod:`crossformer.analysis`.
 """
 
 from __future__ import annotations
@@ -14,34 +15,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from crossformer.analysis.attention import (attention_grid, attention_split, group_matrix, real_keys,
+                                            scale_max as own_scale_max, shown_weights)
+from crossformer.analysis.rollout import attention_rollout
 from crossformer.trace import BlockTrace, Trace
 
 from . import canvas, inset, panels, style
-from .diagnostics import bias_only_attention, content_only_attention, total_variation
 from .geometry_figures import global_note
 
-__all__ = ["query_weights", "attention_grid", "query_attention_figure",
-           "head_grid_figure", "uniform_deviation",
-           "group_matrix_figure", "bias_content_split_figure", "attention_rollout",
-           "rollout_figure"]
-
-
-def query_weights(block: BlockTrace, query: Sequence[int], head: int | None = None, batch: int = 0
-                  ) -> np.ndarray:
-    """``(N,)`` attention of token ``query = (h, w)`` over its group's members (head-mean if ``head`` is None)."""
-    g, n = block.layout.locate(query)
-    a = np.asarray(block.attention[batch, g, :, n, :], dtype=np.float64)      # (heads, N)
-    return a.mean(axis=0) if head is None else a[head]
-
-
-def attention_grid(block: BlockTrace, group: int, weights: np.ndarray) -> np.ndarray:
-    """``(Hp, Wp)`` padded token grid with ``weights[n]`` at real member ``n``'s position, NaN elsewhere."""
-    lay = block.layout
-    pos = lay.positions[group]
-    real = ~lay.key_padding[group]
-    z = np.full(lay.padded_hw, np.nan)
-    z[pos[real, 0], pos[real, 1]] = np.asarray(weights)[real]
-    return z
+__all__ = ["query_attention_figure", "head_grid_figure", "group_matrix_figure", "bias_content_split_figure",
+           "rollout_figure", "trace_rollout_figure"]
 
 
 def _head_label(block: BlockTrace, head: int | None) -> str:
@@ -67,39 +50,14 @@ def _padded_member_marks(block: BlockTrace, group: int, stride: float) -> go.Sca
     return tr
 
 
-def uniform_deviation(block: BlockTrace, group: int, weights: np.ndarray) -> np.ndarray:
-    """``(N,)`` ``weights − 1/N_real`` on the group's real members (``N_real`` = its real keys), 0 on padded
-    ones: how far attention departs from looking everywhere equally. Sums to 0 over the real keys."""
-    real = ~block.layout.key_padding[group]
-    w = np.asarray(weights, dtype=np.float64)
-    return np.where(real, w - 1.0 / max(int(real.sum()), 1), 0.0)
-
-
 def _scale(z: np.ndarray, relative: bool, scale_max: float | None = None) -> dict:
     """Colour scale of an attention map: magnitudes from 0, or deviations centred at 0 (symmetric); up to
     ``scale_max`` when given (maps meant to be compared share it), else up to the map's own maximum."""
     if scale_max is None:
-        scale_max = _own_max(z, relative)
+        scale_max = own_scale_max(z, relative)
     if relative:
         return dict(colorscale=style.SIGNED, cmin=-scale_max, cmax=scale_max, cmid=0.0)
     return dict(colorscale=style.MAGNITUDE, cmin=0.0, cmax=scale_max)
-
-
-def _own_max(z: np.ndarray, relative: bool) -> float:
-    """Top of a map's own colour scale: its largest weight (1 when all are 0), or its largest |deviation|."""
-    if relative:
-        v = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0
-        return v or 1e-6
-    return float(np.nanmax(z)) or 1.0
-
-
-def attention_scale_max(block: BlockTrace, query: Sequence[int], head: int | None = None, *,
-                        relative: bool = False, batch: int = 0) -> float:
-    """The top of :func:`query_attention_figure`'s own colour scale for these arguments (its ``cmax``):
-    the largest of several such values is the ``scale_max`` that puts their maps on one scale."""
-    g, _ = block.layout.locate(query)
-    w = query_weights(block, query, head, batch)
-    return _own_max(uniform_deviation(block, g, w) if relative else w, relative)
 
 
 def _heat(scale: dict) -> dict:
@@ -130,17 +88,17 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
         zoom_inset: add a magnified inset of the group when it is small on screen (:func:`viz.inset.needs_inset`).
         wrap_px: width the title and subtitle must fit (e.g. 420 in half a page; ``None``: the figure's width).
         scale_max: top of the colour scale (``±scale_max`` when ``relative``); ``None``: this map's own
-            maximum. Side-by-side maps pass the largest :func:`attention_scale_max` of both.
+            maximum. Side-by-side maps pass the largest
+            :func:`crossformer.analysis.attention.attention_scale_max` of both.
 
     Trace ``"attention"``: heat map on the padded token grid, ``z[h, w]`` = the weight (or its deviation) of
-    the member at ``(h, w)`` (NaN where no real member sits), ``stride = 4·2^stage`` pixels per cell.
+    the member at ``(h, w)`` (NaN where no real member sits), ``block.stride`` pixels per cell.
     """
     lay = block.layout
     s = block.stride
     g, n = lay.locate(query)
-    w = query_weights(block, query, head, batch)
-    n_real = int((~lay.key_padding[g]).sum())
-    shown_w = uniform_deviation(block, g, w) if relative else w
+    n_real = real_keys(block, g)
+    shown_w = shown_weights(block, query, head, relative=relative, batch=batch)
     z = attention_grid(block, g, shown_w)
     sc = _scale(z, relative, scale_max)
     canvas_hw = (lay.padded_hw[0] * s, lay.padded_hw[1] * s)
@@ -204,7 +162,7 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     lay = block.layout
     s = block.stride
     g, n = lay.locate(query)
-    n_real = int((~lay.key_padding[g]).sum())
+    n_real = real_keys(block, g)
     heads: list[int | None] = ([None] if include_mean else []) + list(range(block.heads))
     cols = min(max_cols, len(heads))
     rows = math.ceil(len(heads) / cols)
@@ -214,9 +172,7 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     names = ["mean" if h is None else f"head {h}" for h in heads]
     grid = panels.PanelGrid(rows, cols, len(heads), titles=names, horizontal_spacing=0.03,
                             vertical_spacing=min(0.1, 0.25 / rows))
-    ws = [query_weights(block, query, h, batch) for h in heads]
-    if relative:
-        ws = [uniform_deviation(block, g, w) for w in ws]
+    ws = [shown_weights(block, query, h, relative=relative, batch=batch) for h in heads]
     grids = [attention_grid(block, g, w) for w in ws]
     sc = _scale(np.stack(grids), relative)
     pm = _padded_member_marks(block, g, s)
@@ -259,10 +215,7 @@ def group_matrix_figure(block: BlockTrace, group: int, head: int | None, batch: 
     both are shaded. Trace 0: heat map with ``z = attention[batch, group, head]`` (head-mean if None).
     """
     lay = block.layout
-    if not 0 <= group < lay.num_groups:
-        raise ValueError(f"group {group} out of range (0…{lay.num_groups - 1})")
-    a = np.asarray(block.attention[batch, group], dtype=np.float64)           # (heads, N, N)
-    z = a.mean(axis=0) if head is None else a[head]
+    z = group_matrix(block, group, head, batch)                               # (N, N)
     N, G = lay.group_tokens, lay.group_size
     fig = go.Figure(go.Heatmap(z=z, colorscale=style.MAGNITUDE, zmin=0, zmax=float(z.max()) or 1.0,
                                name="attention",
@@ -302,16 +255,10 @@ def bias_content_split_figure(block: BlockTrace, query: Sequence[int], head: int
     lay = block.layout
     g, n = lay.locate(query)
     G = lay.group_size
-    parts = {
-        "content only": content_only_attention(block, batch)[g, :, n],          # (heads, N)
-        "position only": bias_only_attention(block)[g, :, n],
-        "actual": np.asarray(block.attention[batch, g, :, n], dtype=np.float64),
-    }
-    dists = {k: (v.mean(axis=0) if head is None else v[head]) for k, v in parts.items()}
+    split = attention_split(block, query, head, batch)
     pad = lay.key_padding[g]
-    grids = {k: np.where(pad, np.nan, v).reshape(G, G) for k, v in dists.items()}
-    tv_dpb = float(total_variation(dists["actual"], dists["content only"]))
-    tv_content = float(total_variation(dists["actual"], dists["position only"]))
+    grids = {k: np.where(pad, np.nan, v).reshape(G, G) for k, v in split.distributions.items()}
+    tv_dpb, tv_content = split.tv_dpb, split.tv_content
     titles = ["content only: softmax(q·kᵀ/√d + mask)", "position only: softmax(DPB + mask)",
               "actual: softmax(q·kᵀ/√d + DPB + mask)"]
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
@@ -345,43 +292,6 @@ def bias_content_split_figure(block: BlockTrace, query: Sequence[int], head: int
         a.font = dict(size=13)
     fig.update_layout(meta=dict(tv_dpb=tv_dpb, tv_content=tv_content))
     return style.bottom_legend(fig)
-
-
-# ---- rollout (heuristic) ----------------------------------------------------------------------------
-def _attend_back(block: BlockTrace, v: np.ndarray, batch: int) -> np.ndarray:
-    """``v @ A`` for the block's token-to-token head-mean attention ``A`` (L×L, block-sparse by group)."""
-    lay = block.layout
-    A = np.asarray(block.attention[batch], dtype=np.float64).mean(axis=1)       # (nG, N, N)
-    real = ~lay.key_padding
-    vq = np.where(real, v[np.where(real, lay.members, 0)], 0.0)                 # (nG, N)
-    contrib = np.einsum("gq,gqk->gk", vq, A)                                    # (nG, N)
-    out = np.zeros_like(v)
-    np.add.at(out, lay.members[real], contrib[real])
-    return out
-
-
-def attention_rollout(trace: Trace, batch: int = 0, *, residual: float = 0.5) -> np.ndarray:
-    """HEURISTIC group-aware attention rollout → ``(H_0, W_0)`` map over stage-0 tokens (sums to 1).
-
-    Starts from the uniform weight the mean-pooled head gives the last stage's tokens and walks back
-    through every block, ``v ← residual·v + (1 − residual)·v·A`` with ``A`` the head-mean attention
-    scattered through the block's real groups (so SDA windows and LDA lattices route mass where the
-    model really attended), and through each merge by splitting a token's mass evenly over the ``2×2``
-    tokens its stride-2 conv is centred on. It ignores MLPs, value vectors, the merge's 4×4 kernel and the
-    CrossFormer++ cooling layers: a picture of attention flow, not an attribution.
-    """
-    blocks = trace.blocks
-    hw_last = trace.stage_hw[-1]
-    v = np.full(hw_last[0] * hw_last[1], 1.0 / (hw_last[0] * hw_last[1]))
-    for stage in range(len(blocks) - 1, -1, -1):
-        for block in reversed(blocks[stage]):
-            v = residual * v + (1.0 - residual) * _attend_back(block, v, batch)
-        if stage > 0:
-            (h1, w1), (h0, w0) = trace.stage_hw[stage], trace.stage_hw[stage - 1]
-            up = np.zeros((h0, w0))
-            up[: 2 * h1, : 2 * w1] = np.repeat(np.repeat(v.reshape(h1, w1), 2, axis=0), 2, axis=1) / 4.0
-            v = up.reshape(-1)
-    return v.reshape(trace.stage_hw[0])
 
 
 def rollout_figure(image: np.ndarray, rollout: np.ndarray, *, stride: int = 4, title: str | None = None

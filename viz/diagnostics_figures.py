@@ -1,10 +1,12 @@
-"""One compact figure of every block's attention diagnostics (see :mod:`viz.diagnostics` for definitions)."""
+"""One compact figure of every block's attention diagnostics (definitions: :mod:`crossformer.analysis.heads`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from crossformer.analysis.heads import odd_heads
 
 from . import style
 
@@ -29,31 +31,11 @@ def head_dtick(heads: int, panel_px: float = PANEL_MIN_PX, label_px: float = HEA
     return step
 
 
-def odd_heads(values: np.ndarray, threshold: float = 3.5, rel_floor: float = 0.1) -> np.ndarray:
-    """``(blocks, heads)`` bool: heads far from the other heads of their block.
-
-    Robust z-score ``|x − median| / s > threshold`` within each block (at least 3 heads), with
-    ``s = max(1.4826·MAD, rel_floor·|median|)``, so that heads which differ only by noise (e.g. all
-    near-uniform attention) are not called odd.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    out = np.zeros(v.shape, dtype=bool)
-    for i, row in enumerate(v):
-        ok = np.isfinite(row)
-        if ok.sum() < 3:
-            continue
-        med = np.median(row[ok])
-        mad = np.median(np.abs(row[ok] - med))
-        scale = max(1.4826 * mad, rel_floor * abs(med), 1e-12)
-        out[i, ok] = np.abs(row[ok] - med) / scale > threshold
-    return out
-
-
 def diagnostics_figure(stats: dict, *, title: str | None = None) -> go.Figure:
     """Blocks × heads heat maps of entropy, mean distance and DPB share, plus the residual RMS per block.
 
     Args:
-        stats: :func:`viz.diagnostics.block_head_stats` output.
+        stats: :func:`crossformer.analysis.heads.trace_head_stats` output.
 
     Traces: heat maps named after the ``stats`` keys (``z = stats[key]``, rows = blocks in trace order,
     columns = heads; NaN where a block has fewer heads); ``"odd heads"`` rings on robust outliers within

@@ -21,8 +21,8 @@ def head_stat_difference(stats_a: Mapping, stats_b: Mapping) -> dict:
     """A − B of the per-head diagnostics, on A's blocks × heads.
 
     Args:
-        stats_a, stats_b: the per-block head statistics of the two traces (``block_head_stats``: ``entropy``,
-            ``distance_px``: ``(blocks, max_heads)``; ``names``; ``heads``; ``max_entropy`` = ``ln N``).
+        stats_a, stats_b: the per-block head statistics of the two traces
+            (:func:`crossformer.analysis.heads.trace_head_stats`: ``entropy``, ``distance_px``: ``(blocks, max_heads)``; ``names``; ``heads``; ``max_entropy`` = ``ln N``).
 
     Returns:
         ``names`` (A's block names), ``heads`` (A's head counts), and ``(blocks_A, max_heads_A)`` float arrays

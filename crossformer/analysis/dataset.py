@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .findings import UNIFORM  # one threshold for the app and the dataset summary
+
 #: The statistics summarised per head, in the order the summary figure draws them.
 STATS = ("distance_px", "entropy", "dpb_share")
-# TODO(lead): import from analysis.findings after merge
-UNIFORM = 0.97            # as the app's findings: entropy ≥ 0.97 × ln N is "uniform"
 
 
 @dataclass(frozen=True)

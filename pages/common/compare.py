@@ -17,10 +17,10 @@ import logging
 import numpy as np
 import streamlit as st
 
+from crossformer.analysis.tokens import token_of_pixel
 from crossformer.trace import BlockTrace, Trace
 
 from . import figure_cache, prep_policy, state, traces, widgets
-from .analysis import token_of_pixel
 from .context import AppContext, query_pixel
 from .image_section import image_section
 from .inputs import Input, Side, build_input
@@ -172,8 +172,9 @@ def _b_block(b: Input, block: BlockTrace, head: int | None) -> tuple[BlockTrace 
 def attention_section(ctx: AppContext, b: Input, block: BlockTrace, token: tuple[int, int],
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
-    from viz.attention_figures import attention_scale_max, query_attention_figure
+    from crossformer.analysis.attention import attention_scale_max
     from crossformer.analysis.compare import difference_rows, head_stat_difference
+    from viz.attention_figures import query_attention_figure
     from viz.compare_figures import difference_figure
 
     token_b = query_token_b(ctx, b, block.stage)
@@ -200,8 +201,8 @@ def attention_section(ctx: AppContext, b: Input, block: BlockTrace, token: tuple
                                             title=f"B · {blk_b.name} · token ({token_b[0]}, {token_b[1]})")
             widgets.show_figure(fig, key="cmp_attn_b", filename=f"compare_B_attention_{block.name}")
     st.caption(scale_note)
-    sa = traces.head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
-    sb = traces.head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
+    sa = traces.trace_head_stats(ctx.model_id, ctx.image_key, ctx.prep_key, _trace=ctx.trace)
+    sb = traces.trace_head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
     diff = head_stat_difference(sa, sb)
     fig = figure_cache.built_figure(difference_figure, diff)
     widgets.show_figure(fig, key="cmp_diff", filename=f"compare_heads_{ctx.image_key[:8]}_{b.image_key[:8]}",
@@ -221,7 +222,7 @@ def attention_view(ctx: AppContext, b: Input, view: str, block: BlockTrace, head
 
     st.markdown(f"**B** · {b.label}")
     if view == "diagnostics":
-        sb = traces.head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
+        sb = traces.trace_head_stats(b.model_id, b.image_key, b.prep_key, _trace=b.trace)
         build = diagnostics_figure, (sb,), {"title": "B · attention diagnostics: every block and head"}
     elif view == "rollout":
         build = trace_rollout_figure, (b.pixels, b.trace), {"stride": b.stride(0)}

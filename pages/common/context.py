@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-import numpy as np
 import streamlit as st
 
-from .analysis import pixel_of_token, token_of_pixel
+from crossformer.analysis.findings import DefaultQuery, Readout, default_query
+from crossformer.analysis.tokens import pixel_of_token, token_of_pixel
+
 from .inputs import Input
 
 QUERY_KEY = "query_px"
@@ -55,40 +56,26 @@ def query_pixel(ctx: AppContext) -> tuple[int, int]:
 
 
 def default_query_token(ctx: AppContext) -> tuple[int, int]:
-    """The informative default query, a stage-0 token ``(h, w)``.
+    """The informative default query, a stage-0 token ``(h, w)`` (:func:`_default_query`)."""
+    return _default_query(ctx).token
 
-    With ImageNet weights (trained, 1000 classes): on the predicted object — the last-stage cell with the
-    most evidence for the top class (``findings.class_evidence``, exact for the mean-pooled head), refined to
-    the most distinctive token inside it. Otherwise (the Navon demo, random weights): the token where the
-    cross-scale embedding responds most unlike the average token (``findings.salient_token``: on the figure,
-    not the paper).
-    """
-    from . import findings
+
+def _default_query(ctx: AppContext) -> DefaultQuery:
+    """:func:`crossformer.analysis.findings.default_query` of this run: on the predicted object with ImageNet
+    weights (trained, 1000 classes), else the most distinctive token of the cross-scale embedding."""
     model = ctx.bundle.model
-    if not _imagenet_semantics(ctx):
-        return findings.salient_token(ctx.trace)
-    top = int(np.argmax(ctx.trace.logits[0]))
-    arrays = [t.float().cpu().numpy() for t in (model.norm.weight.detach(), model.norm.bias.detach(),
-                                                model.head.weight.detach()[top])]
-    return findings.object_token(ctx.trace, findings.class_evidence(ctx.trace, *arrays, eps=model.norm.eps))
-
-
-def _imagenet_semantics(ctx: AppContext) -> bool:
-    return bool(ctx.bundle.trained and ctx.bundle.model.cfg.num_classes == 1000)
+    readout = None
+    if ctx.bundle.trained and model.cfg.num_classes == 1000:
+        readout = Readout(*(t.detach().float().cpu().numpy() for t in (model.norm.weight, model.norm.bias,
+                                                                       model.head.weight)), eps=model.norm.eps)
+    return default_query(ctx.trace, readout, ctx.bundle.class_names)
 
 
 def default_query_reason(ctx: AppContext) -> str | None:
     """One line on why the query is where it is, while it is the default (``None`` once the user picked)."""
     if st.session_state.get(QUERY_KEY) is not None:
         return None
-    if _imagenet_semantics(ctx):
-        top = int(np.argmax(ctx.trace.logits[0]))
-        name = ctx.bundle.class_names[top] if top < len(ctx.bundle.class_names) else f"class {top}"
-        s = ctx.trace.stage_stride(len(ctx.trace.stage_hw) - 1)
-        return (f"Default query: on the predicted object — inside the {s}×{s}-px last-stage cell that adds the "
-                f"most to the logit of “{name}”, the most distinctive token.")
-    return ("Default query: the token where the cross-scale embedding responds most unlike the image's average "
-            "token (on a Navon figure: on the figure, not the paper).")
+    return _default_query(ctx).reason
 
 
 def reset_query() -> None:

@@ -1,150 +1,13 @@
-"""What a picture shows, in numbers and words, and which view is the informative one (NumPy only).
-
-Every function reads the trace of this image: nothing is assumed about the model. Thresholds:
-
-* uniform attention — entropy ≥ :data:`UNIFORM` × ln N over the query's real keys: "this head averages
-  its group";
-* attention on one key — the largest weight ≥ :data:`ONE_KEY`;
-* a flat bias — its range over the offsets < :data:`FLAT_BIAS`: a constant shift of every logit, which
-  softmax ignores, so it moves no attention;
-* a small bias — range < :data:`SMALL_BIAS`: it changes the attention ratio of any two keys by at most
-  ``e^range`` (< 5 %), so content decides;
-* a bias that decides most of the attention — DPB share (total variation between the attention with
-  and without the bias) ≥ :data:`BIAS_DECIDES`.
-"""
+"""What a picture shows, in words: sentences built from the numbers of :mod:`crossformer.analysis.findings`
+(its thresholds and picks) for the pages (no Streamlit)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from crossformer.trace import BlockTrace, Trace
-from viz.diagnostics import content_only_attention, entropy, total_variation
-
-UNIFORM = 0.97
-ONE_KEY = 0.9
-FLAT_BIAS = 1e-3
-SMALL_BIAS = 0.05
-BIAS_DECIDES = 0.5
-
-
-@dataclass(frozen=True)
-class Pick:
-    """An informative default and the one line that explains it."""
-
-    stage: int
-    block: int          # index within the stage
-    head: int
-    why: str
-
-
-def bias_ranges(block: BlockTrace) -> np.ndarray:
-    """``(heads,)`` max − min of the DPB table over all ``(2G−1)²`` offsets."""
-    t = np.asarray(block.dpb_table, np.float64)
-    return t.max(0) - t.min(0)
-
-
-def mean_entropy(block: BlockTrace) -> np.ndarray:
-    """``(heads,)`` attention entropy over the real keys, averaged over the real queries — the ``entropy`` of
-    ``viz.diagnostics.block_stats`` without its other statistics (this runs on every rerun of a page)."""
-    real = ~block.layout.key_padding                                   # (nG, N)
-    p = np.where(real[:, None, None, :], np.asarray(block.attention[0], np.float32), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)).sum(-1)   # (nG, heads, N)
-    w = real.astype(np.float64)
-    return (ent * w[:, None, :]).sum(axis=(0, 2)) / w.sum()
-
-
-def focused_head(block: BlockTrace, trace: Trace) -> tuple[int, float]:
-    """The block's most focused head (lowest mean entropy / ln N over this image's queries) and its value."""
-    ln_n = float(np.log(block.layout.group_tokens))      # only this block's statistics (a rerun's hot path)
-    ent = mean_entropy(block)
-    with np.errstate(invalid="ignore"):
-        row = ent / ln_n if ln_n > 0 else np.where(np.isnan(ent), np.nan, 0.0)
-    if np.all(np.isnan(row)):                       # no real query at all: nothing to rank
-        return 0, float("nan")
-    h = int(np.nanargmin(row))
-    return h, float(row[h])
-
-
-def attention_pick(trace: Trace, block: BlockTrace) -> Pick:
-    """Default head of the Attention page for the chosen ``block``: its most focused head."""
-    h, e = focused_head(block, trace)
-    return Pick(block.stage, block.index, h,
-                f"Head {h} is the most focused head of {block.name} on this image "
-                f"(mean entropy {e:.2f} × ln N; 1.00 = uniform).")
-
-
-def dpb_pick(trace: Trace) -> Pick:
-    """Default block and head of the DPB page: the largest bias range over offsets in the whole model."""
-    best = max(((float(bias_ranges(b)[h]), b, h) for b in trace.all_blocks() for h in range(b.heads)),
-               key=lambda t: t[0])
-    r, b, h = best
-    return Pick(b.stage, b.index, h, f"{b.name}, head {h} has the largest bias range of the model "
-                                     f"({r:.3f} over its offsets): the bias there moves attention the most.")
-
-
-def _salience_map(trace: Trace) -> np.ndarray:
-    """``(H_0, W_0)`` how unlike the image's average token the cross-scale embedding responds at each token.
-
-    Each kernel's raw response ``(c_k, H, W)`` is centred on its mean over tokens and scaled by its spread,
-    the squared deviations are summed over channels and kernels, then box-smoothed over 3 × 3 tokens so
-    one noisy token does not win.
-    """
-    H, W = trace.stage_hw[0]
-    score = np.zeros((H, W))
-    for resp in trace.embedding.per_kernel:
-        r = np.asarray(resp[0], np.float64)                      # (c, H, W)
-        r = r - r.mean(axis=(1, 2), keepdims=True)
-        r = r / (r.std(axis=(1, 2), keepdims=True) + 1e-9)
-        score += (r * r).sum(0)
-    pad = np.pad(score, 1, mode="edge")
-    return sum(pad[dy: dy + H, dx: dx + W] for dy in range(3) for dx in range(3)) / 9.0
-
-
-def salient_token(trace: Trace) -> tuple[int, int]:
-    """The stage-0 token where the cross-scale embedding responds most unlike the image's average token
-    (on a Navon figure: on the figure, not the paper; on a photo: the most distinctive spot)."""
-    smooth = _salience_map(trace)
-    h, w = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    return int(h), int(w)
-
-
-def class_evidence(trace: Trace, norm_weight: np.ndarray, norm_bias: np.ndarray, head_row: np.ndarray,
-                   eps: float = 1e-5) -> np.ndarray:
-    """``(H_3, W_3)`` each last-stage token's share of one class logit (class activation map, exact).
-
-    The head reads the mean over tokens of the final LayerNorm, so ``logit_c − b_c = Σ_t w_c · LN(x_t) / T``:
-    the map sums to the logit minus the head's bias. ``norm_weight``, ``norm_bias``: ``(C_3,)`` of the final
-    LayerNorm; ``head_row``: ``(C_3,)`` the class's row of the head.
-    """
-    x = np.asarray(trace.stage_outputs[-1][0], np.float64)                     # (T, C_3)
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    ln = (x - mu) / np.sqrt(var + eps) * np.asarray(norm_weight, np.float64) + np.asarray(norm_bias, np.float64)
-    per_token = ln @ np.asarray(head_row, np.float64) / x.shape[0]             # (T,)
-    return per_token.reshape(trace.stage_hw[-1])
-
-
-def object_token(trace: Trace, evidence: np.ndarray) -> tuple[int, int]:
-    """The stage-0 token on the predicted object: inside the last-stage cell with the most class evidence
-    (:func:`class_evidence`), the token where the embedding responds most distinctively."""
-    h3, w3 = np.unravel_index(int(np.argmax(evidence)), evidence.shape)
-    r = trace.stage_stride(len(trace.stage_hw) - 1) // trace.stage_stride(0)   # stage-0 tokens per cell side
-    cell = _salience_map(trace)[h3 * r:(h3 + 1) * r, w3 * r:(w3 + 1) * r]
-    if cell.size == 0:                                                           # the map's floor division
-        return min(h3 * r, trace.stage_hw[0][0] - 1), min(w3 * r, trace.stage_hw[0][1] - 1)
-    dh, dw = np.unravel_index(int(np.argmax(cell)), cell.shape)
-    return int(h3 * r + dh), int(w3 * r + dw)
-
-
-def query_row(block: BlockTrace, group: int, member: int, head: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The query's attention over its group's keys ``(N,)`` (mean over heads when ``head`` is None) and the
-    real-key mask ``(N,)``."""
-    a = np.asarray(block.attention[0, group], np.float64)        # (heads, N, N)
-    row = a[:, member].mean(0) if head is None else a[head, member]
-    return row, ~block.layout.key_padding[group]
+from crossformer.analysis.findings import (BIAS_DECIDES, FLAT_BIAS, ONE_KEY, SMALL_BIAS, UNIFORM, bias_extent,
+                                           entropy_ratio, query_dpb_share, query_row, query_uniform_heads)
+from crossformer.trace import BlockTrace
 
 
 def attention_notes(block: BlockTrace, group: int, member: int, head: int | None) -> list[str]:
@@ -155,8 +18,7 @@ def attention_notes(block: BlockTrace, group: int, member: int, head: int | None
     notes: list[str] = []
     if n_real <= 1:
         return [f"The query's group has a single real token: {who} can only attend to itself."]
-    e = float(entropy(row[real]))
-    ratio = e / np.log(n_real)
+    ratio = entropy_ratio(row, real)
     top = float(row.max())
     if ratio >= UNIFORM:
         notes.append(f"**Uniform:** {who} averages its group — entropy {ratio:.3f} × ln {n_real} over the "
@@ -166,9 +28,7 @@ def attention_notes(block: BlockTrace, group: int, member: int, head: int | None
         k = int(row.argmax())
         notes.append(f"**One key:** {who} puts {top:.0%} of its attention on member {k}.")
     if head is not None:
-        a = np.asarray(block.attention[0, group, head, member], np.float64)
-        c = content_only_attention(block)[group, head, member]
-        share = float(total_variation(np.where(real, a, 0.0), np.where(real, c, 0.0)))
+        share = query_dpb_share(block, group, member, head)
         if share >= BIAS_DECIDES:
             notes.append(f"**Position decides:** the DPB moves {share:.0%} of this query's attention mass — "
                          "where the keys are matters more than what they contain.")
@@ -179,20 +39,19 @@ def attention_notes(block: BlockTrace, group: int, member: int, head: int | None
 
 def bias_notes(block: BlockTrace, head: int) -> list[str]:
     """Sentences on one head's DPB table: flat (moves nothing) or how much it varies."""
-    r = bias_ranges(block)
-    t = np.asarray(block.dpb_table, np.float64)[:, head]
-    if r[head] < FLAT_BIAS:
-        return [f"**Constant bias:** head {head}'s table is {t.mean():+.4f} everywhere (range {r[head]:.1e} "
+    b = bias_extent(block, head)
+    if b.span < FLAT_BIAS:
+        return [f"**Constant bias:** head {head}'s table is {b.mean:+.4f} everywhere (range {b.span:.1e} "
                 "over the offsets). A constant added to every logit moves no attention — softmax ignores a "
                 "constant shift — so this bias does nothing, whatever the colour."]
-    flat = [h for h in range(len(r)) if r[h] < FLAT_BIAS]
-    out = [f"Head {head}'s bias varies by {r[head]:.3f} over the offsets (from {t.min():+.3f} to {t.max():+.3f}); "
+    out = [f"Head {head}'s bias varies by {b.span:.3f} over the offsets (from {b.low:+.3f} to {b.high:+.3f}); "
            f"a difference of 1 in the bias multiplies the attention ratio of two keys by e ≈ 2.7."]
-    if r[head] < SMALL_BIAS:
+    if b.span < SMALL_BIAS:
         out.append(f"**Small bias:** it changes the attention ratio of any two keys by at most "
-                   f"×{np.exp(r[head]):.3f} (e^{r[head]:.3f}) — the content term decides this head's attention.")
-    if flat:
-        out.append(f"Heads {', '.join(map(str, flat))} of this block have a constant bias (range < {FLAT_BIAS:g}).")
+                   f"×{np.exp(b.span):.3f} (e^{b.span:.3f}) — the content term decides this head's attention.")
+    if b.flat_heads:
+        out.append(f"Heads {', '.join(map(str, b.flat_heads))} of this block have a constant bias "
+                   f"(range < {FLAT_BIAS:g}).")
     return out
 
 
@@ -219,19 +78,9 @@ def prediction_caveat(is_demo: bool, trained: bool, expected: str | None, top_pr
     return None
 
 
-def uniform_heads(block: BlockTrace, group: int, member: int) -> list[int]:
-    """Heads whose attention for this query is uniform over its real keys (entropy ≥ UNIFORM × ln N)."""
-    real = ~block.layout.key_padding[group]
-    n = int(real.sum())
-    if n <= 1:
-        return list(range(block.heads))
-    a = np.asarray(block.attention[0, group, :, member], np.float64)[:, real]     # (heads, n_real)
-    return [h for h in range(block.heads) if float(entropy(a[h])) / np.log(n) >= UNIFORM]
-
-
 def heads_note(block: BlockTrace, group: int, member: int) -> str | None:
     """One sentence for the all-heads view: which heads average their group for this query."""
-    flat = uniform_heads(block, group, member)
+    flat = query_uniform_heads(block, group, member)
     if not flat:
         return None
     if len(flat) == block.heads:

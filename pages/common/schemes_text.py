@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crossformer.analysis import facts
 
-from .analysis import human
+from crossformer.analysis.facts import human
 
 
 def schemes_intro(input_hw: tuple[int, int], stage: int, stage_hw: tuple[int, int], full_pairs: int,

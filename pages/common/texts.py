@@ -6,10 +6,9 @@ Each function returns Markdown: 2–5 sentences on the mechanism and what to loo
 from __future__ import annotations
 
 from crossformer.analysis import facts
+from crossformer.analysis.cost import first_of_kind
 from crossformer.geometry import GroupLayout
 from crossformer.trace import BlockTrace, EmbeddingTrace, Trace
-
-from .analysis import first_of_kind
 
 _hw = facts.hw_text
 
@@ -95,7 +94,7 @@ def dpb_intro(block: BlockTrace) -> str:
     step = ""
     if L.kind == "lda":
         step = (f" In this LDA block neighbouring members are I = {L.interval_text} tokens apart (H × W), so an "
-                f"offset of 1 means {facts.step_text(L, 4 * 2 ** block.stage)}.")
+                f"offset of 1 means {facts.step_text(L, block.stride)}.")
     return (f"The **dynamic position bias** (DPB) is a small MLP that turns the offset (Δh, Δw) between two "
             f"members of a group into one bias per head, added to q·k before the softmax. Block {block.name} "
             f"({L.kind.upper()}: {'long' if L.kind == 'lda' else 'short'}-distance attention; G = {G} group side) "
@@ -108,7 +107,7 @@ def dpb_intro(block: BlockTrace) -> str:
 def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, member: int,
                     input_hw: tuple[int, int] | None = None) -> str:
     L = block.layout
-    px = 4 * 2 ** block.stage
+    px = block.stride
     real = int((L.members[group] >= 0).sum())
     pad = (f" ({L.group_tokens - real} of its {L.group_tokens} slots are padding, masked out)"
            if real < L.group_tokens else "")

@@ -85,11 +85,11 @@ def dpb_tables(model_id: str, stage: int, block: int, sizes: tuple[int, ...],
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def head_stats(model_id: str, image_key: str, prep_key: str, _trace: crossformer.Trace) -> dict:
-    """:func:`viz.diagnostics.block_head_stats` of the trace of (model, image, preprocessing): entropy, mean
+def trace_head_stats(model_id: str, image_key: str, prep_key: str, _trace: crossformer.Trace) -> dict:
+    """:func:`crossformer.analysis.heads.trace_head_stats` of the trace of (model, image, preprocessing): entropy, mean
     distance and DPB share per block × head (``(blocks, max_heads)`` arrays), computed once per input."""
-    from viz.diagnostics import block_head_stats
-    return block_head_stats(_trace)
+    from crossformer.analysis import heads
+    return heads.trace_head_stats(_trace)
 
 
 def trace_npz(trace_: crossformer.Trace, extra: dict[str, Any] | None = None) -> bytes:

@@ -1,4 +1,4 @@
-"""Numbers for debugging attention patterns, computed from a :class:`~crossformer.trace.Trace` (NumPy only).
+"""Per-block, per-head statistics of a :class:`~crossformer.trace.Trace` (NumPy only).
 
 Per block and head (averaged over the real query tokens of one image; padded query slots are ignored,
 so all-padding groups drop out):
@@ -6,7 +6,7 @@ so all-padding groups drop out):
 * ``entropy`` — attention entropy ``−Σ_k p_k ln p_k`` over the real keys, in nats (``ln N`` = uniform
   over a full group; 0 = one key takes everything).
 * ``distance_px`` — mean attention distance ``Σ_k p_k ‖pos_q − pos_k‖₂ · s`` in input-image pixels, with
-  token positions from ``layout.positions`` and ``s = 4·2^stage`` pixels per token. LDA heads reach far,
+  token positions from ``layout.positions`` and ``s = block.stride`` pixels per token. LDA heads reach far,
   SDA heads stay within a window.
 * ``dpb_share`` — **the fraction of attention mass the dynamic position bias moves**: the total-variation
   distance ``½ Σ_k |softmax(qk + B + M)_k − softmax(qk + M)_k|`` between the real attention and the
@@ -17,6 +17,8 @@ Per block:
 
 * ``residual_norm`` — RMS of the block output ``sqrt(mean(x²))`` over tokens and channels: the residual
   stream's magnitude, whose growth with depth CrossFormer++'s activation cooling layers damp.
+
+:func:`crossformer.stats_heads.head_stats` reduces the same numbers on the device for a batch (tested equal).
 """
 
 from __future__ import annotations
@@ -25,60 +27,34 @@ import numpy as np
 
 from crossformer.trace import BlockTrace, Trace
 
+from .attention import content_only_attention, entropy, member_distances_px, total_variation
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (subtracts the row max), float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def content_only_attention(block: BlockTrace, batch: int = 0) -> np.ndarray:
-    """``(nG, heads, N, N)`` softmax(scale·q·kᵀ + mask): the attention without the position bias."""
-    return softmax(block.content[batch] + block.mask[:, None])
-
-
-def bias_only_attention(block: BlockTrace) -> np.ndarray:
-    """``(nG, heads, N, N)`` softmax(DPB bias + mask): where position alone would send the attention."""
-    return softmax(block.dpb_bias[None] + block.mask[:, None])
-
-
-def total_variation(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``½ Σ |p − q|`` along ``axis``."""
-    return 0.5 * np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum(axis=axis)
-
-
-def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``−Σ p ln p`` (with ``0 ln 0 = 0``) along ``axis``, in nats."""
-    p = np.asarray(p, dtype=np.float64)
-    return -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)).sum(axis=axis)
-
-
-def member_distances_px(block: BlockTrace) -> np.ndarray:
-    """``(nG, N, N)`` Euclidean distance between members' token positions, in input pixels."""
-    pos = block.layout.positions.astype(np.float64)                  # (nG, N, 2)
-    d = np.sqrt(((pos[:, :, None, :] - pos[:, None, :, :]) ** 2).sum(-1))
-    return d * block.stride
+def _mean_over_real_queries(x: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """``(nG, h, N)`` per-query values → ``(h,)`` their mean over the real queries (``real``: ``(nG, N)``)."""
+    w = real.astype(np.float64)
+    return (x * w[:, None, :]).sum(axis=(0, 2)) / w.sum()
 
 
 def block_stats(block: BlockTrace, batch: int = 0) -> dict[str, np.ndarray]:
     """``{"entropy", "distance_px", "dpb_share"}`` each ``(heads,)`` for one block (see module doc)."""
     attn = np.asarray(block.attention[batch], dtype=np.float64)       # (nG, h, N, N)
     real = ~block.layout.key_padding                                   # (nG, N)
-    weight = real.astype(np.float64)                                   # real queries
-    n_q = weight.sum()
     p = np.where(real[:, None, None, :], attn, 0.0)                    # keys: real only (padded are 0)
     ent = entropy(p)                                                   # (nG, h, N)
     dist = (p * member_distances_px(block)[:, None]).sum(-1)           # (nG, h, N)
     tv = total_variation(p, np.where(real[:, None, None, :], content_only_attention(block, batch), 0.0))
+    return {"entropy": _mean_over_real_queries(ent, real), "distance_px": _mean_over_real_queries(dist, real),
+            "dpb_share": _mean_over_real_queries(tv, real)}
 
-    def mean_over_queries(x: np.ndarray) -> np.ndarray:               # (nG, h, N) → (h,)
-        return (x * weight[:, None, :]).sum(axis=(0, 2)) / n_q
 
-    return {"entropy": mean_over_queries(ent), "distance_px": mean_over_queries(dist),
-            "dpb_share": mean_over_queries(tv)}
+def mean_entropy(block: BlockTrace, batch: int = 0) -> np.ndarray:
+    """``(heads,)`` the ``entropy`` of :func:`block_stats` alone, in float32 (a page reruns it on every
+    interaction); NaN for a block without real queries."""
+    real = ~block.layout.key_padding                                   # (nG, N)
+    p = np.where(real[:, None, None, :], np.asarray(block.attention[batch], np.float32), np.float32(0.0))
+    with np.errstate(invalid="ignore"):
+        return _mean_over_real_queries(entropy(p, dtype=np.float32), real)
 
 
 def residual_rms(block: BlockTrace, batch: int = 0) -> float:
@@ -87,8 +63,8 @@ def residual_rms(block: BlockTrace, batch: int = 0) -> float:
     return float(np.sqrt((x * x).mean()))
 
 
-def block_head_stats(trace: Trace, batch: int = 0) -> dict:
-    """Diagnostics of every block, stacked for one compact figure.
+def trace_head_stats(trace: Trace, batch: int = 0) -> dict:
+    """Statistics of every block of a trace, stacked for one compact figure.
 
     Returns:
         ``entropy``, ``distance_px``, ``dpb_share``: ``(blocks, max_heads)`` float arrays (NaN where a block
@@ -100,8 +76,7 @@ def block_head_stats(trace: Trace, batch: int = 0) -> dict:
     H = max(b.heads for b in blocks)
     out = {k: np.full((len(blocks), H), np.nan) for k in ("entropy", "distance_px", "dpb_share")}
     for i, b in enumerate(blocks):
-        st = block_stats(b, batch)
-        for k, v in st.items():
+        for k, v in block_stats(b, batch).items():
             out[k][i, : b.heads] = v
     out["residual_norm"] = np.array([residual_rms(b, batch) for b in blocks])
     out["names"] = [b.name for b in blocks]
@@ -110,4 +85,24 @@ def block_head_stats(trace: Trace, batch: int = 0) -> dict:
     out["heads"] = np.array([b.heads for b in blocks])
     out["group_size"] = np.array([b.group_size for b in blocks])
     out["max_entropy"] = np.log(np.array([b.layout.group_tokens for b in blocks], dtype=np.float64))
+    return out
+
+
+def odd_heads(values: np.ndarray, threshold: float = 3.5, rel_floor: float = 0.1) -> np.ndarray:
+    """``(blocks, heads)`` bool: heads far from the other heads of their block.
+
+    Robust z-score ``|x − median| / s > threshold`` within each block (at least 3 heads), with
+    ``s = max(1.4826·MAD, rel_floor·|median|)``, so that heads which differ only by noise (e.g. all
+    near-uniform attention) are not called odd.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    out = np.zeros(v.shape, dtype=bool)
+    for i, row in enumerate(v):
+        ok = np.isfinite(row)
+        if ok.sum() < 3:
+            continue
+        med = np.median(row[ok])
+        mad = np.median(np.abs(row[ok] - med))
+        scale = max(1.4826 * mad, rel_floor * abs(med), 1e-12)
+        out[i, ok] = np.abs(row[ok] - med) / scale > threshold
     return out
