@@ -56,8 +56,9 @@ if run is not None:
     if bundle.is_backbone:      # no classes: the four stage maps are the output compared
         outcome = "output: the four stage maps (backbone, no classes)."
     else:
-        top_t, top_n = int(trace.logits[0].argmax()), int(run.logits[0].argmax())
-        outcome = f"top-1: PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”."
+        top_t = analysis.top_k(trace.logits[0], bundle.class_names, k=1)[0][1]       # (index, name, prob)
+        top_n = analysis.top_k(run.logits[0], bundle.class_names, k=1)[0][1]
+        outcome = f"top-1: PyTorch “{top_t}”, NumPy “{top_n}”."
     st.badge(f"{'PASS' if ok else 'FAIL'}: max |PyTorch − NumPy| = {err:.2e} ({field}) "
              f"{'≤' if ok else '>'} {TOL:g}", icon=":material/check_circle:" if ok else ":material/cancel:",
              color="green" if ok else "red")
