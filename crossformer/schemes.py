@@ -284,6 +284,12 @@ def cost_curves(sizes_px: Sequence[int], settings: Settings, stride: int = 4) ->
     return out
 
 
+def equal_area_side(hw: Sequence[int]) -> int:
+    """The side in pixels of the square image with the area of an ``H × W`` one (rounded): where an image of that
+    size sits on the square-image cost curves of :func:`cost_curves`."""
+    return int(round((int(hw[0]) * int(hw[1])) ** 0.5))
+
+
 def pair_table(stage_hws: Sequence[Sequence[int]], **overrides: Any) -> list[dict[str, Any]]:
     """One row per stage: its token grid and the pair count of one block of every scheme (the papers'
     per-stage parameters, ``overrides`` as in :meth:`Settings.for_stage`)."""

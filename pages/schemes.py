@@ -65,7 +65,7 @@ st.subheader("Cost against image size")
 cost_settings = schemes.Settings.for_stage(0, swin_window=window, crossformer_group=group)
 fig = loaders.built_figure(cost_figure, SIZES_PX, schemes.cost_curves(SIZES_PX, cost_settings, ctx.bundle.cfg.stride),
                            {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
-                           marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5)))
+                           marker_px=schemes.equal_area_side(trace.input_hw))
 widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
                     caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). With M = G = 7 "
                             "the Swin, SDA and LDA lines coincide (each scores 49 keys per padded token). "

@@ -200,3 +200,9 @@ def test_reach_figure_titles_state_the_counts():
     titles = [a.text for a in fig.layout.annotations][: len(archs) * 2]
     assert titles[0] == f"ViT · 1 block: {13 * 20:,}/{13 * 20:,}"
     assert titles[3] == f"Swin · 2 blocks: {grid.count('Swin', 2):,}/{13 * 20:,}"
+
+
+def test_equal_area_side_is_the_square_of_the_same_area():
+    assert S.equal_area_side((224, 224)) == 224
+    assert S.equal_area_side((200, 264)) == 230                      # √52800 = 229.8
+    assert S.equal_area_side((1, 2)) == 1
