@@ -10,10 +10,12 @@ import torch
 
 from crossformer import precision
 from crossformer.analysis import interventions as effect
+from crossformer.analysis.attention import attention_scale_max
+from crossformer.analysis.predictions import top_k
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
-from pages.common import analysis, heavy, loaders, startup, state, widgets
-from viz.attention_figures import attention_scale_max, query_attention_figure
+from pages.common import heavy, loaders, startup, state, widgets
+from viz.attention_figures import query_attention_figure
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ widgets.prediction_caveat(ctx)
 x = loaders.model_input(bundle, ctx.pixels, ctx.prepared.padding)
 names = bundle.class_names
 base_logits = np.asarray(trace.logits[0], dtype=np.float64)
-top = analysis.top_k(base_logits, names, k=5) if not backbone else []
+top = top_k(base_logits, names, k=5) if not backbone else []
 probs = {i: p for i, _, p in top}
 
 
@@ -200,7 +202,7 @@ if backbone:
                  column_config={"relative change ‖Δ‖/‖base‖": st.column_config.NumberColumn(format="percent")})
 else:
     pred = effect.prediction_change(base_logits, after_logits)
-    top_after = analysis.top_k(after_logits, names, k=5)
+    top_after = top_k(after_logits, names, k=5)
     classes = [i for i, _, _ in top] + [i for i, _, _ in top_after if i not in probs]
     table = {"class": [class_name(i) for i in classes],
              "before prob": [float(pred.before[i]) for i in classes],

@@ -63,13 +63,14 @@ def page_header(page_id: str, intro: str | None = None) -> Any:
 
 def prediction_caveat(ctx: AppContext) -> None:
     """``st.warning`` when the model's classes cannot describe this image (the demo model on a photo)."""
-    from crossformer.analysis.attention import entropy, softmax
+    import numpy as np
 
+    from .analysis import softmax
     from .findings import prediction_caveat as caveat
     if ctx.bundle.is_backbone:        # no classes, no prediction to doubt
         return
     p = softmax(ctx.trace.logits[0])
-    ent = float(entropy(p))
+    ent = float(-(p * np.log(np.clip(p, 1e-12, None))).sum())
     text = caveat(ctx.bundle.is_demo, ctx.bundle.trained, ctx.expected, float(p.max()), ent, len(p))
     if text:
         st.warning(text, icon=":material/report:")
