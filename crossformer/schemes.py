@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -238,6 +238,37 @@ def stack(cycle: Sequence[SchemeSpec], depth: int) -> list[Block]:
     return [cycle[i % len(cycle)].block for i in range(depth)]
 
 
+@dataclass(frozen=True, eq=False)
+class ReachGrid:
+    """Which tokens can have informed one query, per architecture and number of blocks.
+
+    Attributes:
+        architectures: row names (the keys of :func:`architectures`).
+        depths: numbers of blocks, one per column.
+        masks: ``masks[a][d]`` ``(H, W)`` bool, :func:`reach` through the first ``depths[d]`` blocks of
+            architecture ``a``.
+        counts: ``(len(architectures), len(depths))`` int64, the tokens each mask holds.
+    """
+
+    architectures: tuple[str, ...]
+    depths: tuple[int, ...]
+    masks: tuple[tuple[np.ndarray, ...], ...]
+    counts: np.ndarray
+
+    def count(self, architecture: str, depth: int) -> int:
+        """Tokens that reach the query after ``depth`` blocks of ``architecture``."""
+        return int(self.counts[self.architectures.index(architecture), self.depths.index(depth)])
+
+
+def reach_grid(cycles: Mapping[str, Sequence[SchemeSpec]], depths: Sequence[int], hw: Sequence[int],
+               token: Sequence[int]) -> ReachGrid:
+    """:func:`reach` of ``token`` on an ``hw`` map for each architecture's repeating cycle (as from
+    :func:`architectures`) after each of ``depths`` blocks."""
+    masks = tuple(tuple(reach(stack(cycle, int(d)), hw, token) for d in depths) for cycle in cycles.values())
+    counts = np.array([[int(m.sum()) for m in row] for row in masks], dtype=np.int64).reshape(len(masks), len(depths))
+    return ReachGrid(architectures=tuple(cycles), depths=tuple(int(d) for d in depths), masks=masks, counts=counts)
+
+
 def cost_curves(sizes_px: Sequence[int], settings: Settings, stride: int = 4) -> dict[str, np.ndarray]:
     """Pair count per block at stage 0 of square ``s × s`` images (``s // stride`` tokens per side).
 
@@ -251,6 +282,12 @@ def cost_curves(sizes_px: Sequence[int], settings: Settings, stride: int = 4) ->
         out[spec.label] = np.array([pair_count(spec.scheme, (s // stride, s // stride), **spec.params)
                                     for s in sizes_px], dtype=np.int64)
     return out
+
+
+def equal_area_side(hw: Sequence[int]) -> int:
+    """The side in pixels of the square image with the area of an ``H × W`` one (rounded): where an image of that
+    size sits on the square-image cost curves of :func:`cost_curves`."""
+    return int(round((int(hw[0]) * int(hw[1])) ** 0.5))
 
 
 def pair_table(stage_hws: Sequence[Sequence[int]], **overrides: Any) -> list[dict[str, Any]]:

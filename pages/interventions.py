@@ -9,7 +9,8 @@ import streamlit as st
 import torch
 
 from crossformer import precision
-from crossformer.analysis.attention import attention_scale_max, query_weights, softmax, total_variation
+from crossformer.analysis import interventions as effect
+from crossformer.analysis.attention import attention_scale_max
 from crossformer.analysis.predictions import top_k
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
@@ -114,12 +115,11 @@ elif backbone:
               f"Mean relative L2 change of the four stage maps, in per cent (stages before the head's block are "
               f"unchanged: 0); computed in {res['precision']}. Click a cell to apply that edit in “Edit one block” "
               "below.")
-    mag = np.where(np.isfinite(mc), mc, -1.0)
-    i, h = np.unravel_index(int(np.argmax(mag)), mag.shape)
-    per_stage = ", ".join(f"{100 * float(v):.2f} %" for v in res["change"][i, h])
-    st.info(f"{VERB[kind].capitalize()} head {h} of {res['blocks'][i]} changes the pyramid most: by "
-            f"{mc[i, h]:.2f} % on average (stages 0–3: {per_stage}). "
-            f"{int(np.sum(np.nan_to_num(mc) > 1.0))} of {n_heads} heads change it by more than 1 % when removed "
+    peak = effect.pyramid_scan_peak(mc)
+    per_stage = ", ".join(f"{100 * float(v):.2f} %" for v in res["change"][peak.row, peak.head])
+    st.info(f"{VERB[kind].capitalize()} head {peak.head} of {res['blocks'][peak.row]} changes the pyramid most: by "
+            f"{peak.value:.2f} % on average (stages 0–3: {per_stage}). "
+            f"{peak.count} of {n_heads} heads change it by more than {effect.PYRAMID_CHANGE_PCT:g} % when removed "
             "alone.", icon=":material/lightbulb:")
 else:
     dl = np.asarray(res["delta_logit"], dtype=np.float64)
@@ -140,15 +140,14 @@ else:
     pd.DataFrame(rows).to_csv(buf, index=False)
     st.download_button("Scan (CSV)", buf.getvalue().encode(), f"head_importance_{kind}_class{target}.csv",
                        "text/csv", key="int_csv", on_click="ignore", icon=":material/download:")
-    mag = np.where(np.isfinite(dl), np.abs(dl), -1.0)
-    i, h = np.unravel_index(int(np.argmax(mag)), mag.shape)
-    d = float(dl[i, h])
-    hurt = int(np.sum(np.nan_to_num(dl, nan=0.0) < -0.1))
-    st.info(f"{VERB[kind].capitalize()} head {h} of {res['blocks'][i]} {'lowers' if d < 0 else 'raises'} "
-            f"“{name}” by {abs(d):.2f} logits (probability {res['base_prob']:.1%} → "
-            f"{res['base_prob'] + float(dp[i, h]):.1%}): the most important head of this image. "
-            f"{hurt} of {n_heads} heads lower the logit by more than 0.1 when removed alone; the rest "
-            "are redundant for this class (another head or the residual stream carries the same information).",
+    peak = effect.class_scan_peak(dl)
+    d = peak.value
+    st.info(f"{VERB[kind].capitalize()} head {peak.head} of {res['blocks'][peak.row]} "
+            f"{'lowers' if d < 0 else 'raises'} “{name}” by {abs(d):.2f} logits (probability "
+            f"{res['base_prob']:.1%} → {res['base_prob'] + float(dp[peak.row, peak.head]):.1%}): the most important "
+            f"head of this image. {peak.count} of {n_heads} heads lower the logit by more than "
+            f"{effect.HURT_LOGIT:g} when removed alone; the rest are redundant for this class (another head or the "
+            "residual stream carries the same information).",
             icon=":material/lightbulb:")
 
 # ---- (b) toggles on one block --------------------------------------------------------------------------------
@@ -202,13 +201,13 @@ if backbone:
                  hide_index=True, key="int_pyramid_change",
                  column_config={"relative change ‖Δ‖/‖base‖": st.column_config.NumberColumn(format="percent")})
 else:
-    p_before, p_after = softmax(base_logits), softmax(after_logits)
+    pred = effect.prediction_change(base_logits, after_logits)
     top_after = top_k(after_logits, names, k=5)
     classes = [i for i, _, _ in top] + [i for i, _, _ in top_after if i not in probs]
     table = {"class": [class_name(i) for i in classes],
-             "before prob": [float(p_before[i]) for i in classes],
-             "after prob": [float(p_after[i]) for i in classes],
-             "Δ logit": [float(after_logits[i] - base_logits[i]) for i in classes]}
+             "before prob": [float(pred.before[i]) for i in classes],
+             "after prob": [float(pred.after[i]) for i in classes],
+             "Δ logit": [float(pred.delta_logit[i]) for i in classes]}
     st.dataframe(table, hide_index=True,
                  column_config={"before prob": st.column_config.NumberColumn(format="percent"),
                                 "after prob": st.column_config.NumberColumn(format="percent"),
@@ -240,21 +239,19 @@ else:
     what = " + ".join({"no_dpb": "no DPB", "swap": "SDA↔LDA swap", "zero": f"head {zero} zeroed", "uniform": f"head {zero} made uniform"}[e.kind]
                       for e in edits)
     try:
-        w0 = query_weights(later_before, token)
-        w1 = query_weights(later_after, token)
-        tv = f"; the query's attention in {later_before.name} moves by a total variation of " \
-             f"{float(total_variation(w0, w1)):.3f}" if w0.shape == w1.shape else ""
+        shift = effect.attention_shift(later_before, later_after, token)
     except Exception:  # noqa: BLE001 — a note only
-        tv = ""
+        shift = None
+    tv = (f"; the query's attention in {later_before.name} moves by a total variation of {shift:.3f}"
+          if shift is not None else "")
     if backbone:
         stages = ", ".join(f"stage {i} {100 * float(c):.2f} %" for i, c in enumerate(change))
-        effect = f"the stage maps change by {stages} (relative L2){tv}"
+        outcome = f"the stage maps change by {stages} (relative L2){tv}"
     else:
-        t0 = top[0][0]
-        new_top = int(np.argmax(after_logits))
+        t0, new_top = top[0][0], pred.new_top
         verdict = (f"the prediction stays “{class_name(t0)}”" if new_top == t0
-                   else f"the prediction flips to “{class_name(new_top)}” ({p_after[new_top]:.1%})")
-        effect = (f"“{class_name(t0)}” goes from {p_before[t0]:.1%} to {p_after[t0]:.1%} "
-                  f"({after_logits[t0] - base_logits[t0]:+.2f} logits) and {verdict}{tv}")
-    st.info(f"With {what} in {block.name}, {effect}. Blocks before {block.name} are "
+                   else f"the prediction flips to “{class_name(new_top)}” ({pred.after[new_top]:.1%})")
+        outcome = (f"“{class_name(t0)}” goes from {pred.before[t0]:.1%} to {pred.after[t0]:.1%} "
+                   f"({pred.delta_logit[t0]:+.2f} logits) and {verdict}{tv}")
+    st.info(f"With {what} in {block.name}, {outcome}. Blocks before {block.name} are "
             "untouched; everything after it sees the changed output.", icon=":material/lightbulb:")

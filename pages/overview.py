@@ -56,7 +56,7 @@ def pyramid_summary() -> list:
     st.dataframe([{"stage": v.stage, "map (C × H × W)": f"{len(v.channel_energy)}×{v.hw[0]}×{v.hw[1]}",
                    "stride (px)": v.stride, "real tokens": f"{v.real_hw[0]}×{v.real_hw[1]}",
                    "PC1–3 variance": ", ".join(f"{s:.0%}" for s in v.pca.explained),
-                   "mean energy": float(v.channel_energy.mean())} for v in views],
+                   "mean energy": v.mean_energy} for v in views],
                  hide_index=True, key="overview_pyramid_table",
                  column_config={"mean energy": st.column_config.NumberColumn(format="%.3g")})
     return views

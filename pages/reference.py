@@ -6,6 +6,7 @@ from functools import partial
 import streamlit as st
 
 from crossformer.analysis import explain, facts
+from crossformer.analysis.predictions import top_k
 from pages.common import context, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
@@ -56,8 +57,9 @@ if run is not None:
     if bundle.is_backbone:      # no classes: the four stage maps are the output compared
         outcome = "output: the four stage maps (backbone, no classes)."
     else:
-        top_t, top_n = int(trace.logits[0].argmax()), int(run.logits[0].argmax())
-        outcome = f"top-1: PyTorch “{bundle.class_names[top_t]}”, NumPy “{bundle.class_names[top_n]}”."
+        top_t = top_k(trace.logits[0], bundle.class_names, k=1)[0][1]       # (index, name, probability)
+        top_n = top_k(run.logits[0], bundle.class_names, k=1)[0][1]
+        outcome = f"top-1: PyTorch “{top_t}”, NumPy “{top_n}”."
     st.badge(f"{'PASS' if ok else 'FAIL'}: max |PyTorch − NumPy| = {err:.2e} ({field}) "
              f"{'≤' if ok else '>'} {TOL:g}", icon=":material/check_circle:" if ok else ":material/cancel:",
              color="green" if ok else "red")

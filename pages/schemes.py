@@ -35,12 +35,11 @@ archs = schemes.architectures(settings)
 left, right = st.columns([1, 2], gap="large")
 with left:
     token = widgets.query_picker(ctx, stage=stage, prefix="sch")
-reached = {name: [schemes.reach(schemes.stack(cycle, d), hw, token) for d in DEPTHS]
-           for name, cycle in archs.items()}
+reached = schemes.reach_grid(archs, DEPTHS, hw, token)
 pairs = {s.short: schemes.pair_count(s.scheme, hw, **s.params) for s in specs}
 intro.markdown(schemes_text.schemes_intro(
     trace.input_hw, stage, hw, pairs["ViT"], pairs["CrossFormer SDA"] + pairs["CrossFormer LDA"],
-    int(reached["CrossFormer"][1].sum()), int(reached["Swin"][1].sum())))
+    reached.count("CrossFormer", 2), reached.count("Swin", 2)))
 
 with right:
     fig = figure_cache.built_figure(
@@ -53,7 +52,8 @@ with right:
                                 "(PVT: every region, through R×R-pooled keys — grid lines show the pooled cells).")
 
 st.subheader("Reach after 1, 2 and 4 blocks")
-fig = figure_cache.built_figure(reach_figure, [reached[name] for name in archs], list(archs), DEPTHS, token)
+fig = figure_cache.built_figure(reach_figure, reached.masks, reached.counts, reached.architectures, reached.depths,
+                                token)
 widgets.show_figure(fig, key="sch_reach", filename=f"reach_stage{stage}",
                     caption=f"Stage {stage}, {hw[0]}×{hw[1]} tokens: blocks repeat the architecture's cycle "
                             "(Swin W, SW, W, SW; CrossFormer SDA, LDA, SDA, LDA). Attention only. Where G·I is "
@@ -66,7 +66,7 @@ cost_settings = schemes.Settings.for_stage(0, swin_window=window, crossformer_gr
 fig = figure_cache.built_figure(cost_figure, SIZES_PX,
                                 schemes.cost_curves(SIZES_PX, cost_settings, ctx.bundle.cfg.stride),
                                 {s.label: s.scheme for s in schemes.panel_specs(cost_settings)},
-                                marker_px=int(round((trace.input_hw[0] * trace.input_hw[1]) ** 0.5)))
+                                marker_px=schemes.equal_area_side(trace.input_hw))
 widgets.show_figure(fig, key="sch_cost", filename="cost_vs_image_size",
                     caption="One block, one head, stage 0 (PVT R = 8, CrossFormer++ G = 4, I = 4). With M = G = 7 "
                             "the Swin, SDA and LDA lines coincide (each scores 49 keys per padded token). "

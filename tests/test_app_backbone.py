@@ -7,6 +7,8 @@ configs with random weights, fake neck / RPN / RoI tensors and mmdet-like meta),
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -75,7 +77,11 @@ def test_every_page_works_with_a_detector_backbone(monkeypatch, mmdet_path):
     pca = specs_with(at, "pca s")
     assert [t["name"] for t in pca] == ["pca s0", "pca s1", "pca s2", "pca s3"]
     assert [t["dx"] for t in pca] == [4, 8, 16, 32]
-    assert len(specs_with(at, "energy s")) == 4
+    energy = specs_with(at, "energy s")
+    assert len(energy) == 4
+    # the table's mean energy is the mean of the channel energies the figure draws
+    for mean, tr in zip(table["mean energy"], energy):
+        assert float(mean) == pytest.approx(float(np.mean(S.plotly_array(tr["y"]))), rel=1e-5)
 
 
 def test_detector_preprocessing_pads_like_mmdet(monkeypatch, mmdet_path):
@@ -144,7 +150,13 @@ def test_interventions_measure_the_pyramid(monkeypatch, mmdet_path):
     z = S.plotly_array(heat[0]["z"]).astype(np.float64)
     assert z.shape == (16, 16)                                                    # CrossFormer-T: 16 blocks, ≤ 16 heads
     assert np.nanmin(z) >= 0 and np.nanmax(z) > 0
-    assert any("changes the pyramid most" in i.value for i in at.info)
+    text = next(i.value for i in at.info if "changes the pyramid most" in i.value)
+    # the teaching text names the largest cell of the figure's own z and counts the heads above 1 %
+    head, amount, count = re.search(r"head (\d+) of s\d_b\d+ changes the pyramid most: by ([\d.]+) %.* (\d+) of \d+ "
+                                    r"heads change it by more than 1 %", text).groups()
+    i, j = np.unravel_index(int(np.nanargmax(z)), z.shape)
+    assert int(head) == j and abs(float(amount) - z[i, j]) < 0.006
+    assert int(count) == int(np.sum(np.nan_to_num(z) > 1.0))
 
 
 def test_attributions_explain_a_feature(monkeypatch, mmdet_path):

@@ -78,6 +78,8 @@ def test_scan_draws_the_heat_map_and_names_its_top_cell(monkeypatch):
     i, j = np.unravel_index(int(np.argmax(mag)), mag.shape)
     assert (rows[i], j) == (block, int(h))
     assert abs(abs(z[i, j]) - float(amount)) < 0.006
+    hurt = re.search(r"(\d+) of \d+ heads lower the logit by more than 0\.1 when removed alone", text).group(1)
+    assert int(hurt) == int(np.sum(np.nan_to_num(z) < -0.1))
 
     # the same numbers as head_importance on the same input, computed here
     assert seen["kind"] == "zero" and seen["x"].shape[:2] == (1, 3)
@@ -96,7 +98,9 @@ def test_dropping_the_bias_of_a_block_changes_the_after_table():
     assert np.allclose(before["before prob"][:5], after["before prob"][:5])
     assert not np.allclose(after["before prob"], after["after prob"])
     assert len(at.get("plotly_chart")) == 2
-    assert any("no DPB" in m.value for m in at.info)
+    note = next(m.value for m in at.info if "no DPB" in m.value)
+    shift = float(re.search(r"moves by a total variation of (\d\.\d{3})", note).group(1))
+    assert 0 <= shift <= 1                                         # stated for the next block's query row
 
 
 def test_swap_zero_and_uniform_scan_run_without_errors():

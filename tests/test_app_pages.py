@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -199,6 +200,9 @@ def test_reference_page_runs_and_explains():
     at.button(key="ref_run").click().run()
     no_errors(at)
     assert "PASS" in " ".join(m.value for m in at.markdown)
+    caption = next(c.value for c in at.caption if "fields compared" in c.value)
+    torch_top, numpy_top = re.search(r"top-1: PyTorch “(.+)”, NumPy “(.+)”\.", caption).groups()
+    assert torch_top == numpy_top and " of " in torch_top                         # a Navon class of the demo model
     assert len(at.get("plotly_chart")) == 1
     table = at.dataframe[0].value
     assert list(table["step"])[0] == "q·k" and list(table["step"])[-1] == "stored weight"
@@ -258,6 +262,14 @@ def test_a_photo_is_told_the_demo_labels_cannot_describe_it_and_a_navon_figure_i
     at = S.new_app(96, sb_source="Sample", sb_sample="chelsea").run()
     no_errors(at)
     assert any("cannot describe this image" in w and "python -m crossformer fetch" in w for w in _warnings(at))
+    # its numbers are the shown prediction's: top-1 as in the table, and −Σ p ln p (nats) between the top-5's
+    # share of it and that share plus the most the other classes' mass r can add (r spread evenly: r ln((C−5)/r))
+    text = next(w for w in _warnings(at) if "cannot describe this image" in w)
+    top1, ent, n = re.search(r"top-1 (\d+)%, entropy ([\d.]+) of ln (\d+)", text).groups()
+    p = np.asarray(at.dataframe[0].value["probability"], dtype=np.float64)          # the overview's top-5
+    assert int(top1) == round(100 * p[0])
+    h5, r = -(p * np.log(p)).sum(), max(1.0 - p.sum(), 1e-12)
+    assert h5 - 0.006 <= float(ent) <= h5 + r * np.log((int(n) - len(p)) / r) + 0.006
     at.switch_page("pages/attributions.py").run()
     assert any("cannot describe this image" in w for w in _warnings(at))
     for source, extra in (("Sample", {"sb_sample": "navon triangle of squares"}), ("Navon generator", {})):

@@ -83,3 +83,5 @@ def test_pyramid_views_of_a_padded_backbone_input():
         assert v.pca.rgb.shape == (*v.hw, 3) and v.channel_energy.shape == (c,) and v.token_energy.shape == v.hw
         assert v.pca.fitted_hw == v.real_hw and 0 < v.pca.explained.sum() <= 1 + 1e-6
     np.testing.assert_allclose(views[3].token_energy, np.square(trace.stage_map(3)[0]).mean(axis=0), rtol=1e-5)
+    real = trace.stage_map(2)[0][:, :12, :19].astype(np.float64)             # stage 2's real tokens
+    assert views[2].mean_energy == pytest.approx(np.square(real).mean(), rel=1e-5)

@@ -175,3 +175,34 @@ def test_pvt_reduction_per_stage_is_the_papers():
     assert S.pair_count("pvt", (7, 7), reduction=last.pvt_reduction) == S.pair_count("full", (7, 7)) == 49 * 49
     pvt = next(p for p in S.panel_specs(last) if p.scheme == "pvt")
     assert pvt.params == {"reduction": 1} and "R=1" in pvt.label
+
+
+def test_reach_grid_holds_each_architecture_and_depth_with_its_count():
+    archs = S.architectures(S.Settings())
+    grid = S.reach_grid(archs, (1, 2, 4), (56, 56), (20, 20))
+    assert grid.architectures == tuple(archs) and grid.depths == (1, 2, 4)
+    assert grid.counts.shape == (len(archs), 3) and grid.counts.dtype == np.int64
+    for a, (name, cycle) in enumerate(archs.items()):
+        for d, depth in enumerate(grid.depths):
+            mask = S.reach(S.stack(cycle, depth), (56, 56), (20, 20))
+            assert np.array_equal(grid.masks[a][d], mask)
+            assert grid.counts[a, d] == grid.count(name, depth) == mask.sum()
+    assert grid.count("ViT", 1) == 56 * 56 and grid.count("CrossFormer", 2) == 49 * 49   # SDA then LDA: G² groups of G²
+    assert grid.count("Swin", 1) == 49
+
+
+def test_reach_figure_titles_state_the_counts():
+    from viz.schemes_figures import reach_figure
+
+    archs = S.architectures(S.Settings())
+    grid = S.reach_grid(archs, (1, 2), (13, 20), (3, 4))
+    fig = reach_figure(grid.masks, grid.counts, grid.architectures, grid.depths, (3, 4))
+    titles = [a.text for a in fig.layout.annotations][: len(archs) * 2]
+    assert titles[0] == f"ViT · 1 block: {13 * 20:,}/{13 * 20:,}"
+    assert titles[3] == f"Swin · 2 blocks: {grid.count('Swin', 2):,}/{13 * 20:,}"
+
+
+def test_equal_area_side_is_the_square_of_the_same_area():
+    assert S.equal_area_side((224, 224)) == 224
+    assert S.equal_area_side((200, 264)) == 230                      # √52800 = 229.8
+    assert S.equal_area_side((1, 2)) == 1

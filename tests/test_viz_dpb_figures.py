@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from viz_cases import case
 
+from crossformer.analysis.dpb import table_grid
 from crossformer.geometry import dpb_offsets, relative_position_index
-from viz.dpb_figures import (bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure,
-                             table_grid)
+from viz.dpb_figures import bias_matrix_figure, dpb_heatmap_figure, dpb_sizes_figure, dpb_surface_figure
 
 
 @pytest.mark.parametrize("name,stage", [("demo224", 0), ("pp", 0), ("pp", 2)])
@@ -67,5 +67,3 @@ def test_dpb_at_other_group_sizes_is_the_same_mlp():
         assert np.allclose(np.asarray(t.z), tables[G][:, 2].reshape(2 * G - 1, 2 * G - 1))
         assert list(t.x) == list(range(1 - G, G))
     assert "G=14 (used by this block)" in [a.text for a in fig.layout.annotations]
-    with pytest.raises(ValueError):
-        table_grid(tables[3], 4, 0)

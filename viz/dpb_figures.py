@@ -15,20 +15,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from crossformer.analysis.dpb import centred_table, table_grid
+
 from . import panels, style
 
 
-def table_grid(table: np.ndarray, group_size: int, head: int) -> np.ndarray:
-    """One head of a DPB table as a ``(2G−1, 2G−1)`` grid: ``[Δy + G−1, Δx + G−1]``."""
-    t = np.asarray(table)
-    side = 2 * group_size - 1
-    if t.shape[0] != side * side:
-        raise ValueError(f"table has {t.shape[0]} rows, expected (2G-1)^2 = {side * side} for G={group_size}")
-    return np.asarray(t[:, head], dtype=np.float64).reshape(side, side)
-
-
 def offsets(group_size: int) -> np.ndarray:
-    """``(2G−1,)`` offsets ``−(G−1) … G−1``."""
+    """``(2G−1,)`` offsets ``−(G−1) … G−1``: the coordinates of a (Δy, Δx) axis."""
     return np.arange(1 - group_size, group_size)
 
 
@@ -124,13 +117,11 @@ def dpb_heatmap_figure(table: np.ndarray, group_size: int, heads: Sequence[int] 
     shift of every logit moves no attention (softmax ignores it), so the centred map shows exactly the part
     of the bias that changes attention, and a constant table is drawn as zero everywhere.
     """
-    t = np.asarray(table)
+    t = centred_table(table) if centred else np.asarray(table)
     heads = list(range(t.shape[1])) if heads is None else [int(h) for h in heads]
     rows, cols = _grid_shape(len(heads), max_cols)
     d = offsets(group_size)
     grids = [table_grid(t, group_size, h) for h in heads]
-    if centred:
-        grids = [g - g.mean() for g in grids]
     vmax = _sym(np.stack(grids))
     if centred:
         vmax = max(vmax, MIN_VISIBLE_BIAS)

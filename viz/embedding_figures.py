@@ -13,21 +13,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from crossformer.analysis.embedding import kernel_energy, kernel_map, top_channels
 from crossformer.trace import EmbeddingTrace
 
 from . import canvas, panels, style
-
-
-def kernel_energy(emb: EmbeddingTrace, kernel_index: int, batch: int = 0) -> np.ndarray:
-    """``(Ho, Wo)`` channel-mean activation energy ``mean_c per_kernel[i][b, c]²`` of one kernel."""
-    a = np.asarray(emb.per_kernel[kernel_index][batch], dtype=np.float64)     # (c_k, Ho, Wo)
-    return (a * a).mean(axis=0)
-
-
-def channel_energy(emb: EmbeddingTrace, kernel_index: int, batch: int = 0) -> np.ndarray:
-    """``(c_k,)`` mean energy of each channel of one kernel over the map."""
-    a = np.asarray(emb.per_kernel[kernel_index][batch], dtype=np.float64)
-    return (a * a).mean(axis=(1, 2))
 
 
 def layer_name(emb: EmbeddingTrace, input_stride: int) -> str:
@@ -88,17 +77,17 @@ def top_channels_figure(emb: EmbeddingTrace, kernel_index: int, k: int = 8, batc
     Traces: one heat map per shown channel named ``"ch c"`` (``c`` = channel within the kernel's slice)
     with ``z = per_kernel[kernel_index][batch, c]`` ``(Ho, Wo)``; ``meta`` holds the channel order.
     """
-    a = np.asarray(emb.per_kernel[kernel_index][batch], dtype=np.float64)      # (c_k, Ho, Wo)
-    energy = channel_energy(emb, kernel_index, batch)
-    order = np.argsort(-energy, kind="stable")[: max(1, min(k, a.shape[0]))]
+    a = kernel_map(emb, kernel_index, batch)                                    # (c_k, Ho, Wo)
+    top = top_channels(emb, kernel_index, k, batch)
+    order = top.channels
     n = len(order)
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     offset = emb.channel_slice(kernel_index).start
-    titles = [f"ch {c} (#{offset + c}) · rms {math.sqrt(energy[c]):.2g}" for c in order]
+    titles = [f"ch {c} (#{offset + c}) · rms {r:.2g}" for c, r in zip(order, top.rms)]
     grid = panels.PanelGrid(rows, cols, n, titles=titles, horizontal_spacing=0.03,
                             vertical_spacing=0.12 / max(rows, 1) + 0.05)
-    vmax = float(np.abs(a[order]).max()) or 1.0
+    vmax = float(np.abs(a[order]).max()) or 1.0                                # the shared colour scale
     Ho, Wo = emb.output_hw
     for j, c in enumerate(order):
         grid.add(j, go.Heatmap(z=a[c].astype(np.float32), coloraxis="coloraxis", name=f"ch {c}",   # the fp32 values

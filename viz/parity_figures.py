@@ -7,6 +7,8 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
+from crossformer.analysis.parity import parity_verdict
+
 from . import style
 
 #: Where an exact 0 is drawn on the log axis (hollow marker; the hover says "exactly 0").
@@ -61,16 +63,12 @@ def parity_figure(errors: Mapping[str, Mapping[str, float]], tol: float = 1e-4, 
             if f not in fields:
                 fields.append(f)
     fig = go.Figure()
-    n_bad = 0
-    all_vals = np.array([float(v) for g in groups for v in errors[g].values()], dtype=np.float64)
-    finite = all_vals[np.isfinite(all_vals)]
-    worst = float(finite.max()) if finite.size else 0.0
-    cap = max(worst, tol) * 100.0          # where non-finite (missing / mismatched) fields are drawn
+    verdict = parity_verdict(errors, tol)
+    cap = max(verdict.largest, tol) * 100.0          # where non-finite (missing / mismatched) fields are drawn
     for i, f in enumerate(fields):
         xs = [g for g in groups if f in errors[g]]
         vals = np.array([float(errors[g][f]) for g in xs], dtype=np.float64)
-        bad = ~(vals <= tol)           # NaN and inf count as bad
-        n_bad += int(bad.sum())
+        bad = ~(vals <= tol)           # outlined: NaN and inf count as bad
         zero = vals == 0
         broken = ~np.isfinite(vals)
         y = np.where(zero, ZERO_FLOOR, np.where(broken, cap, vals))
@@ -94,11 +92,9 @@ def parity_figure(errors: Mapping[str, Mapping[str, float]], tol: float = 1e-4, 
                      gridcolor="#e5e5e5")
     fig.update_xaxes(title_text="", tickangle=-45 if len(groups) > 8 else 0, categoryorder="array",
                      categoryarray=groups)
-    if (~np.isfinite(all_vals)).any():
-        worst = float("inf")
-    verdict = (f"all {all_vals.size} values below {tol:g} (worst {worst:.2g})"
-               if n_bad == 0 else f"{n_bad} value(s) above {tol:g} (outlined red; worst {worst:.2g})")
+    summary = (f"all {verdict.values} values below {tol:g} (worst {verdict.worst:.2g})" if verdict.bad == 0
+               else f"{verdict.bad} value(s) above {tol:g} (outlined red; worst {verdict.worst:.2g})")
     style.apply_layout(fig, title or "Parity: PyTorch forward vs the NumPy reference",
-                       f"max absolute difference per block and field, log scale · {verdict}",
+                       f"max absolute difference per block and field, log scale · {summary}",
                        width=max(760, 60 * len(groups) + 260), height=560)
     return fig

@@ -101,13 +101,14 @@ def keys_view(mask: np.ndarray, stride: float, extent_hw: Sequence[float], query
     return inset.aspect_view(box, extent_hw) if inset.needs_inset(box, extent_hw) else None
 
 
-def reach_figure(masks: Sequence[Sequence[np.ndarray]], architectures: Sequence[str], depths: Sequence[int],
-                 query: Sequence[int], *, panel: int = 170) -> go.Figure:
+def reach_figure(masks: Sequence[Sequence[np.ndarray]], counts: np.ndarray, architectures: Sequence[str],
+                 depths: Sequence[int], query: Sequence[int], *, panel: int = 170) -> go.Figure:
     """Grid of reach maps: row = architecture, column = number of blocks.
 
     Args:
         masks: ``masks[a][d]`` is ``(H, W)`` bool, the tokens that can reach the query after ``depths[d]``
             blocks of architecture ``a`` (attention only).
+        counts: ``(A, D)`` the tokens each mask holds (:class:`crossformer.schemes.ReachGrid`), shown in the titles.
         architectures: row labels.
         depths: column block counts.
         query: token ``(h, w)``.
@@ -118,7 +119,7 @@ def reach_figure(masks: Sequence[Sequence[np.ndarray]], architectures: Sequence[
     rows, cols = len(architectures), len(depths)
     H, W = np.asarray(masks[0][0]).shape
     L = H * W
-    titles = [f"{a} · {d} block{'s' if d > 1 else ''}: {int(np.sum(masks[i][j])):,}/{L:,}"
+    titles = [f"{a} · {d} block{'s' if d > 1 else ''}: {int(counts[i][j]):,}/{L:,}"
               for i, a in enumerate(architectures) for j, d in enumerate(depths)]
     grid = panels.PanelGrid(rows, cols, titles=titles, horizontal_spacing=0.04, vertical_spacing=0.18 / rows,
                             title_size=11)

@@ -58,6 +58,11 @@ class StageView:
     channel_energy: np.ndarray
     token_energy: np.ndarray
 
+    @property
+    def mean_energy(self) -> float:
+        """Mean square of the stage map over its real tokens and all channels (the mean of :attr:`channel_energy`)."""
+        return float(self.channel_energy.mean())
+
 
 def _check_map(fmap: np.ndarray) -> np.ndarray:
     a = np.asarray(fmap)
