@@ -131,6 +131,12 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, steps: 
     return attr[0].sum(0).detach().float().cpu().numpy().astype(np.float32), float(delta.abs().max())
 
 
+def delta_share(values: np.ndarray, delta: float) -> float:
+    """Integrated gradients' convergence ``delta`` as a share of ``|Σ attributions|`` (how far their sum is
+    from the output's change, relative to it; ``values``: the ``(H, W)`` map)."""
+    return float(delta) / max(float(np.abs(np.asarray(values, np.float64).sum())), 1e-12)
+
+
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int, stage: int, relu: bool = True) -> np.ndarray:
     """Grad-CAM (captum ``LayerGradCam``) at the output of ``stage`` → ``(H_i, W_i)`` float32.
 

@@ -101,6 +101,10 @@ class GroupLayout:
         return Hp // (G * Ih), Wp // (G * Iw)
 
     # ---- index maps (all derived from ``members``) ---------------------------------------------
+    def real_members(self, group: int) -> int:
+        """How many of ``group``'s ``N = G²`` slots hold a real token (the rest are padding)."""
+        return int((self.members[group] >= 0).sum())
+
     @cached_property
     def key_padding(self) -> np.ndarray:
         """``(nG, N)`` bool: member is a padded position."""

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from crossformer.analysis.dataset import summary_sentences
+from crossformer.analysis.dataset import summary_sentences, total_heads
 from pages.common import figure_cache, image_loaders, startup, stats_loaders, widgets
 from viz.stats_figures import stats_summary_figure
 
@@ -59,7 +59,7 @@ elif result.error:
     st.error(result.error, icon=":material/error:")
 else:
     s = result.summary
-    st.caption(f"Source: {result.source} · {s.n_images} images · {len(s.blocks)} blocks · {int(s.heads.sum())} heads"
+    st.caption(f"Source: {result.source} · {s.n_images} images · {len(s.blocks)} blocks · {total_heads(s)} heads"
                + (f" · computed in {result.seconds:.1f} s" if source == "samples" else ""))
     for line in summary_sentences(s):
         st.markdown(f"- {line}")

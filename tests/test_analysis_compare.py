@@ -75,3 +75,26 @@ def test_dpb_difference_at_the_same_group_size():
     assert np.allclose(dpb_difference(ta, ta), 0.0)
     with pytest.raises(ValueError):
         dpb_difference(ta, other_g)
+
+
+def test_the_note_numbers_are_the_chosen_and_the_largest_head():
+    from crossformer.analysis.compare import difference_summary
+    nan = np.nan
+    d_ent = np.array([[0.1, -0.4], [0.05, nan]])
+    diff = {"names": ["s0_b0", "s0_b1"], "heads": [2, 1], "d_entropy": d_ent, "a_entropy": d_ent + 0.5,
+            "b_entropy": np.full_like(d_ent, 0.5), "d_distance": d_ent * 10, "a_distance": d_ent * 10 + 3,
+            "b_distance": np.full_like(d_ent, 3.0), "missing": np.array([[False, False], [False, True]])}
+    s = difference_summary(diff, "s0_b1", None)          # only head 0 compares in s0_b1
+    assert (s.chosen.block, s.chosen.head, s.chosen.d_entropy) == ("s0_b1", 0, 0.05)
+    assert (s.largest.block, s.largest.head, s.largest.d_entropy) == ("s0_b0", 1, -0.4)
+    assert s.n_both == 3 and s.mean_abs_d_entropy == pytest.approx((0.1 + 0.4 + 0.05) / 3) and s.missing == 1
+    picked = difference_summary(diff, "s0_b0", 0)
+    assert (picked.chosen.head, picked.chosen.d_distance, picked.chosen.a_distance) == (0, 1.0, 4.0)
+
+
+def test_the_largest_dpb_difference_is_found_per_head():
+    from crossformer.analysis.compare import largest_dpb_difference
+    diff = np.array([[0.1, -2.0], [-0.3, 0.5], [0.2, 0.0]])
+    assert largest_dpb_difference(diff, 0) == (1, -0.3, 2.0)
+    assert largest_dpb_difference(diff, 1) == (0, -2.0, 2.0)
+    assert largest_dpb_difference(diff, 5) == (1, -0.3, 2.0)      # a head B lacks reads head 0

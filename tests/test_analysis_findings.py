@@ -122,3 +122,24 @@ def test_bias_extent_and_query_numbers_read_the_trace(model):
     content = np.exp(block.content[0, 0, 0, 0] - block.content[0, 0, 0, 0][real].max())
     content = np.where(real, content, 0.0) / np.where(real, content, 0.0).sum()
     assert share == pytest.approx(0.5 * np.abs(np.where(real, row, 0.0) - content).sum(), abs=1e-6)
+
+
+def test_query_focus_bias_factor_and_confidence_by_hand(model):
+    from crossformer.analysis.predictions import confidence
+    block = trace_of(model).block(0, 1)
+    row, real = findings.query_row(block, 0, 0, 0)
+    focus = findings.query_focus(row, real)
+    assert (focus.n_real, focus.top_member, focus.top) == (int(real.sum()), int(np.argmax(row)), float(row.max()))
+    assert block.layout.real_members(0) == int((block.layout.members[0] >= 0).sum()) == focus.n_real
+    e = findings.bias_extent(block, 0)
+    assert e.ratio_factor == pytest.approx(np.exp(np.ptp(np.asarray(block.dpb_table, np.float64)[:, 0])))
+    c = confidence(np.log(np.array([0.5, 0.25, 0.25])))
+    assert (c.top_prob, c.num_classes) == (pytest.approx(0.5), 3) and c.max_entropy == pytest.approx(np.log(3))
+
+
+def test_a_padded_group_counts_only_its_real_members():
+    from crossformer.geometry import plan_layout
+    lay = plan_layout("sda", (9, 9), 7, 8)
+    assert lay.is_padded
+    counts = [lay.real_members(g) for g in range(lay.num_groups)]
+    assert sum(counts) == 81 and min(counts) < lay.group_tokens

@@ -104,3 +104,9 @@ def test_inplace_activations_are_attributed_on_a_copy():
     assert np.allclose(a1, a2, atol=1e-6) and np.isfinite(d1)
     cam = attribution.grad_cam(twin, x, TARGET, 2)
     assert np.all(np.isfinite(cam))
+
+
+def test_the_convergence_delta_is_read_against_the_attributions_total():
+    from crossformer.attribution import delta_share
+    assert delta_share(np.array([[1.0, -3.0], [0.5, 0.5]]), 0.1) == pytest.approx(0.1 / 1.0)
+    assert np.isfinite(delta_share(np.zeros((2, 2)), 0.1))          # an all-zero map does not divide by zero

@@ -152,3 +152,9 @@ def test_crossformer_never_imports_viz() -> None:
                     getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")):
                 names.append(str(node.args[0].value))
         assert not [n for n in names if n.split(".")[0] == "viz"], f"{p.relative_to(ROOT)} imports {names}"
+
+
+def test_total_heads_counts_every_block():
+    from crossformer.analysis.dataset import total_heads
+    from types import SimpleNamespace
+    assert total_heads(SimpleNamespace(heads=np.array([2, 2, 4]))) == 8

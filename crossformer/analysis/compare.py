@@ -8,10 +8,12 @@ head the difference is NaN, never guessed. ``viz.compare_figures`` draws these n
   everything, 1: uniform over a full group of ``N`` members) and mean attended distance in input pixels,
   for A, for B, and A − B; :func:`difference_rows` — the same as table rows.
 * :func:`dpb_difference` — A's DPB table minus B's at the same group size ``G``.
+* :func:`difference_summary`, :func:`largest_dpb_difference` — the numbers the compare notes state.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -87,3 +89,65 @@ def dpb_difference(table_a: np.ndarray, table_b: np.ndarray, *, centred: bool = 
     if centred:
         a, b = a - a.mean(axis=0, keepdims=True), b - b.mean(axis=0, keepdims=True)
     return a - b
+
+
+@dataclass(frozen=True)
+class HeadChange:
+    """One head of one block, A against B: normalised entropies and mean distances (px) and their A − B
+    (``d_entropy`` NaN: B has no such head)."""
+
+    block: str
+    head: int
+    a_entropy: float
+    b_entropy: float
+    d_entropy: float
+    a_distance: float
+    b_distance: float
+    d_distance: float
+
+
+@dataclass(frozen=True)
+class DifferenceSummary:
+    """What the A/B note says: the chosen head, the head of all blocks whose focus changes most (``None``
+    when no head compares), how many heads both have, their mean ``|Δ entropy|`` and A's heads without a
+    counterpart in B."""
+
+    chosen: HeadChange
+    largest: HeadChange | None
+    n_both: int
+    mean_abs_d_entropy: float
+    missing: int
+
+
+def _head_change(diff: Mapping, i: int, head: int) -> HeadChange:
+    return HeadChange(str(diff["names"][i]), head, *(float(diff[k][i, head]) for k in (
+        "a_entropy", "b_entropy", "d_entropy", "a_distance", "b_distance", "d_distance")))
+
+
+def difference_summary(diff: Mapping, block_name: str, head: int | None) -> DifferenceSummary:
+    """The numbers of :func:`head_stat_difference`'s ``diff`` for block ``block_name`` and ``head``
+    (``None`` or a head the block lacks: the head of that block whose entropy changes most)."""
+    names = list(diff["names"])
+    i = names.index(block_name)
+    n = int(diff["heads"][i])
+    d_ent = np.asarray(diff["d_entropy"], dtype=np.float64)
+    if head is None or head >= n:
+        head = int(np.argmax(np.where(np.isfinite(d_ent[i, :n]), np.abs(d_ent[i, :n]), -1.0)))
+    mag = np.where(np.isfinite(d_ent), np.abs(d_ent), -1.0)
+    largest = None
+    if mag.size and mag.max() >= 0:
+        r, c = np.unravel_index(int(np.argmax(mag)), mag.shape)
+        largest = _head_change(diff, int(r), int(c))
+    both = np.isfinite(d_ent)
+    mean_abs = float(np.abs(d_ent[both]).mean()) if both.any() else float("nan")
+    return DifferenceSummary(_head_change(diff, i, head), largest, int(both.sum()), mean_abs,
+                             int(np.asarray(diff["missing"]).sum()))
+
+
+def largest_dpb_difference(diff: np.ndarray, head: int) -> tuple[int, float, float]:
+    """``((2G−1)², h)`` A − B of :func:`dpb_difference` → ``(offset row, its A − B, largest |A − B| of all
+    heads)`` for ``head`` (a head B lacks reads head 0)."""
+    d = np.asarray(diff, dtype=np.float64)
+    h = head if head < d.shape[1] else 0
+    r = int(np.argmax(np.abs(d[:, h])))
+    return r, float(d[r, h]), float(np.abs(d).max())

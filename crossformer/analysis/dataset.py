@@ -47,6 +47,11 @@ class StatsSummary:
     n_images: int
 
 
+def total_heads(s: StatsSummary) -> int:
+    """Heads over all blocks of the summary."""
+    return int(np.asarray(s.heads).sum())
+
+
 def _block_order(name: str) -> tuple[int, int]:
     """``"s2_b1"`` → ``(2, 1)``: blocks sort in forward order (other names last)."""
     m = re.fullmatch(r"s(\d+)_b(\d+)", name)

@@ -64,6 +64,11 @@ class BiasExtent:
     high: float
     flat_heads: tuple[int, ...]
 
+    @property
+    def ratio_factor(self) -> float:
+        """``e^span``: the most this bias changes the attention ratio of two keys."""
+        return float(np.exp(self.span))
+
 
 def bias_extent(block: BlockTrace, head: int) -> BiasExtent:
     """How far head ``head``'s position bias varies over the offsets, and which heads of the block are flat."""
@@ -109,6 +114,23 @@ def query_row(block: BlockTrace, group: int, member: int, head: int | None) -> t
     a = np.asarray(block.attention[0, group], np.float64)        # (heads, N, N)
     row = a[:, member].mean(0) if head is None else a[head, member]
     return row, ~block.layout.key_padding[group]
+
+
+@dataclass(frozen=True)
+class QueryFocus:
+    """One query's attention row over its group: ``n_real`` real keys, the largest weight ``top`` and its
+    member ``top_member``."""
+
+    n_real: int
+    top: float
+    top_member: int
+
+
+def query_focus(row: np.ndarray, real: np.ndarray) -> QueryFocus:
+    """``(N,)`` attention row and ``(N,)`` bool real-key mask → :class:`QueryFocus`."""
+    row = np.asarray(row)
+    k = int(row.argmax())
+    return QueryFocus(int(np.asarray(real).sum()), float(row[k]), k)
 
 
 def entropy_ratio(row: np.ndarray, real: np.ndarray) -> float:

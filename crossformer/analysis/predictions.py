@@ -26,6 +26,11 @@ class Confidence:
     entropy_nats: float
     num_classes: int
 
+    @property
+    def max_entropy(self) -> float:
+        """``ln classes``: the entropy of a uniform guess (nats)."""
+        return float(np.log(self.num_classes))
+
 
 def confidence(logits: np.ndarray) -> Confidence:
     """``(C,)`` logits → :class:`Confidence` of their softmax."""

@@ -17,6 +17,8 @@ import logging
 import numpy as np
 import streamlit as st
 
+from crossformer.analysis.compare import (difference_rows, difference_summary, dpb_difference, head_stat_difference,
+                                           largest_dpb_difference)
 from crossformer.analysis.tokens import token_of_pixel
 from crossformer.trace import BlockTrace, Trace
 
@@ -77,36 +79,27 @@ def same_block(trace: Trace, stage: int, index: int) -> BlockTrace | None:
 
 
 def difference_note(diff: dict, block_name: str, head: int | None) -> str:
-    """Teaching text with the numbers of :func:`crossformer.analysis.compare.head_stat_difference` for one block
+    """Teaching text with the numbers of :func:`crossformer.analysis.compare.difference_summary` for one block
     (``head=None``: the head of that block whose focus changes most) and over all blocks."""
-    names = list(diff["names"])
-    i = names.index(block_name)
-    n = int(diff["heads"][i])
-    d_ent = np.asarray(diff["d_entropy"], dtype=np.float64)
-    if head is None or head >= n:
-        row = np.where(np.isfinite(d_ent[i, :n]), np.abs(d_ent[i, :n]), -1.0)
-        head = int(np.argmax(row))
+    s = difference_summary(diff, block_name, head)
+    c = s.chosen
     parts = []
-    d, d_px = float(d_ent[i, head]), float(diff["d_distance"][i, head])
-    if not np.isfinite(d):
-        parts.append(f"B has no head {head} in {block_name}: nothing to compare there.")
+    if not np.isfinite(c.d_entropy):
+        parts.append(f"B has no head {c.head} in {block_name}: nothing to compare there.")
     else:
+        d, d_px = c.d_entropy, c.d_distance
         who = ("A" if d < 0 else "B") if abs(d) >= 0.005 else None
         focus = (f"is {abs(d):.2f} ln N more focused on {who} than on {'B' if who == 'A' else 'A'}" if who else
                  "is about as focused on A as on B")
-        parts.append(f"Head {head} of {block_name} {focus} (entropy {diff['a_entropy'][i, head]:.2f} vs "
-                     f"{diff['b_entropy'][i, head]:.2f} of ln N) and looks {abs(d_px):.1f} px "
-                     f"{'farther' if d_px >= 0 else 'nearer'} on A (mean distance {diff['a_distance'][i, head]:.1f} "
-                     f"vs {diff['b_distance'][i, head]:.1f} px).")
-    mag = np.where(np.isfinite(d_ent), np.abs(d_ent), -1.0)
-    if mag.max() >= 0:
-        r, c = np.unravel_index(int(np.argmax(mag)), mag.shape)
-        parts.append(f"Over all blocks, the focus changes most for head {c} of {names[r]} "
-                     f"({float(d_ent[r, c]):+.2f} ln N, A − B); the mean |Δ| over the "
-                     f"{int(np.isfinite(d_ent).sum())} heads both have is {float(np.nanmean(np.abs(d_ent))):.3f} ln N.")
-    missing = int(np.asarray(diff["missing"]).sum())
-    if missing:
-        parts.append(f"{missing} heads of A have no counterpart in B (× in the map).")
+        parts.append(f"Head {c.head} of {block_name} {focus} (entropy {c.a_entropy:.2f} vs {c.b_entropy:.2f} of "
+                     f"ln N) and looks {abs(d_px):.1f} px {'farther' if d_px >= 0 else 'nearer'} on A (mean distance "
+                     f"{c.a_distance:.1f} vs {c.b_distance:.1f} px).")
+    if s.largest is not None:
+        parts.append(f"Over all blocks, the focus changes most for head {s.largest.head} of {s.largest.block} "
+                     f"({s.largest.d_entropy:+.2f} ln N, A − B); the mean |Δ| over the {s.n_both} heads both have "
+                     f"is {s.mean_abs_d_entropy:.3f} ln N.")
+    if s.missing:
+        parts.append(f"{s.missing} heads of A have no counterpart in B (× in the map).")
     return " ".join(parts)
 
 
@@ -173,7 +166,6 @@ def attention_section(ctx: AppContext, b: Input, block: BlockTrace, token: tuple
                       head: int | None) -> None:
     """A's and B's attention for the shared query, side by side, then the per-head difference map."""
     from crossformer.analysis.attention import attention_scale_max
-    from crossformer.analysis.compare import difference_rows, head_stat_difference
     from viz.attention_figures import query_attention_figure
     from viz.compare_figures import difference_figure
 
@@ -244,7 +236,6 @@ def attention_view(ctx: AppContext, b: Input, view: str, block: BlockTrace, head
 
 def dpb_section(ctx: AppContext, b: Input, block: BlockTrace, head: int) -> None:
     """B's DPB for the same block beside the difference A − B of the two tables at A's group size."""
-    from crossformer.analysis.compare import dpb_difference
     from viz.compare_figures import dpb_difference_figure
     from viz.dpb_figures import dpb_heatmap_figure, offsets
 
@@ -279,10 +270,10 @@ def dpb_section(ctx: AppContext, b: Input, block: BlockTrace, head: int) -> None
                          f"{G}: the same MLP read at other offsets (left).")
     else:
         h = head if head < diff.shape[1] else 0
-        r = int(np.argmax(np.abs(diff[:, h])))
+        r, value, largest = largest_dpb_difference(diff, h)
         notes.append(f"Head {h} of {block.name}: the centred biases differ most at offset (Δy, Δx) = "
-                     f"({int(d[r // (2 * G - 1)])}, {int(d[r % (2 * G - 1)])}), by {float(diff[r, h]):+.3f} (A − B); "
-                     f"over all offsets and heads the largest |A − B| is {float(np.abs(diff).max()):.3f}.")
+                     f"({int(d[r // (2 * G - 1)])}, {int(d[r % (2 * G - 1)])}), by {value:+.3f} (A − B); "
+                     f"over all offsets and heads the largest |A − B| is {largest:.3f}.")
     if blk_b.heads != block.heads:
         notes.append(f"B's block has {blk_b.heads} heads and A's {block.heads}: the difference covers the "
                      f"first {diff.shape[1]}.")

@@ -3,30 +3,30 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from crossformer.analysis.findings import (BIAS_DECIDES, FLAT_BIAS, ONE_KEY, SMALL_BIAS, UNIFORM, bias_extent,
-                                           entropy_ratio, query_dpb_share, query_row, query_uniform_heads)
+                                           entropy_ratio, query_dpb_share, query_focus, query_row,
+                                           query_uniform_heads)
+from crossformer.analysis.predictions import Confidence
 from crossformer.trace import BlockTrace
 
 
 def attention_notes(block: BlockTrace, group: int, member: int, head: int | None) -> list[str]:
     """Sentences on what the query's attention map shows (uniform, one key, bias-decided), with numbers."""
     row, real = query_row(block, group, member, head)
-    n_real = int(real.sum())
+    focus = query_focus(row, real)
+    n_real = focus.n_real
     who = "the mean of the heads" if head is None else f"head {head}"
     notes: list[str] = []
     if n_real <= 1:
         return [f"The query's group has a single real token: {who} can only attend to itself."]
     ratio = entropy_ratio(row, real)
-    top = float(row.max())
+    top = focus.top
     if ratio >= UNIFORM:
         notes.append(f"**Uniform:** {who} averages its group — entropy {ratio:.3f} × ln {n_real} over the "
                      f"{n_real} real keys (every weight ≈ 1/{n_real} = {1 / n_real:.3f}). This is a finding, "
                      "not a drawing error: this head mixes its group evenly.")
     elif top >= ONE_KEY:
-        k = int(row.argmax())
-        notes.append(f"**One key:** {who} puts {top:.0%} of its attention on member {k}.")
+        notes.append(f"**One key:** {who} puts {top:.0%} of its attention on member {focus.top_member}.")
     if head is not None:
         share = query_dpb_share(block, group, member, head)
         if share >= BIAS_DECIDES:
@@ -48,33 +48,33 @@ def bias_notes(block: BlockTrace, head: int) -> list[str]:
            f"a difference of 1 in the bias multiplies the attention ratio of two keys by e ≈ 2.7."]
     if b.span < SMALL_BIAS:
         out.append(f"**Small bias:** it changes the attention ratio of any two keys by at most "
-                   f"×{np.exp(b.span):.3f} (e^{b.span:.3f}) — the content term decides this head's attention.")
+                   f"×{b.ratio_factor:.3f} (e^{b.span:.3f}) — the content term decides this head's attention.")
     if b.flat_heads:
         out.append(f"Heads {', '.join(map(str, b.flat_heads))} of this block have a constant bias "
                    f"(range < {FLAT_BIAS:g}).")
     return out
 
 
-def prediction_caveat(is_demo: bool, trained: bool, expected: str | None, top_prob: float,
-                      entropy_nats: float, num_classes: int) -> str | None:
+def prediction_caveat(is_demo: bool, trained: bool, expected: str | None, conf: Confidence) -> str | None:
     """A warning when the model's classes cannot describe this image, else ``None``.
 
     The demo model knows 25 Navon classes: any image that is not a Navon figure (no known class: not the
     generator, not a Navon sample or a file named after its class) gets the warning, and so does a Navon
-    figure the model is unsure about (top-1 < 50 %). ``entropy_nats``: of the predicted distribution.
+    figure the model is unsure about (top-1 < 50 %). ``conf``: how sure the prediction is.
     """
+    top_prob, entropy_nats, num_classes = conf.top_prob, conf.entropy_nats, conf.num_classes
     if not trained:
         return None
     if is_demo and expected is None:
         return (f"**These labels cannot describe this image.** The demo model knows only Navon figures "
                 f"(25 classes such as \"triangle of squares\"), so whatever this image shows, it answers with "
                 f"a Navon class (top-1 {top_prob:.0%}, entropy {entropy_nats:.2f} of ln {num_classes} = "
-                f"{np.log(num_classes):.2f} nats). For ImageNet class names load official weights: "
+                f"{conf.max_entropy:.2f} nats). For ImageNet class names load official weights: "
                 "`python -m crossformer fetch crossformer_s`, then `bash scripts/run_app.sh --official "
                 "crossformer_s` (or upload a checkpoint in the sidebar). The mechanism views stay real either way.")
     if top_prob < 0.5:
         return (f"The model is unsure (top-1 {top_prob:.0%}, entropy {entropy_nats:.2f} of "
-                f"{np.log(num_classes):.2f} nats): read the labels as a guess.")
+                f"{conf.max_entropy:.2f} nats): read the labels as a guess.")
     return None
 
 

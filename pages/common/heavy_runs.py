@@ -79,8 +79,8 @@ def attribution(method: str, bundle: ModelBundle, pixels: np.ndarray, target: in
             values, delta = attr.integrated_gradients(model, x, target, steps=param, precision=used,
                                                       progress=progress)
             signed = True
-            total = float(np.abs(values.sum()))
-            note = (f"{param} steps in {used}; convergence delta {delta:.3g} ({delta / max(total, 1e-12):.1%} of "
+            note = (f"{param} steps in {used}; convergence delta {delta:.3g} "
+                    f"({attr.delta_share(values, delta):.1%} of "
                     "the attributions' total: how far their sum is from the output's change — more steps lower it)")
         elif method == "gradcam":
             values, signed = attr.grad_cam(model, x, target, stage=param), False

@@ -108,7 +108,7 @@ def attention_intro(block: BlockTrace, token: tuple[int, int], group: int, membe
                     input_hw: tuple[int, int] | None = None) -> str:
     L = block.layout
     px = block.stride
-    real = int((L.members[group] >= 0).sum())
+    real = L.real_members(group)
     pad = (f" ({L.group_tokens - real} of its {L.group_tokens} slots are padding, masked out)"
            if real < L.group_tokens else "")
     kind = "one global group" if L.is_global else (

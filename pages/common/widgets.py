@@ -69,7 +69,7 @@ def prediction_caveat(ctx: AppContext) -> None:
     if ctx.bundle.is_backbone:        # no classes, no prediction to doubt
         return
     c = confidence(ctx.trace.logits[0])
-    text = caveat(ctx.bundle.is_demo, ctx.bundle.trained, ctx.expected, c.top_prob, c.entropy_nats, c.num_classes)
+    text = caveat(ctx.bundle.is_demo, ctx.bundle.trained, ctx.expected, c)
     if text:
         st.warning(text, icon=":material/report:")
 
