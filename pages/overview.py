@@ -64,11 +64,11 @@ def pyramid_summary() -> list:
 
 left, right = st.columns([2, 3], gap="large")
 with left:
-    st.image(ctx.pixels, caption=f"Model input {ctx.prepared.hw[0]}×{ctx.prepared.hw[1]} (H × W) · {ctx.image_name}",
+    st.image(ctx.pixels, caption=f"Model input {ctx.prepared.hw[0]}×{ctx.prepared.hw[1]} (H × W) · {ctx.image.name}",
              width="stretch")
     with st.expander("Preprocessing steps", expanded=False):
         st.markdown("\n".join(f"1. {s}" for s in ctx.prepared.steps))
-        st.caption(f"Original image: {ctx.decoded.size_text} px, {ctx.decoded.format}, mode {ctx.decoded.mode}.")
+        st.caption(f"Original image: {ctx.image.decoded.size_text} px, {ctx.image.decoded.format}, mode {ctx.image.decoded.mode}.")
 with right:
     views = pyramid_summary() if bundle.is_backbone else prediction()
     names = [bundle.label] + ([bundle.family] if bundle.family not in bundle.label else [])

@@ -117,7 +117,7 @@ def choose(ctx: AppContext, prefix: str) -> Input | None:
                             horizontal=True)
         image, bundle, prep = ctx.image, ctx.bundle, ctx.prep
         if what == "image":
-            image = image_section(B, errors, avoid=ctx.image_name) or image
+            image = image_section(B, errors, avoid=ctx.image.name) or image
         elif what == "model":
             bundle = model_section(B, errors, MODELS)
         else:                   # the same preprocessing mode as A, so the same framing of the picture

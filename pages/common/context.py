@@ -24,7 +24,7 @@ QUERY_KEY = "query_px"
 @dataclass(frozen=True, eq=False)
 class AppContext(Input):
     """One run's input A (every :class:`~pages.common.inputs.Input` attribute: ``bundle``, ``image_key``,
-    ``image_name``, ``decoded``, ``prep``, ``prepared``, ``trace``, ``expected`` …) and what the page shows
+    ``image`` (key, name, decoded image), ``prep``, ``prepared``, ``trace``, ``expected`` …) and what the page shows
     about the run.
 
     Attributes:

@@ -82,15 +82,6 @@ class Input:
         return self.image.key
 
     @property
-    def image_name(self) -> str:
-        """Caption, e.g. ``"upload: cat.jpg"``."""
-        return self.image.name
-
-    @property
-    def decoded(self) -> DecodedImage:
-        return self.image.decoded
-
-    @property
     def expected(self) -> str | None:
         """The true class when known and the model is the demo's (Navon figures), else ``None``."""
         return self.image.expected if self.bundle.is_demo else None
@@ -112,7 +103,7 @@ class Input:
     def label(self) -> str:
         """The input in words: image · model · input size."""
         h, w = self.prepared.hw
-        return f"{self.image_name} · {self.bundle.label} · input {h}×{w}"
+        return f"{self.image.name} · {self.bundle.label} · input {h}×{w}"
 
     def stride(self, stage: int) -> int:
         """Input pixels per token side at ``stage``."""

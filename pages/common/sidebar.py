@@ -116,9 +116,9 @@ def render() -> AppContext:
             if line:
                 st.caption(line)
     with notes_box:
-        st.caption(f"{a.image_name} · {a.decoded.size_text} px → model input {a.prepared.hw[0]}×{a.prepared.hw[1]} "
+        st.caption(f"{a.image.name} · {a.image.decoded.size_text} px → model input {a.prepared.hw[0]}×{a.prepared.hw[1]} "
                    "(sizes are height × width)")
-        notes = list(a.decoded.notes) + list(a.prepared.notes)
+        notes = list(a.image.decoded.notes) + list(a.prepared.notes)
         if notes:
             st.warning("\n".join(f"- {n}" for n in notes), icon=":material/info:")
     return AppContext.of(a, errors)

@@ -125,7 +125,7 @@ def show_figure(fig: Any, key: str, filename: str, caption: str | None = None) -
 
 def download_trace(ctx: AppContext, key: str) -> None:
     """The whole trace as ``.npz`` (arrays named as ``Trace.flat()``), built on click."""
-    meta = {"input_pixels": ctx.pixels, "model_id": ctx.model_id, "image": ctx.image_name,
+    meta = {"input_pixels": ctx.pixels, "model_id": ctx.model_id, "image": ctx.image.name,
             "preprocessing": ctx.prep.describe()}
     st.download_button("Trace (.npz)", _safe(partial(traces.trace_npz, ctx.trace, meta)),
                        f"crossformer_trace_{ctx.image_key[:8]}.npz", "application/octet-stream", key=key,
