@@ -2,8 +2,9 @@
 
 For each model (``--models``, default the demo model and CrossFormer-S with random weights) and input
 (``--sizes``, default 224×224 and 512×768), the cost model (:mod:`pages.common.heavy`) is calibrated exactly as
-the app calibrates it (``heavy.measure`` for the engine the app picks, and for the NumPy reference), then every
-heavy action the pages offer is estimated with the pages' own cost functions and run with the pages' own code:
+the app calibrates it (``heavy.measure`` once per model for the engine the app picks, and once for the NumPy
+reference: the same timings price every input size), then every heavy action the pages offer is estimated with the
+pages' own cost functions and run with the pages' own code:
 
 * head-importance scan (Interventions: ``crossformer.interventions.head_importance``, batch 16);
 * integrated gradients at the page's default step count, Grad-CAM, occlusion with 32-px squares (Attributions:
@@ -11,7 +12,8 @@ heavy action the pages offer is estimated with the pages' own cost functions and
 * deletion / insertion over three stored maps, 32 steps, 16-px patches (the faithfulness comparison's curves);
 * the NumPy reference (``loaders.reference_run``; ``--no-numpy`` skips it).
 
-Prints ``estimate s · measured s · estimate / measured``; the goal is every ratio within [0.5, 2].
+Prints ``estimate s · measured s · estimate / measured`` and the load average before each model and size; the goal
+is every ratio within [0.5, 2]. CrossFormer-S has random weights (the timings do not depend on the weights).
 
     .venv/bin/python benchmarks/bench_estimates.py [--models crossformer_demo crossformer_s] [--sizes 224x224 512x768]
 """
@@ -55,20 +57,40 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, float, float]]:
-    """``(action, estimate s, measured s)`` for every heavy action on one model and input size."""
+def calibrate(bundle, numpy_ref: bool) -> tuple[object, object | None]:
+    """The app's timings of ``bundle`` for its torch engine and (``numpy_ref``) the NumPy reference."""
+    import os
+
+    from crossformer import precision
+    from pages.common import heavy, loaders
+
+    engine = precision.resolve("auto", bundle.device)
+    cal, t_cal = _timed(lambda: heavy.measure(bundle, engine))
+    ncal, t_ncal = _timed(lambda: heavy.measure(bundle, "numpy", weights=loaders.numpy_weights(
+        bundle.model_id, _bundle=bundle))) if numpy_ref else (None, 0.0)
+    print(f"\n{bundle.model_id}: calibration {engine} {t_cal:.1f} s, NumPy {t_ncal:.1f} s (load average "
+          f"{os.getloadavg()[0]:.2f}); one-image pass at "
+          + ", ".join(f"{f / 1e9:.2f} GFLOPs {t * 1e3:.0f} ms" for f, t in cal.points)
+          + ("" if ncal is None else "; NumPy " + ", ".join(f"{t * 1e3:.0f} ms" for _, t in ncal.points)))
+    return cal, ncal
+
+
+def bench(bundle, hw: tuple[int, int], cal, ncal) -> list[tuple[str, float, float]]:
+    """``(action, estimate s, measured s)`` for every heavy action on one model and input size, priced by the
+    torch timings ``cal`` and (unless ``None``) the NumPy timings ``ncal``."""
+    import os
+
     from crossformer import precision
     from crossformer.faithfulness import deletion_insertion
     from crossformer.interventions import head_importance
     from pages.common import heavy, loaders
     from viz import attribution
 
-    bundle = _bundle(name)
+    name = bundle.model_id
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
     x = loaders.model_input(bundle, pixels)
     engine = precision.resolve("auto", bundle.device)
-    cal, t_cal = _timed(lambda: heavy.measure(bundle, engine, hw=hw))
     flops = heavy.forward_flops(bundle.cfg, hw)
     with torch.inference_mode():
         target = int(bundle.model(x).argmax())
@@ -82,8 +104,9 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
         print(f"  {label:<34}{est:>10.2f}{t:>12.2f}{est / t:>10.2f}", flush=True)
         return out
 
-    print(f"\n{name} at {hw[0]}×{hw[1]} ({engine}; calibration took {t_cal:.1f} s: "
-          f"{cal.overhead_s * 1e3:.1f} ms per call, {cal.per_flop_s * 1e12:.1f} ps per FLOP)")
+    at = cal.at(flops)
+    print(f"\n{name} at {hw[0]}×{hw[1]} ({engine}; priced at {at.overhead_s * 1e3:.1f} ms per call, "
+          f"{at.per_flop_s * 1e12:.1f} ps per FLOP; load average {os.getloadavg()[0]:.2f})")
     print(f"  {'action':<34}{'estimate':>10}{'measured':>12}{'ratio':>10}")
     n_heads = sum(h * d for h, d in zip(bundle.cfg.num_heads, bundle.cfg.depths))
     run(f"head scan ({n_heads} heads)", heavy.scan_cost(n_heads, 16),
@@ -107,8 +130,7 @@ def bench(name: str, hw: tuple[int, int], numpy_ref: bool) -> list[tuple[str, fl
                 deletion_insertion(bundle.model, x, amap.values, target, patch=16, steps=steps_f)
 
     run(f"deletion/insertion ({3 * curve_images} images)", heavy.forward_cost(3 * curve_images, 16), curves)
-    if numpy_ref:
-        ncal = heavy.measure(bundle, "numpy", hw=hw, weights=loaders.numpy_weights(name, _bundle=bundle))
+    if ncal is not None:
         trace = bundle.model.forward_trace(x)
         n_blocks = sum(bundle.cfg.depths)
         run("NumPy reference", heavy.reference_cost(n_blocks),
@@ -129,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = []
     for name in args.models:
+        bundle = _bundle(name)
+        cal, ncal = calibrate(bundle, not args.no_numpy)
         for size in args.sizes:
             h, w = (int(v) for v in size.lower().split("x"))
-            out += bench(name, (h, w), not args.no_numpy)
+            out += bench(bundle, (h, w), cal, ncal)
     ratios = [e / m for _, e, m in out]
     bad = [(a, e / m) for a, e, m in out if not GOAL[0] <= e / m <= GOAL[1]]
     print(f"\nestimate / measured over {len(out)} actions: min {min(ratios):.2f}, max {max(ratios):.2f}; "

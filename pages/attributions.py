@@ -30,7 +30,7 @@ widgets.prediction_caveat(ctx)
 x_hw = tuple(ctx.pixels.shape[:2])
 engine = precision.resolve("auto", bundle.device)
 flops = heavy.forward_flops(bundle.cfg, x_hw)
-calib = loaders.calibration(ctx.model_id, engine, x_hw, _bundle=bundle)
+calib = loaders.calibration(ctx.model_id, engine, _bundle=bundle)        # None while being measured
 store = loaders.heavy_store()
 IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
 

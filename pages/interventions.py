@@ -61,7 +61,7 @@ scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
 scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
                           loaders.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
-                                              tuple(ctx.pixels.shape[:2]), _bundle=bundle))
+                                              _bundle=bundle))
 
 
 def scan(progress: heavy.Progress) -> dict:

@@ -40,7 +40,7 @@ def _query_from_sliders(layout, stride: int) -> None:
             context.set_query_token((t // W, t % W), stride)
 
 
-calib = loaders.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]), _bundle=bundle)
+calib = loaders.calibration(ctx.model_id, "numpy", _bundle=bundle)       # None while being measured
 est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
                       lambda progress: loaders.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,

@@ -76,9 +76,87 @@ def test_calibration_recovers_overhead_and_rate():
     assert noisy.per_flop_s > 0 and noisy.overhead_s >= 0
 
 
+def test_timings_interpolate_between_rungs_and_level_off_above():
+    """A pass is priced by a line through the smallest pass and the time interpolated at its size; above the
+    largest rung, seconds per FLOP stay those of the largest (a 512×768 action is not priced at 64² rates)."""
+    t = heavy.Timings(((4e7, 0.01), (1.6e8, 0.03), (5e8, 0.04), (1e9, 0.06)))   # seconds per FLOP fall with size
+    one = heavy.Cost(1.0, 1, 1)
+    for f, secs in t.points:
+        assert t.seconds(one, f) == pytest.approx(secs)                          # every rung reproduced
+    assert t.seconds(one, 7.5e8) == pytest.approx(0.05)                           # halfway between 5e8 and 1e9
+    slope = (0.06 - 0.01) / (1e9 - 4e7)
+    assert t.seconds(one, 8e9) == pytest.approx(0.01 + (8e9 - 4e7) * slope)      # levelled off above 1e9
+    at = t.at(8e9)
+    assert t.seconds(heavy.Cost(10.0, 3, 10), 8e9) == pytest.approx(3 * at.overhead_s + 10 * 8e9 * at.per_flop_s)
+    # a line through the two smallest rungs would price the large pass three times higher (what this replaced)
+    assert heavy.fit_calibration(0.01, 0.03, 4e7, 1.6e8).seconds(one, 8e9) > 2 * t.seconds(one, 8e9)
+
+
+def test_measure_times_the_whole_ladder_once(demo):
+    """One measurement per model and engine prices every input size: the ladder's passes, in ascending FLOPs,
+    with times that never fall as the pass grows (a disturbed small pass is capped by the next one)."""
+    import threading
+
+    model, _ = demo
+
+    class Bundle:
+        cfg, device, lock = model.cfg, torch.device("cpu"), threading.Lock()
+
+    Bundle.model = model
+    for engine in ("fp32", "numpy"):
+        t = heavy.measure(Bundle, engine)
+        assert len(t.points) == len(heavy.CALIBRATION_SIZES) and t.label == "this CPU"
+        flops, secs = zip(*t.points)
+        assert list(flops) == sorted(flops) and list(secs) == sorted(secs) and secs[0] > 0
+        assert not Bundle.lock.locked()
+
+
+def test_calibrations_never_wait_and_measure_each_key_once():
+    """get() answers at once while the background thread measures; a key is measured once, a failed one is not
+    retried; one thread measures keys one after the other."""
+    import threading
+    import time
+
+    started, release, calls = threading.Event(), threading.Event(), []
+    ready = heavy.Timings(((1e8, 0.01), (1e9, 0.05)))
+
+    def slow():
+        calls.append("slow")
+        started.set()
+        assert release.wait(60)
+        return ready
+
+    def broken():
+        calls.append("broken")
+        raise RuntimeError("no model")
+
+    cals = heavy.Calibrations()
+    assert cals.get("k", slow) is None                    # returns while the measurement is blocked
+    assert started.wait(60)
+    assert cals.get("k", slow) is None and cals.get("bad", broken) is None
+    assert calls == ["slow"]                              # one thread: "bad" waits for "k"; "k" not queued twice
+    release.set()
+    done = heavy.Calibrations()
+    deadline = time.monotonic() + 60
+    while cals.get("then", lambda: ready) is None and time.monotonic() < deadline:
+        time.sleep(0.05)                                  # "then" was queued after "bad": both are done now
+    assert cals.get("k", slow) is ready and cals.get("bad", broken) is None
+    assert calls == ["slow", "broken"]                    # the failure was not retried
+    assert done.get("k", lambda: ready) is None           # another server's registry starts empty
+
+
+def test_before_the_timings_an_estimate_is_rough_and_says_so():
+    cost = heavy.scan_cost(60, 16)
+    rough = heavy.estimate(cost, 5e8, None)
+    assert rough.rough and "rough figure while this machine is being timed" in rough.text
+    measured = heavy.estimate(cost, 5e8, heavy.Timings(((4e7, 0.002), (5e8, 0.01))))
+    assert not measured.rough and measured.text.endswith("on this CPU")
+    assert rough.seconds > measured.seconds                # cautious: errs towards asking first
+
+
 def test_measured_calibration_predicts_a_larger_pass(demo):
-    """The calibration measured at the action's input size predicts a pass of that size within a factor of 5
-    (the 2-core CPU is shared: single timings swing by 2–3×), and a 128² calibration a 4× larger pass too."""
+    """The timings predict a pass between two rungs within a factor of 5 (the 2-core CPU is shared: single
+    timings swing by 2–3×)."""
     import time
 
     model, _ = demo
@@ -89,7 +167,7 @@ def test_measured_calibration_predicts_a_larger_pass(demo):
     Bundle.model = model
     with torch.no_grad():                      # in the app the trace has run before: torch is warm
         model(torch.zeros(1, 3, 64, 64))
-    cal = heavy.measure(Bundle, "fp32", hw=(256, 256))
+    cal = heavy.measure(Bundle, "fp32")
     x = torch.zeros(1, 3, 256, 256)
     with torch.no_grad():
         model(x)
@@ -247,6 +325,17 @@ def test_a_failing_job_is_shown_and_the_app_goes_on():
 
 
 # ---- the app's pages -----------------------------------------------------------------------------------
+def _wait_for_timings(timeout_s: float = 120) -> None:
+    """Wait until the background thread has measured every queued calibration."""
+    import time
+
+    cals, deadline = heavy.calibrations(), time.monotonic() + timeout_s
+    while (cals._queued or not cals._ready) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cals._ready and not cals._queued, "the calibration did not finish"
+
+
+
 def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
     from pages.common import loaders
     loaders.heavy_store().clear()            # results are shared server-wide: an earlier test may have this one
@@ -254,6 +343,8 @@ def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
     at = S.new_app(64).run()
     at.switch_page("pages/attributions.py").run()
     no_errors(at)
+    _wait_for_timings()                                               # measured in the background meanwhile
+    at.run()
     assert any("Estimated" in c.value and "on this CPU" in c.value for c in at.caption)
     at.button(key="attr_run").click().run()
     assert len(at.get("plotly_chart")) == 1
@@ -292,3 +383,33 @@ def test_calibration_size_is_the_input_up_to_a_bounded_area():
     h, w = heavy.calibration_size((800, 1344))
     assert h % 32 == 0 and w % 32 == 0 and h * w <= heavy.MAX_CALIBRATION_PIXELS
     assert abs(w / h - 1344 / 800) < 0.15
+
+
+def test_a_first_visit_never_waits_for_the_timings(monkeypatch):
+    """The Interventions page renders while the model's timings are still being measured (their measurement is
+    blocked here), with a rough estimate that says so; once they are in, the estimate is this CPU's."""
+    import threading
+
+    from pages.common import loaders
+    release, real = threading.Event(), heavy.measure
+
+    def blocked(*args, **kw):
+        assert release.wait(120)
+        return real(*args, **kw)
+
+    heavy.calibrations.clear()
+    loaders.heavy_store().clear()
+    monkeypatch.setattr(heavy, "measure", blocked)
+    try:
+        at = S.new_app(64).run()
+        at.switch_page("pages/interventions.py").run()
+        no_errors(at)
+        assert any("rough figure while this machine is being timed" in c.value for c in at.caption)
+    finally:
+        release.set()
+    _wait_for_timings()
+    at.run()
+    no_errors(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Estimated" in captions and "on this CPU" in captions and "rough" not in captions
+    heavy.calibrations.clear()

@@ -2,9 +2,11 @@
 
 Before an expensive run the page shows an estimate for *this* model, input size and method, computed by a
 cost model: a FLOP-ish count of one forward pass from the config and the input size (:func:`forward_flops`)
-times what the method runs (:class:`Cost`: image passes, batches, progress steps), priced by a per-machine
-:class:`Calibration` (seconds per call + seconds per FLOP) that ``loaders.calibration`` measures once per
-server and model on two tiny passes. No seconds are hard-coded per model.
+times what the method runs (:class:`Cost`: image passes, batches, progress steps), priced by per-machine
+:class:`Timings` (one-image passes timed at a ladder of sizes, giving seconds per call + seconds per FLOP at the
+action's size) that :class:`Calibrations` measures once per server, model and engine in a background thread: no
+script run waits for it; until they are ready an estimate is a cautious :data:`ROUGH` figure and says so. No
+seconds are hard-coded per model.
 
 :func:`action` draws the button. Above :data:`THRESHOLD_S` the first click only asks "about 2 min on this
 CPU — continue?"; below it the button just runs. While it runs, a progress bar counts steps done / total
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, TypeVar
@@ -135,27 +138,69 @@ def describe(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimate to announce: ``seconds`` for ``cost`` on ``where`` (e.g. "this CPU")."""
+    """An estimate to announce: ``seconds`` for ``cost`` on ``where`` (e.g. "this CPU"); ``rough``: priced by
+    :data:`ROUGH` because this machine is still being timed."""
 
     seconds: float
     cost: Cost
     where: str = "this CPU"
+    rough: bool = False
 
     @property
     def text(self) -> str:
-        return f"{describe(self.seconds)} on {self.where}"
+        return f"{describe(self.seconds)}" + (", a rough figure while this machine is being timed" if self.rough
+                                              else f" on {self.where}")
 
 
-def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
-    """The estimate of ``cost`` for one-image passes of ``flops`` on this machine."""
+#: The price of a FLOP until this machine's :class:`Timings` are measured (a few seconds after a page first needs
+#: them): a cautious figure, slower than the measured rates of torch (15–160 ps per FLOP) and of the NumPy
+#: reference (~210 ps) on the 2-core CPU of docs/performance.md, so an early estimate errs towards asking first.
+ROUGH = Calibration(overhead_s=0.05, per_flop_s=5e-10, label="this machine")
+
+
+def estimate(cost: Cost, flops: float, calibration: Calibration | Timings | None) -> Estimate:
+    """The estimate of ``cost`` for one-image passes of ``flops`` on this machine; a :data:`ROUGH` one while
+    ``calibration`` is ``None`` (not measured yet)."""
+    if calibration is None:
+        return Estimate(ROUGH.seconds(cost, flops), cost, ROUGH.label, rough=True)
     return Estimate(calibration.seconds(cost, flops), cost, calibration.label)
 
 
-#: The small calibration pass (H, W): its time is mostly the per-call overhead.
-SMALL_HW = (64, 64)
-#: The largest calibration pass, in pixels (256×384): larger inputs are calibrated at this area with their aspect
-#: ratio. Seconds per FLOP have levelled off by then, and a pass at a detector's 800×1344 would cost seconds.
+#: The calibration ladder (H, W): a tiny pass (its time is mostly the per-call overhead), 128², the default 224² and
+#: 256×384 (:data:`MAX_CALIBRATION_PIXELS`). A pass between two rungs is priced by interpolating their times; above
+#: the largest, seconds per FLOP are taken as levelled off.
+CALIBRATION_SIZES = ((64, 64), (128, 128), (224, 224), (256, 384))
+#: The largest calibration pass, in pixels (256×384): seconds per FLOP have levelled off by then, and a pass at a
+#: detector's 800×1344 would cost seconds.
 MAX_CALIBRATION_PIXELS = 256 * 384
+
+
+@dataclass(frozen=True)
+class Timings:
+    """One model's and engine's measured one-image passes on this machine: ``points`` ``((FLOPs, seconds), …)`` in
+    ascending FLOPs (the :data:`CALIBRATION_SIZES` ladder), and where they were measured (``label``).
+
+    Seconds per FLOP fall several-fold from tiny inputs to large ones (fixed per-call costs, small matrices;
+    measured on the demo model: ~160 ps per FLOP at 64², ~15–60 at 512×768), so one straight line through all
+    sizes is wrong somewhere. :meth:`at` prices passes of a given size by a line through the smallest pass (the
+    per-call overhead) and the pass time interpolated at that size; :meth:`seconds` is :class:`Calibration`'s."""
+
+    points: tuple[tuple[float, float], ...]
+    label: str = "this CPU"
+
+    def at(self, flops: float) -> Calibration:
+        """The :class:`Calibration` for passes of ``flops`` (clamped to the measured range)."""
+        (f0, t0), pts = self.points[0], self.points
+        if len(pts) == 1:
+            return Calibration(0.0, t0 / max(f0, 1.0), self.label)
+        f = min(max(float(flops), pts[1][0]), pts[-1][0])
+        (fa, ta), (fb, tb) = next((a, b) for a, b in zip(pts, pts[1:]) if f <= b[0])
+        t = ta + (tb - ta) * (f - fa) / max(fb - fa, 1.0)
+        return fit_calibration(t0, t, f0, f, self.label)
+
+    def seconds(self, cost: Cost, flops: float) -> float:
+        """Estimated wall time of ``cost`` where one image pass is ``flops``."""
+        return self.at(flops).seconds(cost, flops)
 
 
 def _time_pass(fn: Callable[[], Any], runs: int) -> float:
@@ -180,19 +225,14 @@ def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
 
 
 def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
-            weights: dict | None = None) -> Calibration:
-    """Fit a :class:`Calibration` for ``bundle.model`` and ``engine`` at the input size ``hw``.
+            weights: dict | None = None) -> Timings:
+    """Time one-image passes of ``bundle.model`` under ``engine`` at every :data:`CALIBRATION_SIZES` rung (and at
+    ``calibration_size(hw)`` when ``hw`` is given): best of two after a warm-up pass each.
 
-    Seconds per FLOP fall several-fold from tiny inputs to large ones (fixed per-call costs, small matrices;
-    measured on the demo model: ~160 ps per FLOP at 64², ~15–60 at 512×768), so a line through two tiny passes
-    over-estimated a 512×768 action about ten times. The line now goes through a tiny pass (:data:`SMALL_HW`,
-    for the per-call overhead) and a pass at ``hw`` itself (best of two after a warm-up; above
-    :data:`MAX_CALIBRATION_PIXELS` at that area with the same aspect, :func:`calibration_size`), so an action at
-    ``hw`` is priced by what a pass of (nearly) that size costs. ``engine`` ``"fp32"``/``"bf16"``: the torch forward
-    under that precision. ``"numpy"``: the NumPy reference on ``weights`` (converted once when not given), timed
-    the same way (one run each: NumPy needs no warm-up; at the 256×384 cap a pass takes 0.25 s for the demo
-    model and 0.4 s for CrossFormer-S here, and NumPy's seconds per FLOP barely change with size). ``hw=None``:
-    128×128.
+    ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each pass under ``bundle.lock`` (the
+    model is shared; nothing is stored on it). ``"numpy"``: the NumPy reference (with its trace, as the page runs
+    it) on ``weights`` (converted once when not given). Takes a few seconds for CrossFormer-S on 2 cores: the app
+    runs it in the background (:class:`Calibrations`), never in a script run.
     """
     import numpy as np
     import torch
@@ -200,7 +240,8 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     from crossformer import precision
     device = torch.device(bundle.device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
-    hw = calibration_size(tuple(hw) if hw is not None else (128, 128))
+    sizes = sorted({*CALIBRATION_SIZES, *([calibration_size(hw)] if hw is not None else [])},
+                   key=lambda s: forward_flops(bundle.cfg, s))
 
     def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
         x = torch.zeros(1, 3, *size, device=device)
@@ -210,20 +251,67 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
                 bundle.model(x)
         return run
 
-    sizes = [SMALL_HW, hw] if hw[0] * hw[1] > SMALL_HW[0] * SMALL_HW[1] * 2 else [SMALL_HW, (128, 128)]
-    flops = [forward_flops(bundle.cfg, size) for size in sizes]
     if engine == "numpy":
         from crossformer import reference
         if weights is None:
             weights = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in bundle.model.state_dict().items()}
-        inputs = [np.zeros((1, 3, *size), np.float32) for size in sizes]
-        times = [_time_pass(lambda xn=xn: reference.forward(weights, xn, bundle.cfg), 1) for xn in inputs]
+
+        def numpy_pass(size: tuple[int, int]) -> Callable[[], Any]:
+            x = np.zeros((1, 3, *size), np.float32)
+            return lambda: reference.forward(weights, x, bundle.cfg)
+        make = numpy_pass
     else:
-        times = [_time_pass(torch_pass(size), 2) for size in sizes]
-    cal = fit_calibration(times[0], times[1], flops[0], flops[1], where)
-    log.info("calibration %s at %s: %.1f ms per call, %.3g s per GFLOP", engine, "×".join(map(str, hw)),
-             cal.overhead_s * 1e3, cal.per_flop_s * 1e9)
-    return cal
+        make = torch_pass
+    times = [_time_pass(make(s), 2) for s in sizes]
+    for i in reversed(range(len(times) - 1)):      # a busy CPU only slows passes down: a smaller pass that
+        times[i] = min(times[i], times[i + 1])       # took longer than a larger one was disturbed
+    timings = Timings(tuple(zip((forward_flops(bundle.cfg, s) for s in sizes), times)), where)
+    log.info("calibration %s: %s", engine, ", ".join(f"{'×'.join(map(str, s))} {t * 1e3:.0f} ms"
+                                                    for s, t in zip(sizes, times)))
+    return timings
+
+
+class Calibrations:
+    """The server's :class:`Timings`, one per key (model, engine), measured one at a time in one background thread.
+
+    :meth:`get` never waits: it answers ``None`` until the key's timings are ready (the estimate is then a
+    :data:`ROUGH` one and says so). One instance is shared by every session (:func:`calibrations`); it keeps only
+    the finished timings, under its own lock. A failed measurement is logged and not retried (the estimate stays
+    rough for that key)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._lock = threading.Lock()
+        self._ready: dict[Hashable, Timings | None] = {}
+        self._queued: set[Hashable] = set()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calibration")
+
+    def get(self, key: Hashable, measure_fn: Callable[[], Timings]) -> Timings | None:
+        """The timings of ``key``, or ``None`` (``measure_fn`` is queued, once, for the background thread)."""
+        with self._lock:
+            if key in self._ready:
+                return self._ready[key]
+            if key not in self._queued:
+                self._queued.add(key)
+                self._pool.submit(self._measure, key, measure_fn)
+        return None
+
+    def _measure(self, key: Hashable, measure_fn: Callable[[], Timings]) -> None:
+        try:
+            timings = measure_fn()
+        except Exception:  # noqa: BLE001 — logged; the estimate stays rough, the pages keep working
+            log.exception("calibration %s failed", key)
+            timings = None
+        with self._lock:
+            self._ready[key] = timings
+            self._queued.discard(key)
+
+
+@st.cache_resource(show_spinner=False)
+def calibrations() -> Calibrations:
+    """The :class:`Calibrations` of this server (one, shared by every session)."""
+    return Calibrations()
 
 
 # ---- the action ---------------------------------------------------------------------------------------------
