@@ -280,12 +280,13 @@ class Calibrations:
     rough for that key)."""
 
     def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
 
         self._lock = threading.Lock()
         self._ready: dict[Hashable, Timings | None] = {}
         self._queued: set[Hashable] = set()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calibration")
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def get(self, key: Hashable, measure_fn: Callable[[], Timings]) -> Timings | None:
         """The timings of ``key``, or ``None`` (``measure_fn`` is queued, once, for the background thread)."""
@@ -294,18 +295,23 @@ class Calibrations:
                 return self._ready[key]
             if key not in self._queued:
                 self._queued.add(key)
-                self._pool.submit(self._measure, key, measure_fn)
+                self._jobs.put((key, measure_fn))
+                if self._worker is None:      # a daemon: a server shutting down never waits for a calibration
+                    self._worker = threading.Thread(target=self._work, name="calibration", daemon=True)
+                    self._worker.start()
         return None
 
-    def _measure(self, key: Hashable, measure_fn: Callable[[], Timings]) -> None:
-        try:
-            timings = measure_fn()
-        except Exception:  # noqa: BLE001 — logged; the estimate stays rough, the pages keep working
-            log.exception("calibration %s failed", key)
-            timings = None
-        with self._lock:
-            self._ready[key] = timings
-            self._queued.discard(key)
+    def _work(self) -> None:
+        while True:
+            key, measure_fn = self._jobs.get()
+            try:
+                timings = measure_fn()
+            except Exception:  # noqa: BLE001 — logged; the estimate stays rough, the pages keep working
+                log.exception("calibration %s failed", key)
+                timings = None
+            with self._lock:
+                self._ready[key] = timings
+                self._queued.discard(key)
 
 
 @st.cache_resource(show_spinner=False)
