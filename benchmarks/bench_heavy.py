@@ -45,7 +45,7 @@ def load() -> str:
 
 
 class _Bundle:
-    """What :func:`pages.common.heavy.measure` reads from a model bundle."""
+    """What :func:`pages.common.calibrate.measure` reads from a model bundle."""
 
     def __init__(self, model) -> None:
         import threading
@@ -59,7 +59,7 @@ def bench_ig(size: int, steps: int) -> None:
 
     import crossformer
     from crossformer import precision
-    from pages.common import heavy
+    from pages.common import calibrate, estimates
     from crossformer import attribution
 
     torch.manual_seed(0)
@@ -69,13 +69,13 @@ def bench_ig(size: int, steps: int) -> None:
     print(f"\nIG, CrossFormer++-S random weights, input {size} × {size}, app precision {used} ({load()})")
     with torch.no_grad():
         model(torch.zeros(1, 3, 64, 64))
-    cal = heavy.measure(_Bundle(model), used, hw=(size, size))
-    flops = heavy.forward_flops(model.cfg, (size, size))
+    cal = calibrate.measure(_Bundle(model), used, hw=(size, size))
+    flops = estimates.forward_flops(model.cfg, (size, size))
     t_plain, (_, d_plain) = timed(lambda: attribution.integrated_gradients(model, x, 0, steps=steps,
                                                                            internal_batch_size=8, precision="fp32"))
     print(f"  plain  fp32, 8 per pass, {steps} steps: {t_plain:6.1f} s  delta {d_plain:.3g}")
     batch = min(steps, attribution.batch_for((size, size)))
-    est = heavy.estimate(heavy.ig_cost(steps, batch), flops, cal)
+    est = estimates.estimate(estimates.ig_cost(steps, batch), flops, cal)
     t_app, (a_app, d_app) = timed(lambda: attribution.integrated_gradients(model, x, 0, steps=steps,
                                                                            precision=used))
     rel = d_app / max(abs(float(a_app.sum())), 1e-12)

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -333,6 +334,7 @@ def classroom(args: argparse.Namespace) -> int:
 
     import crossformer
     plan = class_plan(args.sessions, args.arrival_s)
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         torch.manual_seed(0)
@@ -363,9 +365,17 @@ def classroom(args: argparse.Namespace) -> int:
             wall = time.perf_counter() - t0
             mem.stop()
             server_cpu = cpu_seconds(proc.pid) - cpu0
+            load1 = os.getloadavg()
             proc.terminate()
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print("  (the server did not stop within 60 s of SIGTERM: killed)", flush=True)
+                proc.kill()
+                proc.wait(timeout=20)
         runs = server_runs(log)
+        if args.keep_log:
+            Path(args.keep_log).write_bytes(log.read_bytes())
     ok = True
     for i, r in enumerate(results):
         if isinstance(r, BaseException):
@@ -383,7 +393,8 @@ def classroom(args: argparse.Namespace) -> int:
     slowest = sorted(runs, key=lambda r: -r[2])[:5]
     bcpu = browser_cpu[0] if browser_cpu else float("nan")
     print(f"classroom: {args.sessions} sessions ({sum(up is not None for up, _ in plan)} uploading, one 3000×2000), "
-          f"start-up model {args.variant} (random weights), arrivals over {args.arrival_s:.0f} s")
+          f"start-up model {args.variant} (random weights), arrivals over {args.arrival_s:.0f} s; {os.cpu_count()} "
+          f"CPU cores, load average before {load0[0]:.2f} (1 min) / {load0[1]:.2f} (5 min), after {load1[0]:.2f}")
     print(f"  sessions finished {len(done)}/{args.sessions} · exception boxes {sum(r['errors'] for r in done)} · "
           f"sessions seeing another's image {sum(bool(r['leaks']) for r in done)} · "
           f"session time median {statistics.median([r['total_s'] for r in done]) if done else float('nan'):.0f} s, "
@@ -413,6 +424,7 @@ def main() -> int:
     ap.add_argument("--users", "--sessions", dest="users", type=int, default=8)
     ap.add_argument("--classroom", action="store_true", help="a class: see the module docstring")
     ap.add_argument("--arrival-s", type=float, default=30.0, help="--classroom: arrivals spread over this long")
+    ap.add_argument("--keep-log", default=None, help="--classroom: copy the server's log here")
     ap.add_argument("--heavy", action="store_true", help="random-weight --variant at shorter side 512")
     ap.add_argument("--variant", default="crossformer_b", help="--heavy: crossformer_b; --classroom: crossformer_s")
     ap.add_argument("--timeout-s", type=float, default=None,

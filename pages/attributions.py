@@ -9,7 +9,7 @@ import streamlit as st
 from crossformer import attribution, precision
 from crossformer.analysis.predictions import top_k
 from crossformer.feature_score import FeatureScore
-from pages.common import figure_cache, heavy, heavy_runs, startup, state, texts, traces, widgets
+from pages.common import estimates, figure_cache, heavy, heavy_runs, startup, state, texts, traces, widgets
 from viz.attribution_figures import attribution_overlay_figure
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ if not bundle.trained:
 widgets.prediction_caveat(ctx)
 x_hw = tuple(ctx.pixels.shape[:2])
 engine = precision.resolve("auto", bundle.device)
-flops = heavy.forward_flops(bundle.cfg, x_hw)
-calib = heavy_runs.calibration(ctx.model_id, engine, x_hw, _bundle=bundle)
+flops = estimates.forward_flops(bundle.cfg, x_hw)
+calib = heavy_runs.calibration(ctx.model_id, engine, _bundle=bundle)        # None while being measured
 store = heavy_runs.heavy_store()
 IG_TARGET_S = 20.0     # the default step count keeps integrated gradients under this (estimated)
 
@@ -39,7 +39,7 @@ def default_ig_steps() -> int:
     """The most steps (of 32, 24, 16, 12, 8) whose estimate stays under ``IG_TARGET_S``, else 4."""
     batch = attribution.batch_for(x_hw)
     for n in (32, 24, 16, 12, 8):
-        if heavy.estimate(heavy.ig_cost(n, min(n, batch)), flops, calib).seconds <= IG_TARGET_S:
+        if estimates.estimate(estimates.ig_cost(n, min(n, batch)), flops, calib).seconds <= IG_TARGET_S:
             return n
     return 4
 
@@ -94,15 +94,15 @@ with c2:
 
 
 
-def map_cost(m: str, p: int) -> heavy.Cost:
+def map_cost(m: str, p: int) -> estimates.Cost:
     """What computing method ``m`` with parameter ``p`` runs on this input (nothing if already stored)."""
     if heavy_runs.attribution_key(m, ctx.model_id, ctx.image_key, ctx.prep_key, int(target), p, feature) in store:
-        return heavy.Cost(0.0, 0, 0)
+        return estimates.Cost(0.0, 0, 0)
     if m == "ig":
-        return heavy.ig_cost(p, min(p, attribution.batch_for(x_hw)))
+        return estimates.ig_cost(p, min(p, attribution.batch_for(x_hw)))
     if m == "gradcam":
-        return heavy.gradcam_cost()
-    return heavy.occlusion_cost(attribution.occlusion_total(x_hw, p, p), attribution.batch_for(x_hw))
+        return estimates.gradcam_cost()
+    return estimates.occlusion_cost(attribution.occlusion_total(x_hw, p, p), attribution.batch_for(x_hw))
 
 
 def attribution_stride(m: str, p: int) -> int:
@@ -118,7 +118,7 @@ request = heavy_runs.attribution_key(method, ctx.model_id, ctx.image_key, ctx.pr
                                      feature)
 button_name = METHODS[method] if method == "gradcam" else METHODS[method].lower()      # "Compute Grad-CAM"
 res, _ = heavy.action(
-    "attr_run", f"Compute {button_name}", request, heavy.estimate(map_cost(method, int(param)), flops, calib),
+    "attr_run", f"Compute {button_name}", request, estimates.estimate(map_cost(method, int(param)), flops, calib),
     lambda progress: heavy_runs.attribution(method, bundle, ctx.pixels, int(target), int(param), progress=progress,
                                             padding=ctx.prepared.padding, feature=feature),
     store, progress_label=METHODS[method])
@@ -151,8 +151,8 @@ def faithfulness_section() -> None:
     gh, gw = -(-x_hw[0] // faith_patch), -(-x_hw[1] // faith_patch)
     faith_steps = min(gh * gw, FAITH_STEPS)
     curve_images = 2 + 4 * (faith_steps - 1)
-    faith_cost = heavy.add(*(map_cost(m, p) for m, p in FAITH_PARAMS.items()),
-                           heavy.forward_cost(len(FAITH_PARAMS) * curve_images, 16), unit="images")
+    faith_cost = estimates.add(*(map_cost(m, p) for m, p in FAITH_PARAMS.items()),
+                           estimates.forward_cost(len(FAITH_PARAMS) * curve_images, 16), unit="images")
 
 
     def compare_methods(progress: heavy.Progress) -> tuple[dict, float]:
@@ -186,7 +186,7 @@ def faithfulness_section() -> None:
 
 
     faith, _ = heavy.action("attr_faith_run", "Compare methods (deletion / insertion)", faith_key,
-                            heavy.estimate(faith_cost, flops, calib), compare_methods, store, primary=False,
+                            estimates.estimate(faith_cost, flops, calib), compare_methods, store, primary=False,
                             progress_label="Maps and deletion / insertion curves")
     if faith is not None:
         from crossformer.faithfulness import faithfulness_summary

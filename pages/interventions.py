@@ -14,7 +14,7 @@ from crossformer.analysis.attention import attention_scale_max
 from crossformer.analysis.predictions import top_k
 from crossformer.edits import Edit
 from crossformer.interventions import head_importance, head_pyramid_importance, pyramid_change
-from pages.common import figure_cache, heavy, heavy_runs, startup, state, traces, widgets
+from pages.common import estimates, figure_cache, heavy, heavy_runs, startup, state, traces, widgets
 from viz.attention_figures import query_attention_figure
 from viz.intervention_figures import head_importance_figure, with_click_targets
 
@@ -62,9 +62,9 @@ with c2:
 request = (ctx.model_id, ctx.image_key, ctx.prep_key, int(target), kind)
 scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
-scan_est = heavy.estimate(heavy.scan_cost(n_heads, 16), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
+scan_est = estimates.estimate(estimates.scan_cost(n_heads, 16), estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
                           heavy_runs.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
-                                                 tuple(ctx.pixels.shape[:2]), _bundle=bundle))
+                                                 _bundle=bundle))
 
 
 def scan(progress: heavy.Progress) -> dict:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from crossformer.analysis import explain, facts
 from crossformer.analysis.predictions import top_k
-from pages.common import context, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
+from pages.common import context, estimates, figure_cache, heavy, heavy_runs, startup, state, texts, widgets
 from viz.parity_figures import group_errors, parity_figure
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ def _query_from_sliders(layout, stride: int) -> None:
             context.set_query_token((t // W, t % W), stride)
 
 
-calib = heavy_runs.calibration(ctx.model_id, "numpy", tuple(ctx.pixels.shape[:2]), _bundle=bundle)
-est = heavy.estimate(heavy.reference_cost(n_blocks), heavy.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
+calib = heavy_runs.calibration(ctx.model_id, "numpy", _bundle=bundle)       # None while being measured
+est = estimates.estimate(estimates.reference_cost(n_blocks), estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
                       lambda progress: heavy_runs.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
                                                                 ctx.prepared.padding),

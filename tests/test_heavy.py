@@ -12,7 +12,7 @@ import app_samples as S
 from app_samples import no_errors
 from crossformer import attribution, precision
 from crossformer import variants as cfgs
-from pages.common import heavy
+from pages.common import calibrate, estimates, heavy
 
 TARGET = 3
 
@@ -31,32 +31,32 @@ def demo():
 def test_forward_flops_grow_with_the_input_and_the_model(variant):
     cfg = cfgs.VARIANTS[variant]
     sizes = [(64, 64), (128, 128), (224, 224), (224, 336), (480, 720)]
-    flops = [heavy.forward_flops(cfg, hw) for hw in sizes]
+    flops = [estimates.forward_flops(cfg, hw) for hw in sizes]
     assert all(a < b for a, b in zip(flops, flops[1:]))
     # tokens dominate: 4× the pixels → between 3× and 5× the work (attention in fixed-size groups is linear)
-    assert 3.0 < heavy.forward_flops(cfg, (448, 448)) / heavy.forward_flops(cfg, (224, 224)) < 5.0
+    assert 3.0 < estimates.forward_flops(cfg, (448, 448)) / estimates.forward_flops(cfg, (224, 224)) < 5.0
 
 
 def test_forward_flops_order_the_variants():
     get = cfgs.VARIANTS.__getitem__
-    f = [heavy.forward_flops(get(n), (224, 224)) for n in ("crossformer_demo", "crossformer_t", "crossformer_b")]
+    f = [estimates.forward_flops(get(n), (224, 224)) for n in ("crossformer_demo", "crossformer_t", "crossformer_b")]
     assert f[0] < f[1] < f[2]
     # CrossFormer-T is about 2.9 GFLOPs at 224 (paper): the count is in the right range
     assert 2.0e9 < f[1] < 3.5e9
 
 
 def test_the_estimate_is_monotone_in_size_and_method():
-    cal = heavy.Calibration(overhead_s=0.01, per_flop_s=1e-10)
+    cal = estimates.Calibration(overhead_s=0.01, per_flop_s=1e-10)
     cfg = cfgs.VARIANTS["crossformer_pp_s"]
 
     def ig(hw, steps):
-        return heavy.estimate(heavy.ig_cost(steps, attribution.batch_for(hw)), heavy.forward_flops(cfg, hw),
+        return estimates.estimate(estimates.ig_cost(steps, attribution.batch_for(hw)), estimates.forward_flops(cfg, hw),
                               cal).seconds
 
     def occ(hw, window):
-        return heavy.estimate(heavy.occlusion_cost(attribution.occlusion_total(hw, window, window),
+        return estimates.estimate(estimates.occlusion_cost(attribution.occlusion_total(hw, window, window),
                                                    attribution.batch_for(hw)),
-                              heavy.forward_flops(cfg, hw), cal).seconds
+                              estimates.forward_flops(cfg, hw), cal).seconds
 
     sizes = [(64, 64), (224, 224), (320, 480), (480, 720)]
     assert all(a < b for a, b in zip([ig(s, 16) for s in sizes], [ig(s, 16) for s in sizes][1:]))
@@ -64,20 +64,98 @@ def test_the_estimate_is_monotone_in_size_and_method():
                                      [ig((224, 224), n) for n in (8, 16, 32, 64)]))
     assert all(a < b for a, b in zip([occ(s, 16) for s in sizes], [occ(s, 16) for s in sizes][1:]))
     assert occ((224, 224), 16) > occ((224, 224), 32) > occ((224, 224), 56)          # smaller squares: more passes
-    gradcam = heavy.estimate(heavy.gradcam_cost(), heavy.forward_flops(cfg, (224, 224)), cal).seconds
+    gradcam = estimates.estimate(estimates.gradcam_cost(), estimates.forward_flops(cfg, (224, 224)), cal).seconds
     assert gradcam < ig((224, 224), 4) < occ((224, 224), 16)
 
 
 def test_calibration_recovers_overhead_and_rate():
-    cal = heavy.fit_calibration(0.02 + 1e9 * 2e-10, 0.02 + 4e9 * 2e-10, 1e9, 4e9)
+    cal = estimates.fit_calibration(0.02 + 1e9 * 2e-10, 0.02 + 4e9 * 2e-10, 1e9, 4e9)
     assert cal.overhead_s == pytest.approx(0.02) and cal.per_flop_s == pytest.approx(2e-10)
-    noisy = heavy.fit_calibration(0.5, 0.4, 1e9, 4e9)                 # a slower small pass (noise): still > 0
+    noisy = estimates.fit_calibration(0.5, 0.4, 1e9, 4e9)                 # a slower small pass (noise): still > 0
     assert noisy.per_flop_s > 0 and noisy.overhead_s >= 0
 
 
+def test_timings_interpolate_between_rungs_and_level_off_above():
+    """A pass is priced by a line through the smallest pass and the time interpolated at its size; above the
+    largest rung, seconds per FLOP stay those of the largest (a 512×768 action is not priced at 64² rates)."""
+    t = estimates.Timings(((4e7, 0.01), (1.6e8, 0.03), (5e8, 0.04), (1e9, 0.06)))   # seconds per FLOP fall with size
+    one = estimates.Cost(1.0, 1, 1)
+    for f, secs in t.points:
+        assert t.seconds(one, f) == pytest.approx(secs)                          # every rung reproduced
+    assert t.seconds(one, 7.5e8) == pytest.approx(0.05)                           # halfway between 5e8 and 1e9
+    slope = (0.06 - 0.01) / (1e9 - 4e7)
+    assert t.seconds(one, 8e9) == pytest.approx(0.01 + (8e9 - 4e7) * slope)      # levelled off above 1e9
+    at = t.at(8e9)
+    assert t.seconds(estimates.Cost(10.0, 3, 10), 8e9) == pytest.approx(3 * at.overhead_s + 10 * 8e9 * at.per_flop_s)
+    # a line through the two smallest rungs would price the large pass three times higher (what this replaced)
+    assert estimates.fit_calibration(0.01, 0.03, 4e7, 1.6e8).seconds(one, 8e9) > 2 * t.seconds(one, 8e9)
+
+
+def test_measure_times_the_whole_ladder_once(demo):
+    """One measurement per model and engine prices every input size: the ladder's passes, in ascending FLOPs,
+    with times that never fall as the pass grows (a disturbed small pass is capped by the next one)."""
+    import threading
+
+    model, _ = demo
+
+    class Bundle:
+        cfg, device, lock = model.cfg, torch.device("cpu"), threading.Lock()
+
+    Bundle.model = model
+    for engine in ("fp32", "numpy"):
+        t = calibrate.measure(Bundle, engine)
+        assert len(t.points) == len(calibrate.CALIBRATION_SIZES) and t.label == "this CPU"
+        flops, secs = zip(*t.points)
+        assert list(flops) == sorted(flops) and list(secs) == sorted(secs) and secs[0] > 0
+        assert not Bundle.lock.locked()
+
+
+def test_calibrations_never_wait_and_measure_each_key_once():
+    """get() answers at once while the background thread measures; a key is measured once, a failed one is not
+    retried; one thread measures keys one after the other."""
+    import threading
+    import time
+
+    started, release, calls = threading.Event(), threading.Event(), []
+    ready = estimates.Timings(((1e8, 0.01), (1e9, 0.05)))
+
+    def slow():
+        calls.append("slow")
+        started.set()
+        assert release.wait(60)
+        return ready
+
+    def broken():
+        calls.append("broken")
+        raise RuntimeError("no model")
+
+    cals = calibrate.Calibrations()
+    assert cals.get("k", slow) is None                    # returns while the measurement is blocked
+    assert started.wait(60)
+    assert cals.get("k", slow) is None and cals.get("bad", broken) is None
+    assert calls == ["slow"]                              # one thread: "bad" waits for "k"; "k" not queued twice
+    release.set()
+    done = calibrate.Calibrations()
+    deadline = time.monotonic() + 60
+    while cals.get("then", lambda: ready) is None and time.monotonic() < deadline:
+        time.sleep(0.05)                                  # "then" was queued after "bad": both are done now
+    assert cals.get("k", slow) is ready and cals.get("bad", broken) is None
+    assert calls == ["slow", "broken"]                    # the failure was not retried
+    assert done.get("k", lambda: ready) is None           # another server's registry starts empty
+
+
+def test_before_the_timings_an_estimate_is_rough_and_says_so():
+    cost = estimates.scan_cost(60, 16)
+    rough = estimates.estimate(cost, 5e8, None)
+    assert rough.rough and "rough figure while this machine is being timed" in rough.text
+    measured = estimates.estimate(cost, 5e8, estimates.Timings(((4e7, 0.002), (5e8, 0.01))))
+    assert not measured.rough and measured.text.endswith("on this CPU")
+    assert rough.seconds > measured.seconds                # cautious: errs towards asking first
+
+
 def test_measured_calibration_predicts_a_larger_pass(demo):
-    """The calibration measured at the action's input size predicts a pass of that size within a factor of 5
-    (the 2-core CPU is shared: single timings swing by 2–3×), and a 128² calibration a 4× larger pass too."""
+    """The timings predict a pass between two rungs within a factor of 5 (the 2-core CPU is shared: single
+    timings swing by 2–3×)."""
     import time
 
     model, _ = demo
@@ -88,22 +166,22 @@ def test_measured_calibration_predicts_a_larger_pass(demo):
     Bundle.model = model
     with torch.no_grad():                      # in the app the trace has run before: torch is warm
         model(torch.zeros(1, 3, 64, 64))
-    cal = heavy.measure(Bundle, "fp32", hw=(256, 256))
+    cal = calibrate.measure(Bundle, "fp32")
     x = torch.zeros(1, 3, 256, 256)
     with torch.no_grad():
         model(x)
         t0 = time.perf_counter()
         model(x)
         took = time.perf_counter() - t0
-    predicted = cal.seconds(heavy.Cost(1, 1, 1), heavy.forward_flops(model.cfg, (256, 256)))
+    predicted = cal.seconds(estimates.Cost(1, 1, 1), estimates.forward_flops(model.cfg, (256, 256)))
     assert took / 5 < predicted < took * 5, (predicted, took, cal)
 
 
 def test_describe_reads_like_a_person():
-    assert heavy.describe(0.3) == "under a second"
-    assert heavy.describe(7.4) == "about 7 s"
-    assert heavy.describe(44) == "about 40 s"
-    assert heavy.describe(125) == "about 2 min"
+    assert estimates.describe(0.3) == "under a second"
+    assert estimates.describe(7.4) == "about 7 s"
+    assert estimates.describe(44) == "about 40 s"
+    assert estimates.describe(125) == "about 2 min"
 
 
 # ---- the batched / bf16 paths --------------------------------------------------------------------------
@@ -166,8 +244,8 @@ def _job_script():
     import streamlit as st
     from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
-    from pages.common import heavy
-    est = heavy.Estimate(st.session_state.get("est_s", 1.0), heavy.Cost(32.0, 4, 32, "steps"))
+    from pages.common import estimates, heavy
+    est = estimates.Estimate(st.session_state.get("est_s", 1.0), estimates.Cost(32.0, 4, 32, "steps"))
     store = st.session_state.setdefault("store", {})
     stop_at = st.session_state.get("stop_at")
 
@@ -246,6 +324,17 @@ def test_a_failing_job_is_shown_and_the_app_goes_on():
 
 
 # ---- the app's pages -----------------------------------------------------------------------------------
+def _wait_for_timings(timeout_s: float = 120) -> None:
+    """Wait until the background thread has measured every queued calibration."""
+    import time
+
+    cals, deadline = calibrate.calibrations(), time.monotonic() + timeout_s
+    while (cals._queued or not cals._ready) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cals._ready and not cals._queued, "the calibration did not finish"
+
+
+
 def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
     from pages.common import heavy_runs
     heavy_runs.heavy_store().clear()            # results are shared server-wide: an earlier test may have this one
@@ -253,6 +342,8 @@ def test_attributions_confirm_above_the_threshold_not_below(monkeypatch):
     at = S.new_app(64).run()
     at.switch_page("pages/attributions.py").run()
     no_errors(at)
+    _wait_for_timings()                                               # measured in the background meanwhile
+    at.run()
     assert any("Estimated" in c.value and "on this CPU" in c.value for c in at.caption)
     at.button(key="attr_run").click().run()
     assert len(at.get("plotly_chart")) == 1
@@ -286,8 +377,38 @@ def test_size_control_applies_only_on_apply():
 def test_calibration_size_is_the_input_up_to_a_bounded_area():
     """Large inputs are calibrated at a bounded area with their aspect ratio (a detector's 800×1344 pass would
     cost seconds on the first visit), sides a multiple of 32."""
-    assert heavy.calibration_size((224, 224)) == (224, 224)
-    assert heavy.calibration_size((256, 384)) == (256, 384)
-    h, w = heavy.calibration_size((800, 1344))
-    assert h % 32 == 0 and w % 32 == 0 and h * w <= heavy.MAX_CALIBRATION_PIXELS
+    assert calibrate.calibration_size((224, 224)) == (224, 224)
+    assert calibrate.calibration_size((256, 384)) == (256, 384)
+    h, w = calibrate.calibration_size((800, 1344))
+    assert h % 32 == 0 and w % 32 == 0 and h * w <= calibrate.MAX_CALIBRATION_PIXELS
     assert abs(w / h - 1344 / 800) < 0.15
+
+
+def test_a_first_visit_never_waits_for_the_timings(monkeypatch):
+    """The Interventions page renders while the model's timings are still being measured (their measurement is
+    blocked here), with a rough estimate that says so; once they are in, the estimate is this CPU's."""
+    import threading
+
+    from pages.common import heavy_runs
+    release, real = threading.Event(), calibrate.measure
+
+    def blocked(*args, **kw):
+        assert release.wait(120)
+        return real(*args, **kw)
+
+    calibrate.calibrations.clear()
+    heavy_runs.heavy_store().clear()
+    monkeypatch.setattr(calibrate, "measure", blocked)
+    try:
+        at = S.new_app(64).run()
+        at.switch_page("pages/interventions.py").run()
+        no_errors(at)
+        assert any("rough figure while this machine is being timed" in c.value for c in at.caption)
+    finally:
+        release.set()
+    _wait_for_timings()
+    at.run()
+    no_errors(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Estimated" in captions and "on this CPU" in captions and "rough" not in captions
+    calibrate.calibrations.clear()

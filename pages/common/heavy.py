@@ -1,10 +1,8 @@
 """Heavy actions: announced, confirmed above a threshold, shown with a real progress bar, cancellable.
 
-Before an expensive run the page shows an estimate for *this* model, input size and method, computed by a
-cost model: a FLOP-ish count of one forward pass from the config and the input size (:func:`forward_flops`)
-times what the method runs (:class:`Cost`: image passes, batches, progress steps), priced by a per-machine
-:class:`Calibration` (seconds per call + seconds per FLOP) that ``heavy_runs.calibration`` measures once per
-server and model on two tiny passes. No seconds are hard-coded per model.
+Before an expensive run the page shows an estimate for *this* model, input size and method
+(:mod:`pages.common.estimates`, priced by this machine's timings from :mod:`pages.common.calibrate`, measured in
+the background: no script run waits for them).
 
 :func:`action` draws the button. Above :data:`THRESHOLD_S` the first click only asks "about 2 min on this
 CPU — continue?"; below it the button just runs. While it runs, a progress bar counts steps done / total
@@ -18,212 +16,19 @@ and the page says "cancelled at 12 / 32 steps". Results enter the shared store o
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Hashable, TypeVar
 
 import streamlit as st
 
 from crossformer.analysis.facts import plural
 
+from .estimates import Cost, Estimate
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 THRESHOLD_S = 10.0          # estimates above this ask for a confirmation first
 BACKWARD_FACTOR = 3.0       # forward + backward ≈ 3 forward passes
-
-
-# ---- the cost model -----------------------------------------------------------------------------------------
-def forward_flops(cfg: Any, hw: tuple[int, int]) -> float:
-    """Multiply-adds of one forward pass of a CrossFormer ``cfg`` on one ``hw = (H, W)`` image.
-
-    Counts the cross-scale embedding convolutions, per block the linear layers (q, k, v, projection: 4C²,
-    MLP: 2·ratio·C² per token) and the attention inside groups of G² tokens (2·G²·C per token), the
-    cross-scale merges and the classifier. Padding to whole groups is ignored (a few per cent).
-    """
-    H, W = (math.ceil(d / cfg.patch_kernels[0]) for d in hw)
-    D = cfg.embed_dim
-    flops = H * W * sum(k * k * 3 * D / len(cfg.patch_kernels) for k in cfg.patch_kernels)
-    for i, depth in enumerate(cfg.depths):
-        C, G = D * 2 ** i, cfg.group_size[i]
-        T_ = H * W
-        flops += depth * T_ * (C * C * (4 + 2 * cfg.mlp_ratio[i]) + 2 * G * G * C)
-        if i < len(cfg.depths) - 1:
-            H, W = math.ceil(H / 2), math.ceil(W / 2)
-            ks = cfg.merge_kernels[i]
-            flops += H * W * sum(k * k * C * 2 * C / len(ks) for k in ks)
-    return float(flops + D * 2 ** (len(cfg.depths) - 1) * cfg.num_classes)
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What a method runs: ``images`` forward-pass equivalents (a backward counts 2), in ``calls`` batches,
-    reported as ``steps`` progress steps of ``unit``."""
-
-    images: float
-    calls: int
-    steps: int
-    unit: str = "steps"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Seconds of one call (``overhead_s``) and of one FLOP (``per_flop_s``) on this machine, for one
-    engine (torch in a precision, or the NumPy reference)."""
-
-    overhead_s: float
-    per_flop_s: float
-    label: str = "this CPU"
-
-    def seconds(self, cost: Cost, flops: float) -> float:
-        """Estimated wall time of ``cost`` where one image pass is ``flops``."""
-        return cost.calls * self.overhead_s + cost.images * flops * self.per_flop_s
-
-
-def fit_calibration(t_small: float, t_large: float, f_small: float, f_large: float,
-                    label: str = "this CPU") -> Calibration:
-    """Two timed passes (``t`` seconds for ``f`` FLOPs) → overhead + seconds per FLOP (both ≥ 0)."""
-    per_flop = max((t_large - t_small) / max(f_large - f_small, 1.0), t_large / max(f_large, 1.0) * 0.25)
-    overhead = max(0.0, t_small - per_flop * f_small)
-    return Calibration(overhead, per_flop, label)
-
-
-def ig_cost(steps: int, batch: int) -> Cost:
-    """Integrated gradients: ``steps`` forward + backward along the path, in batches, + the delta's 2."""
-    return Cost(BACKWARD_FACTOR * steps + 2, math.ceil(steps / max(1, batch)) + 1, int(steps) + 2, "images")
-
-
-def gradcam_cost() -> Cost:
-    """Grad-CAM: one forward and one backward."""
-    return Cost(BACKWARD_FACTOR, 1, 1, "passes")
-
-
-def occlusion_cost(images: int, batch: int) -> Cost:
-    """Occlusion: ``images`` forward passes (one per window + the input) in batches of ``batch``."""
-    return Cost(float(images), math.ceil(images / max(1, batch)), int(images), "images")
-
-
-def forward_cost(images: int, batch: int, unit: str = "images") -> Cost:
-    """``images`` plain forward passes in batches (deletion / insertion curves, head scans)."""
-    return Cost(float(images), math.ceil(images / max(1, batch)), int(images), unit)
-
-
-def reference_cost(n_blocks: int) -> Cost:
-    """The NumPy reference: one traced forward pass, reported block by block."""
-    return Cost(1.0, 1, int(n_blocks), "blocks")
-
-
-def scan_cost(n_heads: int, batch: int) -> Cost:
-    """Head-importance scan: the base pass, then one edited pass per head from its block on (about half a
-    forward pass on average), in batches."""
-    return Cost(1.0 + 0.5 * n_heads, math.ceil(n_heads / max(1, batch)) + 1, int(n_heads), "heads")
-
-
-def add(*costs: Cost, unit: str = "steps") -> Cost:
-    """Several costs run one after the other (priced by the same calibration)."""
-    return Cost(sum(c.images for c in costs), sum(c.calls for c in costs), sum(c.steps for c in costs), unit)
-
-
-def describe(seconds: float) -> str:
-    """``"about 2 min"``, ``"about 40 s"``, ``"under a second"``."""
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"about {max(1, round(seconds, -1 if seconds >= 20 else 0)):.0f} s"
-    return f"about {seconds / 60:.0f} min" if seconds < 5400 else f"about {seconds / 3600:.1f} h"
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """An estimate to announce: ``seconds`` for ``cost`` on ``where`` (e.g. "this CPU")."""
-
-    seconds: float
-    cost: Cost
-    where: str = "this CPU"
-
-    @property
-    def text(self) -> str:
-        return f"{describe(self.seconds)} on {self.where}"
-
-
-def estimate(cost: Cost, flops: float, calibration: Calibration) -> Estimate:
-    """The estimate of ``cost`` for one-image passes of ``flops`` on this machine."""
-    return Estimate(calibration.seconds(cost, flops), cost, calibration.label)
-
-
-#: The small calibration pass (H, W): its time is mostly the per-call overhead.
-SMALL_HW = (64, 64)
-#: The largest calibration pass, in pixels (256×384): larger inputs are calibrated at this area with their aspect
-#: ratio. Seconds per FLOP have levelled off by then, and a pass at a detector's 800×1344 would cost seconds.
-MAX_CALIBRATION_PIXELS = 256 * 384
-
-
-def _time_pass(fn: Callable[[], Any], runs: int) -> float:
-    """Best of ``runs`` timed calls of ``fn`` after one untimed call (the first pass of a shape warms up)."""
-    fn()
-    best = math.inf
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
-    """``hw`` itself, or — above :data:`MAX_CALIBRATION_PIXELS` — the same aspect ratio at that area, each side a
-    multiple of 32 (so a backbone's stage maps stay even)."""
-    h, w = (int(v) for v in hw)
-    if h * w <= MAX_CALIBRATION_PIXELS:
-        return h, w
-    k = math.sqrt(MAX_CALIBRATION_PIXELS / (h * w))
-    return max(32, int(h * k) // 32 * 32), max(32, int(w * k) // 32 * 32)
-
-
-def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
-            weights: dict | None = None) -> Calibration:
-    """Fit a :class:`Calibration` for ``bundle.model`` and ``engine`` at the input size ``hw``.
-
-    Seconds per FLOP fall several-fold from tiny inputs to large ones (fixed per-call costs, small matrices;
-    measured on the demo model: ~160 ps per FLOP at 64², ~15–60 at 512×768), so a line through two tiny passes
-    over-estimated a 512×768 action about ten times. The line now goes through a tiny pass (:data:`SMALL_HW`,
-    for the per-call overhead) and a pass at ``hw`` itself (best of two after a warm-up; above
-    :data:`MAX_CALIBRATION_PIXELS` at that area with the same aspect, :func:`calibration_size`), so an action at
-    ``hw`` is priced by what a pass of (nearly) that size costs. ``engine`` ``"fp32"``/``"bf16"``: the torch forward
-    under that precision. ``"numpy"``: the NumPy reference on ``weights`` (converted once when not given), timed
-    the same way (one run each: NumPy needs no warm-up; at the 256×384 cap a pass takes 0.25 s for the demo
-    model and 0.4 s for CrossFormer-S here, and NumPy's seconds per FLOP barely change with size). ``hw=None``:
-    128×128.
-    """
-    import numpy as np
-    import torch
-
-    from crossformer import precision
-    device = torch.device(bundle.device)
-    where = "this GPU" if device.type == "cuda" else "this CPU"
-    hw = calibration_size(tuple(hw) if hw is not None else (128, 128))
-
-    def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
-        x = torch.zeros(1, 3, *size, device=device)
-
-        def run() -> None:
-            with bundle.lock, torch.inference_mode(), precision.autocast(device, engine):
-                bundle.model(x)
-        return run
-
-    sizes = [SMALL_HW, hw] if hw[0] * hw[1] > SMALL_HW[0] * SMALL_HW[1] * 2 else [SMALL_HW, (128, 128)]
-    flops = [forward_flops(bundle.cfg, size) for size in sizes]
-    if engine == "numpy":
-        from crossformer import reference
-        if weights is None:
-            weights = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in bundle.model.state_dict().items()}
-        inputs = [np.zeros((1, 3, *size), np.float32) for size in sizes]
-        times = [_time_pass(lambda xn=xn: reference.forward(weights, xn, bundle.cfg), 1) for xn in inputs]
-    else:
-        times = [_time_pass(torch_pass(size), 2) for size in sizes]
-    cal = fit_calibration(times[0], times[1], flops[0], flops[1], where)
-    log.info("calibration %s at %s: %.1f ms per call, %.3g s per GFLOP", engine, "×".join(map(str, hw)),
-             cal.overhead_s * 1e3, cal.per_flop_s * 1e9)
-    return cal
 
 
 # ---- the action ---------------------------------------------------------------------------------------------

@@ -40,14 +40,14 @@ def heavy_store() -> ByteLRU:
     return ByteLRU(budget_bytes("CROSSFORMER_HEAVY_CACHE_MB", 256), name="heavy results")
 
 
-@st.cache_resource(max_entries=16, show_spinner="Timing this machine on this input size…")
-def calibration(model_id: str, engine: str, hw: tuple[int, int], _bundle: ModelBundle) -> Any:
-    """The cost model's :class:`~pages.common.heavy.Calibration` for this model, ``engine`` (``"fp32"``,
-    ``"bf16"`` or ``"numpy"``) and input size ``hw = (H, W)``, measured once per server (:func:`heavy.measure`:
-    a tiny pass and a pass at ``hw`` itself, so the estimate never extrapolates from tiny sizes)."""
-    from . import heavy
+def calibration(model_id: str, engine: str, _bundle: ModelBundle) -> Any:
+    """The cost model's :class:`~pages.common.estimates.Timings` for this model and ``engine`` (``"fp32"``,
+    ``"bf16"`` or ``"numpy"``), or ``None`` while they are still being measured: measured once per server in a
+    background thread (:func:`pages.common.calibrate.calibrations`), so no script run waits for them."""
+    from . import calibrate
     weights = numpy_weights(model_id, _bundle=_bundle) if engine == "numpy" else None   # the page's cached copy
-    return heavy.measure(_bundle, engine, hw=tuple(int(v) for v in hw), weights=weights)
+    return calibrate.calibrations().get((model_id, engine),
+                                        lambda: calibrate.measure(_bundle, engine, weights=weights))
 
 
 def attribution_key(method: str, model_id: str, image_key: str, prep_key: str, target: int, param: int,

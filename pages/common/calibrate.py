@@ -1,0 +1,144 @@
+"""Timing this machine for the cost model (:mod:`pages.common.estimates`): one ladder of one-image passes per
+model and engine, measured once per server in one background thread (:class:`Calibrations`), so that no script
+run ever waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any, Callable, Hashable
+
+import streamlit as st
+
+from .estimates import Timings, forward_flops
+
+log = logging.getLogger(__name__)
+
+
+#: The calibration ladder (H, W): a tiny pass (its time is mostly the per-call overhead), 128², the default 224² and
+#: 256×384 (:data:`MAX_CALIBRATION_PIXELS`). A pass between two rungs is priced by interpolating their times; above
+#: the largest, seconds per FLOP are taken as levelled off.
+CALIBRATION_SIZES = ((64, 64), (128, 128), (224, 224), (256, 384))
+#: The largest calibration pass, in pixels (256×384): seconds per FLOP have levelled off by then, and a pass at a
+#: detector's 800×1344 would cost seconds.
+MAX_CALIBRATION_PIXELS = 256 * 384
+
+
+def _time_pass(fn: Callable[[], Any], runs: int) -> float:
+    """Best of ``runs`` timed calls of ``fn`` after one untimed call (the first pass of a shape warms up)."""
+    fn()
+    best = math.inf
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
+    """``hw`` itself, or — above :data:`MAX_CALIBRATION_PIXELS` — the same aspect ratio at that area, each side a
+    multiple of 32 (so a backbone's stage maps stay even)."""
+    h, w = (int(v) for v in hw)
+    if h * w <= MAX_CALIBRATION_PIXELS:
+        return h, w
+    k = math.sqrt(MAX_CALIBRATION_PIXELS / (h * w))
+    return max(32, int(h * k) // 32 * 32), max(32, int(w * k) // 32 * 32)
+
+
+def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
+            weights: dict | None = None) -> Timings:
+    """Time one-image passes of ``bundle.model`` under ``engine`` at every :data:`CALIBRATION_SIZES` rung (and at
+    ``calibration_size(hw)`` when ``hw`` is given): best of two after a warm-up pass each.
+
+    ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each pass under ``bundle.lock`` (the
+    model is shared; nothing is stored on it). ``"numpy"``: the NumPy reference (with its trace, as the page runs
+    it) on ``weights`` (converted once when not given). Takes a few seconds for CrossFormer-S on 2 cores: the app
+    runs it in the background (:class:`Calibrations`), never in a script run.
+    """
+    import numpy as np
+    import torch
+
+    from crossformer import precision
+    device = torch.device(bundle.device)
+    where = "this GPU" if device.type == "cuda" else "this CPU"
+    sizes = sorted({*CALIBRATION_SIZES, *([calibration_size(hw)] if hw is not None else [])},
+                   key=lambda s: forward_flops(bundle.cfg, s))
+
+    def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
+        x = torch.zeros(1, 3, *size, device=device)
+
+        def run() -> None:
+            with bundle.lock, torch.inference_mode(), precision.autocast(device, engine):
+                bundle.model(x)
+        return run
+
+    if engine == "numpy":
+        from crossformer import reference
+        if weights is None:
+            weights = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in bundle.model.state_dict().items()}
+
+        def numpy_pass(size: tuple[int, int]) -> Callable[[], Any]:
+            x = np.zeros((1, 3, *size), np.float32)
+            return lambda: reference.forward(weights, x, bundle.cfg)
+        make = numpy_pass
+    else:
+        make = torch_pass
+    times = [_time_pass(make(s), 2) for s in sizes]
+    for i in reversed(range(len(times) - 1)):      # a busy CPU only slows passes down: a smaller pass that
+        times[i] = min(times[i], times[i + 1])       # took longer than a larger one was disturbed
+    timings = Timings(tuple(zip((forward_flops(bundle.cfg, s) for s in sizes), times)), where)
+    log.info("calibration %s: %s", engine, ", ".join(f"{'×'.join(map(str, s))} {t * 1e3:.0f} ms"
+                                                    for s, t in zip(sizes, times)))
+    return timings
+
+
+class Calibrations:
+    """The server's :class:`Timings`, one per key (model, engine), measured one at a time in one background thread.
+
+    :meth:`get` never waits: it answers ``None`` until the key's timings are ready (the estimate is then a
+    :data:`ROUGH` one and says so). One instance is shared by every session (:func:`calibrations`); it keeps only
+    the finished timings, under its own lock. A failed measurement is logged and not retried (the estimate stays
+    rough for that key)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._lock = threading.Lock()
+        self._ready: dict[Hashable, Timings | None] = {}
+        self._queued: set[Hashable] = set()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+
+    def get(self, key: Hashable, measure_fn: Callable[[], Timings]) -> Timings | None:
+        """The timings of ``key``, or ``None`` (``measure_fn`` is queued, once, for the background thread)."""
+        with self._lock:
+            if key in self._ready:
+                return self._ready[key]
+            if key not in self._queued:
+                self._queued.add(key)
+                self._jobs.put((key, measure_fn))
+                if self._worker is None:      # a daemon: a server shutting down never waits for a calibration
+                    self._worker = threading.Thread(target=self._work, name="calibration", daemon=True)
+                    self._worker.start()
+        return None
+
+    def _work(self) -> None:
+        while True:
+            key, measure_fn = self._jobs.get()
+            try:
+                timings = measure_fn()
+            except Exception:  # noqa: BLE001 — logged; the estimate stays rough, the pages keep working
+                log.exception("calibration %s failed", key)
+                timings = None
+            with self._lock:
+                self._ready[key] = timings
+                self._queued.discard(key)
+
+
+@st.cache_resource(show_spinner=False)
+def calibrations() -> Calibrations:
+    """The :class:`Calibrations` of this server (one, shared by every session)."""
+    return Calibrations()
