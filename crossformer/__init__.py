@@ -33,14 +33,16 @@ _LAZY = {
     "load_checkpoint": "checkpoint", "CheckpointError": "checkpoint", "CheckpointInfo": "checkpoint",
     "Trace": "trace", "BlockTrace": "trace", "EmbeddingTrace": "trace", "GroupLayout": "geometry",
     "Edit": "edits", "head_importance": "interventions", "pad_input": "model", "InputPadding": "geometry",
-    "fetch_official": "fetch", "cached_official": "fetch", "FetchError": "fetch",
+    "fetch_official": "fetch", "cached_official": "fetch_cache", "FetchError": "fetch_http",
     "Recorder": "recording", "NullRecorder": "recording",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint
     from .edits import Edit
-    from .fetch import FetchError, cached_official, fetch_official
+    from .fetch import fetch_official
+    from .fetch_cache import cached_official
+    from .fetch_http import FetchError
     from .geometry import GroupLayout, InputPadding
     from .interventions import head_importance
     from .model import CrossFormer, pad_input

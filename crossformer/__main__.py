@@ -14,7 +14,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .fetch import BAIDU_ONLY, OFFICIAL_WEIGHTS, FetchError, cache_report, cache_root, fetch_official
+from .fetch import fetch_official
+from .fetch_cache import BAIDU_ONLY, OFFICIAL_WEIGHTS, cache_report, cache_root
+from .fetch_http import FetchError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Each class of download or checkpoint failure goes through the app (AppTest): the sidebar shows the
 FetchError's / CheckpointError's sentence, nothing is raised into the page, the demo model carries on, no
 progress bar is left on screen and no temporary file in the cache. Downloads come from a loopback server
-standing in for Google Drive (``fetch.DRIVE_URL``); nothing touches the network."""
+standing in for Google Drive (``fetch_http.DRIVE_URL``); nothing touches the network."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import json
 import re
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 
 import app_samples as S
-from crossformer import fetch
+from crossformer import fetch, fetch_cache, fetch_http
 from local_http import base, clear_proxies, send, send_then_wait, serve
 
-T_FILE = fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename
+T_FILE = fetch_cache.OFFICIAL_WEIGHTS["crossformer_t"].filename
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +30,7 @@ def _server_like(monkeypatch):
 def drive(monkeypatch):
     """A loopback server answering for Google Drive."""
     with serve() as srv:
-        monkeypatch.setattr(fetch, "DRIVE_URL", base(srv) + "/uc")
+        monkeypatch.setattr(fetch_http, "DRIVE_URL", base(srv) + "/uc")
         yield srv
 
 
@@ -86,7 +85,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_failed_download_shows_why_and_keeps_the_demo_model(case, drive, tmp_path, monkeypatch):
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path))
     if case == "stall":
         monkeypatch.setattr(fetch, "STALL_S", 0.3)
     gates: list[threading.Event] = []
@@ -103,13 +102,13 @@ def test_failed_download_shows_why_and_keeps_the_demo_model(case, drive, tmp_pat
     msg = _assert_fell_back(at, "Could not download the official crossformer_t weights — ", phrase)
     assert drive.requests, "the download was tried"
     assert not at.get("progress"), "no progress bar ('Connecting…') is left on screen"
-    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(fetch.LOCK_SUFFIX)] == [], msg
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(fetch_cache.LOCK_SUFFIX)] == [], msg
 
 
 def test_unwritable_cache_folder(drive, tmp_path, monkeypatch):
     """As root chmod does not stop writes: the cache folder's path runs through a regular file."""
     (tmp_path / "afile").write_bytes(b"x")
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "afile" / "cache"))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path / "afile" / "cache"))
     at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()
     at.button(key="sb_fetch").click().run()
     _assert_fell_back(at, "Could not download", "cannot use the cache folder")
@@ -117,18 +116,18 @@ def test_unwritable_cache_folder(drive, tmp_path, monkeypatch):
 
 
 def test_full_disk(drive, tmp_path, monkeypatch):
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path))
     drive.routes["/uc"] = lambda h: send(h, b"PK\x03\x04" + b"\x00" * 5_000_000)
     monkeypatch.setattr(fetch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
     at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()
     at.button(key="sb_fetch").click().run()
     _assert_fell_back(at, "Could not download", "has 0 MB free")
-    assert list(tmp_path.glob(f"*{fetch.TEMP_SUFFIX}")) == []
+    assert list(tmp_path.glob(f"*{fetch_cache.TEMP_SUFFIX}")) == []
 
 
 # ---- a bad file under the right name in the cache ---------------------------------------------------
 def test_bad_cached_file_is_flagged_and_offered_again(tmp_path, monkeypatch):
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path))
     (tmp_path / T_FILE).write_bytes(b"<!DOCTYPE html><html><body>Google Drive - Virus scan warning</body></html>")
     calls = []
     monkeypatch.setattr(fetch, "fetch_official", lambda *a, **k: calls.append(a))

@@ -187,8 +187,8 @@ def test_official_weights_entry_uses_a_cached_file_and_never_fetches_unasked(tmp
     import torch
 
     import crossformer
-    from crossformer import fetch
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    from crossformer import fetch, fetch_cache
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path))
     calls = []
     monkeypatch.setattr(fetch, "fetch_official", lambda *a, **k: calls.append(a))
     at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()     # nothing cached
@@ -198,7 +198,7 @@ def test_official_weights_entry_uses_a_cached_file_and_never_fetches_unasked(tmp
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         sd = {k: v.half() for k, v in crossformer.create_model("crossformer_t").state_dict().items()}
-    torch.save({"model": sd}, tmp_path / fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename)
+    torch.save({"model": sd}, tmp_path / fetch_cache.OFFICIAL_WEIGHTS["crossformer_t"].filename)
     at = S.new_app(64, sb_model="official", sb_official="crossformer_t").run()     # cached: used at once
     assert not at.exception and not calls
     assert any("CrossFormer-T" in c.value and "1000 classes" in c.value and "crossformer-t.pth" in c.value
@@ -212,13 +212,13 @@ def test_default_query_is_on_the_predicted_object_with_imagenet_weights(tmp_path
     import torch
 
     import crossformer
-    from crossformer import fetch
+    from crossformer import fetch_cache
     from crossformer.analysis import findings
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = crossformer.create_model("crossformer_t").eval()
-    torch.save({"model": model.state_dict()}, tmp_path / fetch.OFFICIAL_WEIGHTS["crossformer_t"].filename)
+    torch.save({"model": model.state_dict()}, tmp_path / fetch_cache.OFFICIAL_WEIGHTS["crossformer_t"].filename)
     seen = []
     real = findings.object_token
 

@@ -1,7 +1,7 @@
 """crossformer.fetch_official against a local loopback HTTP server (no real network is ever used).
 
 The server answers from per-test routes: the right checkpoint, a truncated body, an HTML page, a file of
-the wrong variant, and Google Drive's confirmation round trip (``fetch.DRIVE_URL`` points at it).
+the wrong variant, and Google Drive's confirmation round trip (``fetch_http.DRIVE_URL`` points at it).
 A real crossformer_t checkpoint (fp16, ~55 MB) is written once per session; flows that only need *some*
 verifiable file use the small demo model through a test-only ``OFFICIAL_WEIGHTS`` entry.
 """
@@ -24,8 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from crossformer import fetch
-from crossformer.fetch import FetchError, WeightSource, cached_official, fetch_official
+from crossformer import fetch, fetch_cache, fetch_http
+from crossformer.fetch import fetch_official
+from crossformer.fetch_cache import cached_official
+from crossformer.fetch_http import FetchError
+from crossformer.variants import WeightSource
 from local_http import Handler, LocalServer as _Server
 from local_http import base, clear_proxies, query, send, send_then_wait, serve
 
@@ -37,7 +40,7 @@ DEMO_ID = "demo-drive-id"
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_proxies(monkeypatch)
-    monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
+    monkeypatch.delenv(fetch_cache.CACHE_ENV, raising=False)
 
 
 @pytest.fixture()
@@ -71,13 +74,13 @@ def demo_bytes() -> bytes:
 def demo_entry(monkeypatch: pytest.MonkeyPatch) -> WeightSource:
     """Register the small demo model as an 'official' download (its inferred variant is crossformer_demo)."""
     src = WeightSource(DEMO_ID, "crossformer-demo.safetensors")
-    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", src)
+    monkeypatch.setitem(fetch_cache.OFFICIAL_WEIGHTS, "crossformer_demo", src)
     return src
 
 
 def listing(cache: Path) -> list[str]:
     """The cache folder's files, without the (empty, kept) per-name lock files."""
-    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(fetch.LOCK_SUFFIX))
+    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(fetch_cache.LOCK_SUFFIX))
 
 
 def assert_empty(cache: Path) -> None:
@@ -104,7 +107,7 @@ def test_cache_env_and_progress_line(server: _Server, demo_bytes: bytes, demo_en
                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     server.routes["/demo"] = lambda h: send(h, demo_bytes)
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "env-cache"))
+    monkeypatch.setenv(fetch_cache.CACHE_ENV, str(tmp_path / "env-cache"))
     path = fetch_official("crossformer_demo", url=base(server) + "/demo", progress=True)
     assert path == tmp_path / "env-cache" / demo_entry.filename
     err = capsys.readouterr().err                       # tqdm's bar: "name: 100%|…| 5.15M/5.15M [… MB/s]"
@@ -186,7 +189,7 @@ crossformer-demo.safetensors</a> (5M)</span> is too large for Google to scan for
 
 @pytest.fixture()
 def drive(server: _Server, monkeypatch: pytest.MonkeyPatch) -> _Server:
-    monkeypatch.setattr(fetch, "DRIVE_URL", base(server) + "/uc")
+    monkeypatch.setattr(fetch_http, "DRIVE_URL", base(server) + "/uc")
     return server
 
 
@@ -294,11 +297,11 @@ def test_unknown_name_lists_choices(tmp_path: Path) -> None:
 
 
 def test_table_matches_spec() -> None:
-    assert set(fetch.OFFICIAL_WEIGHTS) == {"crossformer_t", "crossformer_s", "crossformer_b", "crossformer_l"}
-    assert {k: v.drive_id for k, v in fetch.OFFICIAL_WEIGHTS.items()} == {
+    assert set(fetch_cache.OFFICIAL_WEIGHTS) == {"crossformer_t", "crossformer_s", "crossformer_b", "crossformer_l"}
+    assert {k: v.drive_id for k, v in fetch_cache.OFFICIAL_WEIGHTS.items()} == {
         "crossformer_t": "1YSkU9enn-ITyrbxLH13zNcBYvWSEidfq", "crossformer_s": "1RAkigsgr33va0RZ85S2Shs2BhXYcS6U8",
         "crossformer_b": "1bK8biVCi17nz_nkt7rBfio_kywUpllSU", "crossformer_l": "1zRWByVW_KIZ87NgaBkDIm60DAsGJErdG"}
-    assert fetch.DRIVE_URL == "https://drive.google.com/uc"
+    assert fetch_http.DRIVE_URL == "https://drive.google.com/uc"
 
 
 def test_import_does_not_fetch() -> None:
@@ -314,9 +317,9 @@ def test_import_does_not_fetch() -> None:
 def run_cli(*args: str, cache_env: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["no_proxy"] = "127.0.0.1,localhost"
-    env.pop(fetch.CACHE_ENV, None)
+    env.pop(fetch_cache.CACHE_ENV, None)
     if cache_env is not None:
-        env[fetch.CACHE_ENV] = str(cache_env)
+        env[fetch_cache.CACHE_ENV] = str(cache_env)
     return subprocess.run([sys.executable, "-m", "crossformer", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -365,7 +368,7 @@ def test_progress_callback_gets_bytes_done_and_total(server: _Server, demo_bytes
 
 # ---- issue 28: atomic, locked, verified downloads; every failure a FetchError; a listing that checks ----
 def no_temp_files(cache: Path) -> None:
-    assert not [p.name for p in cache.iterdir() if p.name.endswith(fetch.TEMP_SUFFIX)], list(cache.iterdir())
+    assert not [p.name for p in cache.iterdir() if p.name.endswith(fetch_cache.TEMP_SUFFIX)], list(cache.iterdir())
 
 
 def test_two_concurrent_downloads_give_one_verified_file(server: _Server, demo_bytes: bytes,
@@ -403,8 +406,8 @@ def test_concurrent_downloads_in_two_processes(server: _Server, demo_bytes: byte
     """The lock holds across processes too (the CLI in a terminal while the app downloads)."""
     half = threading.Event()                    # never set: a 3 s pause, while the other process arrives
     server.routes["/t.pth"] = lambda h: send_then_wait(h, demo_bytes, 1000, half, 3)
-    code = ("import sys; from crossformer import fetch\n"
-            "fetch.OFFICIAL_WEIGHTS['crossformer_demo'] = fetch.WeightSource('x', 'crossformer-demo.safetensors')\n"
+    code = ("import sys; from crossformer import fetch, fetch_cache; from crossformer.variants import WeightSource\n"
+            "fetch_cache.OFFICIAL_WEIGHTS['crossformer_demo'] = WeightSource('x', 'crossformer-demo.safetensors')\n"
             "print(fetch.fetch_official('crossformer_demo', cache_dir=sys.argv[1], url=sys.argv[2], progress=False))")
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), base(server) + "/t.pth"], cwd=ROOT,
@@ -493,7 +496,7 @@ def test_bad_cached_file_is_reported_and_downloaded_again(server: _Server, demo_
                                                           demo_entry: WeightSource, tmp_path: Path,
                                                           bad: bytes, problem: str) -> None:
     (tmp_path / demo_entry.filename).write_bytes(bad)
-    report = fetch.cache_report(tmp_path)
+    report = fetch_cache.cache_report(tmp_path)
     assert report["crossformer_demo"].problem is not None and problem in report["crossformer_demo"].problem
     assert report["crossformer_s"].missing and not report["crossformer_demo"].missing
     assert "crossformer_demo" not in cached_official(tmp_path)       # offered for download again
@@ -509,7 +512,7 @@ def test_cut_off_cached_files_are_reported(tiny_t_bytes: bytes, demo_bytes: byte
                                            tmp_path: Path, cut: float) -> None:
     (tmp_path / "crossformer-t.pth").write_bytes(tiny_t_bytes[:int(len(tiny_t_bytes) * cut)])
     (tmp_path / demo_entry.filename).write_bytes(demo_bytes[:int(len(demo_bytes) * cut)])
-    report = fetch.cache_report(tmp_path)
+    report = fetch_cache.cache_report(tmp_path)
     assert "zip archive" in report["crossformer_t"].problem
     assert "safetensors" in report["crossformer_demo"].problem
     assert cached_official(tmp_path) == {}
@@ -529,27 +532,29 @@ def test_recorded_size_and_checksum(server: _Server, demo_bytes: bytes, tmp_path
     sha = hashlib.sha256(demo_bytes).hexdigest()
     server.routes["/demo"] = lambda h: send(h, demo_bytes)
     good = WeightSource(DEMO_ID, "crossformer-demo.safetensors", size=len(demo_bytes), sha256=sha)
-    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", good)
+    monkeypatch.setitem(fetch_cache.OFFICIAL_WEIGHTS, "crossformer_demo", good)
     import crossformer.checkpoint as ck
     loads: list[object] = []
     real = ck.load_checkpoint
     monkeypatch.setattr(ck, "load_checkpoint", lambda *a, **k: loads.append(a) or real(*a, **k))
     path = fetch_official("crossformer_demo", cache_dir=tmp_path / "a", url=base(server) + "/demo", progress=False)
     assert path.read_bytes() == demo_bytes and loads == []
-    assert fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].ok
+    assert fetch_cache.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].ok
 
-    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, sha256="0" * 64))
+    monkeypatch.setitem(fetch_cache.OFFICIAL_WEIGHTS, "crossformer_demo",
+                        WeightSource(DEMO_ID, good.filename, sha256="0" * 64))
     with pytest.raises(FetchError, match="SHA-256 of the downloaded .* the download was corrupted"):
         fetch_official("crossformer_demo", cache_dir=tmp_path / "b", url=base(server) + "/demo", progress=False)
     assert_empty(tmp_path / "b")
-    problem = fetch.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].problem   # the cached copy
+    problem = fetch_cache.cache_report(tmp_path / "a", checksum=True)["crossformer_demo"].problem   # the cached copy
     assert problem is not None and "SHA-256" in problem
 
-    monkeypatch.setitem(fetch.OFFICIAL_WEIGHTS, "crossformer_demo", WeightSource(DEMO_ID, good.filename, size=123))
+    monkeypatch.setitem(fetch_cache.OFFICIAL_WEIGHTS, "crossformer_demo",
+                        WeightSource(DEMO_ID, good.filename, size=123))
     with pytest.raises(FetchError, match=r"announces [\d,]+ bytes .* official file has 123"):
         fetch_official("crossformer_demo", cache_dir=tmp_path / "c", url=base(server) + "/demo", progress=False)
     assert_empty(tmp_path / "c")
-    assert "official file has 123" in fetch.cache_report(tmp_path / "a")["crossformer_demo"].problem
+    assert "official file has 123" in fetch_cache.cache_report(tmp_path / "a")["crossformer_demo"].problem
 
 
 def test_cli_list_reports_a_bad_file(tmp_path: Path, tiny_t_bytes: bytes) -> None:
@@ -583,7 +588,7 @@ def test_temporary_file_refused(server: _Server, demo_bytes: bytes, demo_entry: 
 
     def refuse(*a: object, **k: object) -> None:
         raise OSError(code, os.strerror(code))
-    monkeypatch.setattr(fetch.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(fetch_cache.tempfile, "mkstemp", refuse)
     with pytest.raises(FetchError, match=f"cache folder {re.escape(str(tmp_path))}.*{phrase}"):
         fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
     assert_empty(tmp_path)
@@ -592,7 +597,7 @@ def test_temporary_file_refused(server: _Server, demo_bytes: bytes, demo_entry: 
 def test_disk_full_while_writing(server: _Server, demo_bytes: bytes, demo_entry: WeightSource, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     server.routes["/demo"] = lambda h: send(h, demo_bytes)
-    real = fetch._new_temp
+    real = fetch_cache.new_temp
 
     class Full(io.BufferedWriter):
         def write(self, b: object) -> int:     # the disk fills after the first MB
@@ -603,7 +608,7 @@ def test_disk_full_while_writing(server: _Server, demo_bytes: bytes, demo_entry:
     def new_temp(root: Path, src: WeightSource) -> tuple[Path, object]:
         path, out = real(root, src)
         return path, Full(out.detach())
-    monkeypatch.setattr(fetch, "_new_temp", new_temp)
+    monkeypatch.setattr(fetch, "new_temp", new_temp)   # looked up in fetch
     with pytest.raises(FetchError, match=r"disk holding the cache folder .* is full \(writing the download after "
                                          r"1\.\d MB\); free some space"):
         fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)
@@ -631,7 +636,7 @@ def test_publish_refused(server: _Server, demo_bytes: bytes, demo_entry: WeightS
 
     def refuse(a: object, b: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr(fetch.os, "replace", refuse)
+    monkeypatch.setattr(fetch_cache.os, "replace", refuse)
     with pytest.raises(FetchError, match="moving the verified download to crossformer-demo.safetensors: "
                                          "permission denied"):
         fetch_official("crossformer_demo", cache_dir=tmp_path, url=base(server) + "/demo", progress=False)

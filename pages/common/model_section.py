@@ -74,10 +74,10 @@ def _official_model(side: Side, errors: list[str]) -> ModelBundle:
     """The official ImageNet-1k weights of CrossFormer-T/S/B/L: a cached file that passes the cache check
     is used at once; otherwise (missing, or bad: an HTML page, a cut-off file) a button downloads it — the
     only network access of the app, and only when clicked."""
-    from crossformer import CheckpointError, fetch
+    from crossformer import CheckpointError, FetchError, fetch_cache
     from crossformer.variants import variant_label
-    names = [n for n in fetch.OFFICIAL_WEIGHTS if not n.startswith("crossformer_demo")]
-    report = fetch.cache_report()
+    names = [n for n in fetch_cache.OFFICIAL_WEIGHTS if not n.startswith("crossformer_demo")]
+    report = fetch_cache.cache_report()
     cached = {n: e.path for n, e in report.items() if e.ok}
     name = state.choice(side.says("Official weights"), names, side.key("official"),
                         default=lambda: next(iter(cached), "crossformer_t"),
@@ -88,16 +88,16 @@ def _official_model(side: Side, errors: list[str]) -> ModelBundle:
             st.warning(f"The cached file `{entry.path}` is bad: {sentence(entry.problem or '')} "
                        "Download it again below.", icon=":material/warning:")
         st.caption(f"Not downloaded yet. The file comes from the authors' Google Drive into "
-                   f"`{fetch.cache_root()}`, once; or run `python -m crossformer fetch {name}` in a terminal. "
+                   f"`{fetch_cache.cache_root()}`, once; or run `python -m crossformer fetch {name}` in a terminal. "
                    "CrossFormer++ weights are on Baidu only: see the About page.")
         if not st.button(f"Download {name}", key=side.key("fetch"), icon=":material/download:"):
             st.caption("Until then: the demo model.")
             return demo_bundle()
         try:
             _download(name)
-        except (fetch.FetchError, CheckpointError) as err:
+        except (FetchError, CheckpointError) as err:
             return _fallback(side, errors, f"Could not download the official {name} weights", str(err))
-    path = fetch.cache_root() / fetch.OFFICIAL_WEIGHTS[name].filename
+    path = fetch_cache.cache_root() / fetch_cache.OFFICIAL_WEIGHTS[name].filename
     return _file_model(side, errors, path, f"Could not load the cached {name} weights",
                        f"Could not open the cached {name} weights")
 
