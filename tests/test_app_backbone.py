@@ -226,7 +226,7 @@ def test_head_pyramid_scan_equals_one_edited_forward_per_head():
 
 
 def test_cost_model_counts_a_backbone():
-    from pages.common.heavy import forward_flops
+    from pages.common.estimates import forward_flops
     model = B.t_backbone()
     flops = forward_flops(model.cfg, (800, 1344))
     with_head = forward_flops(model.cfg.replace(num_classes=1000, backbone=False), (800, 1344))

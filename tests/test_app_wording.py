@@ -6,7 +6,8 @@ import pytest
 
 import app_samples as S
 from crossformer.analysis import facts
-from pages.common.heavy import Cost, steps_text
+from pages.common.estimates import Cost
+from pages.common.heavy import steps_text
 
 
 @pytest.fixture(autouse=True)
