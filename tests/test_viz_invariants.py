@@ -90,9 +90,9 @@ def test_token_heatmaps_send_fp32_values_as_float32_and_derived_values_unrounded
 
 
 def test_image_encodings_are_remembered_within_a_byte_budget():
-    from viz import style
+    from viz import image_traces
 
-    memo = style._UriMemo(budget=100)
+    memo = image_traces._UriMemo(budget=100)
     memo.put(("a",), "x" * 60)
     memo.put(("b",), "y" * 30)
     assert memo.get(("a",)) and memo.get(("b",))
@@ -101,5 +101,5 @@ def test_image_encodings_are_remembered_within_a_byte_budget():
     memo.put(("d",), "w" * 101)                              # larger than the budget: not kept
     assert memo.get(("d",)) is None and memo._size == 60
     img = np.zeros((4, 6, 3), np.uint8)
-    assert style.image_data_uri(img) == style.image_data_uri(img.copy())
-    assert style.image_data_uri(img).startswith("data:image/png;base64,")
+    assert image_traces.image_data_uri(img) == image_traces.image_data_uri(img.copy())
+    assert image_traces.image_data_uri(img).startswith("data:image/png;base64,")

@@ -20,7 +20,7 @@ from crossformer.analysis.attention import (attention_grid, attention_split, gro
 from crossformer.analysis.rollout import attention_rollout
 from crossformer.trace import BlockTrace, Trace
 
-from . import canvas, inset, panels, style
+from . import canvas, image_traces, inset, panels, style
 from .geometry_figures import global_note
 
 __all__ = ["query_attention_figure", "head_grid_figure", "group_matrix_figure", "bias_content_split_figure",
@@ -111,7 +111,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
                                     hovertemplate=hover + "<extra></extra>", **_heat(sc))
 
     fig = go.Figure()
-    fig.add_trace(style.image_trace(image, dim=0.35, crop=view))
+    fig.add_trace(image_traces.image_trace(image, dim=0.35, crop=view))
     fig.add_trace(heat())
     H, W = lay.feature_hw
     fig.add_trace(canvas.rectangle(0, 0, H * s, W * s, name=f"real tokens {H}×{W}", hoverinfo="skip",
@@ -133,7 +133,7 @@ def query_attention_figure(image: np.ndarray, block: BlockTrace, query: Sequence
     box = inset.group_view(lay.positions[g], s, canvas_hw)
     if zoom_inset and view is None and inset.needs_inset(box, canvas_hw):
         qx, qy = canvas.token_centres(np.array([query]), s)
-        parts = [style.image_trace(image, dim=0.35, crop=box), heat()]
+        parts = [image_traces.image_trace(image, dim=0.35, crop=box), heat()]
         if pm is not None:
             parts.append(go.Scatter(pm))
         parts.append(canvas.query_marker(query, s, size=12))
@@ -180,7 +180,7 @@ def head_grid_figure(image: np.ndarray, block: BlockTrace, query: Sequence[int],
     mx, my = canvas.token_centres(lay.positions[g][real], s)
     tiny = style.cell_px(s, (view[1] - view[0], view[3] - view[2]), 230) < 6
     for i, (h, z) in enumerate(zip(heads, grids)):
-        grid.add(i, style.image_trace(image, dim=0.35, crop=view),
+        grid.add(i, image_traces.image_trace(image, dim=0.35, crop=view),
                  canvas.token_heatmap(z, s, name=names[i], coloraxis="coloraxis", opacity=0.85,
                                       customdata=lay.member_map,
                                       hovertemplate="member %{customdata}: %{z:.4f}<extra>" + names[i] + "</extra>"))

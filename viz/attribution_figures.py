@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from crossformer.analysis.facts import number
 
-from . import canvas, style
+from . import canvas, image_traces, style
 
 #: What the colours of a signed attribution map mean (stated on every signed map).
 SIGN_LEGEND = "red: raises the class score · blue: lowers it · white: no effect"
@@ -72,13 +72,13 @@ def attribution_overlay_figure(image: np.ndarray, attribution: np.ndarray, title
     if side_by_side:
         from plotly.subplots import make_subplots
         fig = make_subplots(rows=1, cols=2, subplot_titles=["image", "overlay"], horizontal_spacing=0.06)
-        fig.add_trace(style.image_trace(image), row=1, col=1)
+        fig.add_trace(image_traces.image_trace(image), row=1, col=1)
         style.image_axes(fig, img_hw, row=1, col=1)
         where = dict(row=1, col=2)
     else:
         fig = go.Figure()
         where = {}
-    fig.add_trace(style.image_trace(image, dim=0.15), **where)
+    fig.add_trace(image_traces.image_trace(image, dim=0.15), **where)
     bar = style.colorbar(colorbar_title)
     if signed:                       # the sign is the message: say at both ends what it means
         bar.update(tickvals=[-top, 0.0, top],

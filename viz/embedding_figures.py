@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from crossformer.analysis.embedding import kernel_energy, kernel_map, top_channels
 from crossformer.trace import EmbeddingTrace
 
-from . import canvas, panels, style
+from . import canvas, image_traces, panels, style
 
 
 def layer_name(emb: EmbeddingTrace, input_stride: int) -> str:
@@ -51,7 +51,7 @@ def kernel_energy_figure(emb: EmbeddingTrace, image: np.ndarray | None = None, b
     grid = panels.PanelGrid(1, n, titles=titles, horizontal_spacing=0.05)
     for i, k in enumerate(emb.kernels):
         if image is not None:
-            grid.add(i, style.image_trace(image, dim=0.3))
+            grid.add(i, image_traces.image_trace(image, dim=0.3))
         e = kernel_energy(emb, i, batch)
         grid.add(i, canvas.token_heatmap(
             e, s, name=f"k={k} energy", colorscale=style.MAGNITUDE, opacity=0.78 if image is not None else 1,
@@ -141,7 +141,7 @@ def kernel_footprints_figure(image: np.ndarray | None, kernels: Sequence[int], s
     tok = (h * stride * scale, w * stride * scale, (h + 1) * stride * scale, (w + 1) * stride * scale)
     for i in (0, 1):
         if image is not None:
-            grid.add(i, style.image_trace(image))
+            grid.add(i, image_traces.image_trace(image))
         if i == 1 and (view[1] - view[0]) / scale <= 80:   # input grid (pixels or tokens) when readable
             rows_ = range(int(math.floor(view[0] / scale)), int(math.ceil(view[1] / scale)) + 1)
             cols_ = range(int(math.floor(view[2] / scale)), int(math.ceil(view[3] / scale)) + 1)

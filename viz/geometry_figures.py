@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from crossformer.geometry import GroupLayout
 
-from . import canvas, inset, panels, style
+from . import canvas, image_traces, inset, panels, style
 
 
 def layout_subtitle(layout: GroupLayout, stage: int) -> str:
@@ -164,7 +164,7 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
             hovertemplate="group %{customdata[0]} · member %{customdata[1]}<extra></extra>")
 
     fig = go.Figure()
-    fig.add_trace(style.image_trace(image))
+    fig.add_trace(image_traces.image_trace(image))
     fig.add_trace(groups_trace())
     if layout.kind == "sda":   # window outlines (for LDA every cell borders another group: grid only)
         xs, ys = _boundary_segments(layout.group_map, s)
@@ -192,7 +192,7 @@ def group_partition_figure(image: np.ndarray, layout: GroupLayout, stage: int,
             centre = canvas.token_centres(np.array([query]), s) if query is not None else (
                 [(box[2] + box[3]) / 2], [(box[0] + box[1]) / 2])
             zoom_cell = style.cell_px(s, (box[1] - box[0], box[3] - box[2]), panel * inset.INSET_SIZE)
-            parts = [style.image_trace(image, crop=box), groups_trace(), _veil(layout, selected_group, s),
+            parts = [image_traces.image_trace(image, crop=box), groups_trace(), _veil(layout, selected_group, s),
                      _members_trace(layout, selected_group, s, zoom_cell, "zoomed members", PARTITION_SHOWN_AT)]
             if query is not None:
                 parts.append(canvas.query_marker(query, s, size=12))
@@ -221,7 +221,7 @@ def _query_panel(grid: panels.PanelGrid, i: int, image: np.ndarray, layout: Grou
     z = np.full(layout.padded_hw, np.nan)
     z[pos[real, 0], pos[real, 1]] = 1.0
     H, W = layout.feature_hw
-    grid.add(i, style.image_trace(image, dim=0.25),
+    grid.add(i, image_traces.image_trace(image, dim=0.25),
              canvas.token_heatmap(z, s, name=f"{layout.kind.upper()} group {g}", colorscale=[[0, color], [1, color]],
                                   zmin=0, zmax=1, showscale=False, opacity=0.72, customdata=layout.member_map,
                                   hovertemplate="member %{customdata}<extra>group " + str(g) + "</extra>"),

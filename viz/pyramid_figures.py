@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from crossformer.analysis.pyramid import StageView
 
-from . import style
+from . import image_traces, style
 
 #: Token grids are drawn on stages with at most this many tokens (denser grids would be a grey wash).
 GRID_MAX_TOKENS = 1200
@@ -60,7 +60,7 @@ def pyramid_figure(views: Sequence[StageView], input_hw: tuple[int, int], *, tit
     fig.update_annotations(font_size=12)
     for k, v in enumerate(views):
         col = k + 1
-        img = style.image_trace(v.pca.rgb, name=f"pca s{v.stage}")
+        img = image_traces.image_trace(v.pca.rgb, name=f"pca s{v.stage}")
         img.update(x0=v.stride / 2, y0=v.stride / 2, dx=v.stride, dy=v.stride)
         fig.add_trace(img, row=1, col=col)
         if v.hw[0] * v.hw[1] <= GRID_MAX_TOKENS:

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from . import canvas, inset, panels, style
+from . import canvas, image_traces, inset, panels, style
 
 #: One colour per scheme family (panels and cost lines agree).
 SCHEME_COLORS: dict[str, str] = {"full": "#D55E00", "swin": "#0072B2", "swin_shifted": "#56B4E9",
@@ -22,10 +22,10 @@ MAX_IMAGE_SIDE = 160           # panels embed the image at most this large (pixe
 
 def _image(image: np.ndarray, dim: float = 0.3) -> go.Image:
     """The image, subsampled to at most :data:`MAX_IMAGE_SIDE` px per side, in full-size pixel coordinates."""
-    a = style.as_uint8(image)
+    a = image_traces.as_uint8(image)
     f = max(1, math.ceil(max(a.shape[:2]) / MAX_IMAGE_SIDE))
     small = np.ascontiguousarray(a[::f, ::f])
-    return go.Image(source=style.image_data_uri(small, dim=dim), x0=f / 2, y0=f / 2, dx=f, dy=f, name="image",
+    return go.Image(source=image_traces.image_data_uri(small, dim=dim), x0=f / 2, y0=f / 2, dx=f, dy=f, name="image",
                     hoverinfo="skip")
 
 
