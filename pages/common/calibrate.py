@@ -25,6 +25,10 @@ CALIBRATION_SIZES = ((64, 64), (128, 128), (224, 224), (256, 384))
 #: The largest calibration pass, in pixels (256×384): seconds per FLOP have levelled off by then, and a pass at a
 #: detector's 800×1344 would cost seconds.
 MAX_CALIBRATION_PIXELS = 256 * 384
+#: The NumPy reference's ladder: :data:`CALIBRATION_SIZES` and 512×768. Its seconds per FLOP keep growing above
+#: 256×384 for wide models (CrossFormer-S: 1.4× from 256×384 to 512×768 on the 2-core CPU of docs/performance.md),
+#: and a pass costs a fraction of a second there (demo) to ~2.6 s (CrossFormer-S), in the background.
+NUMPY_SIZES = CALIBRATION_SIZES + ((512, 768),)
 
 
 def _time_pass(fn: Callable[[], Any], runs: int) -> float:
@@ -36,6 +40,14 @@ def _time_pass(fn: Callable[[], Any], runs: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def _time_first(fn: Callable[[], Any]) -> float:
+    """One timed call of ``fn``, not warmed up: the page runs the NumPy reference once per input, and a first pass
+    at a new size pays for fresh memory (at 512×768 ~1.3–1.6× a repeated pass here)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
@@ -51,7 +63,8 @@ def calibration_size(hw: tuple[int, int]) -> tuple[int, int]:
 def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
             weights: dict | None = None) -> Timings:
     """Time one-image passes of ``bundle.model`` under ``engine`` at every :data:`CALIBRATION_SIZES` rung (and at
-    ``calibration_size(hw)`` when ``hw`` is given): best of two after a warm-up pass each.
+    ``calibration_size(hw)`` when ``hw`` is given): best of two after a warm-up pass each for torch; for the NumPy
+    reference at every :data:`NUMPY_SIZES` rung, the first pass of each size (as the page runs it: once per input).
 
     ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each pass under ``bundle.lock`` (the
     model is shared; nothing is stored on it). ``"numpy"``: the NumPy reference (with its trace, as the page runs
@@ -64,7 +77,8 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     from crossformer import precision
     device = torch.device(bundle.device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
-    sizes = sorted({*CALIBRATION_SIZES, *([calibration_size(hw)] if hw is not None else [])},
+    ladder = NUMPY_SIZES if engine == "numpy" else CALIBRATION_SIZES
+    sizes = sorted({*ladder, *([calibration_size(hw)] if hw is not None else [])},
                    key=lambda s: forward_flops(bundle.cfg, s))
 
     def torch_pass(size: tuple[int, int]) -> Callable[[], Any]:
@@ -83,10 +97,9 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
         def numpy_pass(size: tuple[int, int]) -> Callable[[], Any]:
             x = np.zeros((1, 3, *size), np.float32)
             return lambda: reference.forward(weights, x, bundle.cfg)
-        make = numpy_pass
+        times = [_time_first(numpy_pass(s)) for s in sizes]
     else:
-        make = torch_pass
-    times = [_time_pass(make(s), 2) for s in sizes]
+        times = [_time_pass(torch_pass(s), 2) for s in sizes]
     for i in reversed(range(len(times) - 1)):      # a busy CPU only slows passes down: a smaller pass that
         times[i] = min(times[i], times[i + 1])       # took longer than a larger one was disturbed
     timings = Timings(tuple(zip((forward_flops(bundle.cfg, s) for s in sizes), times)), where)
