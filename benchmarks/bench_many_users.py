@@ -19,7 +19,8 @@ over ``--arrival-s`` seconds (seeded). Each session checks its own identity: an 
 and nobody else's, a sample session sees the sample and no upload (sessions sharing the sample are not a leak).
 Reports 0 exception boxes, every session finishing, the server's peak RSS against 4 GB and the p95 of the
 server-side time per script run against 2 s, measured on the server (the browsers share the CPU here), and the
-client's share of the CPU.
+client's share of the CPU. The browsers run at nice 19 (``--client-nice``): in a class they run on the students'
+laptops, and the server-side times should measure the server, not its wait for a CPU the browsers hold.
 
     .venv/bin/python benchmarks/bench_many_users.py --classroom --sessions 30
 
@@ -344,6 +345,10 @@ def classroom(args: argparse.Namespace) -> int:
         port = free_port()
         proc = start_server(port, env={"CROSSFORMER_CHECKPOINT": str(ckpt), "CROSSFORMER_RUN_TIMES": "1"}, log=log)
         idle = tree_rss_mb(proc.pid)
+        if args.client_nice:
+            # from here on this process and what it starts (playwright's driver, chromium and its renderers) run
+            # at a lower priority than the server: in a class the browsers run on the students' laptops
+            os.nice(args.client_nice)
         mem = PeakMemory(proc.pid)
         mem.start()
         cpu0, t0, browser_cpu = cpu_seconds(proc.pid), time.perf_counter(), []
@@ -394,7 +399,8 @@ def classroom(args: argparse.Namespace) -> int:
     bcpu = browser_cpu[0] if browser_cpu else float("nan")
     print(f"classroom: {args.sessions} sessions ({sum(up is not None for up, _ in plan)} uploading, one 3000×2000), "
           f"start-up model {args.variant} (random weights), arrivals over {args.arrival_s:.0f} s; {os.cpu_count()} "
-          f"CPU cores, load average before {load0[0]:.2f} (1 min) / {load0[1]:.2f} (5 min), after {load1[0]:.2f}")
+          f"CPU cores, load average before {load0[0]:.2f} (1 min) / {load0[1]:.2f} (5 min), after {load1[0]:.2f}; "
+          f"client (chromium) at nice {args.client_nice}, server at nice 0")
     print(f"  sessions finished {len(done)}/{args.sessions} · exception boxes {sum(r['errors'] for r in done)} · "
           f"sessions seeing another's image {sum(bool(r['leaks']) for r in done)} · "
           f"session time median {statistics.median([r['total_s'] for r in done]) if done else float('nan'):.0f} s, "
@@ -425,6 +431,9 @@ def main() -> int:
     ap.add_argument("--classroom", action="store_true", help="a class: see the module docstring")
     ap.add_argument("--arrival-s", type=float, default=30.0, help="--classroom: arrivals spread over this long")
     ap.add_argument("--keep-log", default=None, help="--classroom: copy the server's log here")
+    ap.add_argument("--client-nice", type=int, default=19,
+                    help="--classroom: run the browsers at this nice value (0: same priority as the server), so the "
+                         "server-side times measure the server rather than the browsers sharing its CPU")
     ap.add_argument("--heavy", action="store_true", help="random-weight --variant at shorter side 512")
     ap.add_argument("--variant", default="crossformer_b", help="--heavy: crossformer_b; --classroom: crossformer_s")
     ap.add_argument("--timeout-s", type=float, default=None,

@@ -181,6 +181,7 @@ def test_server_config_is_local_and_caps_uploads():
     assert cfg["server"]["headless"] is True and cfg["server"]["address"] == "127.0.0.1"
     assert cfg["browser"]["gatherUsageStats"] is False
     assert 0 < cfg["server"]["maxUploadSize"] <= 1024
+    assert cfg["runner"]["postScriptGC"] is False, "a full gc.collect() per script run stalls every other session"
 
 
 def test_official_weights_entry_uses_a_cached_file_and_never_fetches_unasked(tmp_path, monkeypatch):
