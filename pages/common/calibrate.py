@@ -5,10 +5,8 @@ run ever waits for it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import threading
 import time
 from typing import Any, Callable, Hashable
@@ -18,8 +16,6 @@ import streamlit as st
 from .estimates import Timings, forward_flops
 
 log = logging.getLogger(__name__)
-#: The calibration thread's nice value: script runs (nice 0) go first when the CPU is busy, as in a class.
-BACKGROUND_NICE = 10
 
 
 #: The calibration ladder (H, W): a tiny pass (its time is mostly the per-call overhead), 128², the default 224² and
@@ -33,17 +29,6 @@ MAX_CALIBRATION_PIXELS = 256 * 384
 #: 256×384 for wide models (CrossFormer-S: 1.4× from 256×384 to 512×768 on the 2-core CPU of docs/performance.md),
 #: and a pass costs a fraction of a second there (demo) to ~2.6 s (CrossFormer-S), in the background.
 NUMPY_SIZES = CALIBRATION_SIZES + ((512, 768),)
-
-
-def _time_pass(fn: Callable[[], Any], runs: int) -> float:
-    """Best of ``runs`` timed calls of ``fn`` after one untimed call (the first pass of a shape warms up)."""
-    fn()
-    best = math.inf
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _time_first(fn: Callable[[], Any]) -> float:
@@ -70,8 +55,8 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     ``calibration_size(hw)`` when ``hw`` is given): best of two after a warm-up pass each for torch; for the NumPy
     reference at every :data:`NUMPY_SIZES` rung, the first pass of each size (as the page runs it: once per input).
 
-    ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each rung's passes under ``bundle.lock``
-    (the model is shared; nothing is stored on it), taken before the clock starts. ``"numpy"``: the NumPy reference (with its trace, as the page runs
+    ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each pass under ``bundle.lock`` (the
+    model is shared; nothing is stored on it), timed from inside the lock. ``"numpy"``: the NumPy reference (with its trace, as the page runs
     it) on ``weights`` (converted once when not given). Takes a few seconds for CrossFormer-S on 2 cores: the app
     runs it in the background (:class:`Calibrations`), never in a script run.
     """
@@ -86,11 +71,17 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
                    key=lambda s: forward_flops(bundle.cfg, s))
 
     def torch_time(size: tuple[int, int]) -> float:
+        """Best of two passes after a warm-up, each under the model's lock with the clock started inside it: time
+        spent waiting for another session's pass is not this machine's speed (in a class, timing the wait measured
+        6 s for a 35 ms pass), and the lock is held for one pass at a time."""
         x = torch.zeros(1, 3, *size, device=device)
-        # the lock is taken outside the timed passes: time spent waiting for another session's pass is not
-        # this machine's speed (in a class, timing with the lock inside measured 6 s for a 35 ms pass)
-        with bundle.lock, torch.inference_mode(), precision.autocast(device, engine):
-            return _time_pass(lambda: bundle.model(x), 2)
+        times = []
+        for _ in range(3):
+            with bundle.lock, torch.inference_mode(), precision.autocast(device, engine):
+                t0 = time.perf_counter()
+                bundle.model(x)
+                times.append(time.perf_counter() - t0)
+        return min(times[1:])
 
     if engine == "numpy":
         from crossformer import reference
@@ -142,8 +133,6 @@ class Calibrations:
         return None
 
     def _work(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):      # Linux: a thread's nice value is its own
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         while True:
             key, measure_fn = self._jobs.get()
             try:
