@@ -29,6 +29,8 @@ MAX_CALIBRATION_PIXELS = 256 * 384
 #: 256×384 for wide models (CrossFormer-S: 1.4× from 256×384 to 512×768 on the 2-core CPU of docs/performance.md),
 #: and a pass costs a fraction of a second there (demo) to ~2.6 s (CrossFormer-S), in the background.
 NUMPY_SIZES = CALIBRATION_SIZES + ((512, 768),)
+#: Seconds after which a model's timings are measured again when a page next asks (:class:`Calibrations`).
+REFRESH_S = 600.0
 
 
 def _time_first(fn: Callable[[], Any]) -> float:
@@ -106,42 +108,49 @@ class Calibrations:
     """The server's :class:`Timings`, one per key (model, engine), measured one at a time in one background thread.
 
     :meth:`get` never waits: it answers ``None`` until the key's timings are ready (the estimate is then a
-    :data:`ROUGH` one and says so). One instance is shared by every session (:func:`calibrations`); it keeps only
-    the finished timings, under its own lock. A failed measurement is logged and not retried (the estimate stays
-    rough for that key)."""
+    :data:`ROUGH` one and says so). Timings older than ``refresh_s`` are measured again when next asked for (the
+    old ones answer meanwhile) and each pass keeps the fastest time seen (:meth:`Timings.fastest`): a busy CPU only
+    slows passes down, so timings taken while a class's thirty sessions arrive (several times too slow here) are
+    corrected by a later, quieter measurement. One instance is shared by every session (:func:`calibrations`); it
+    keeps only the finished timings, under its own lock. A failed measurement is logged; the key keeps its earlier
+    timings (or stays rough) until the next refresh."""
 
-    def __init__(self) -> None:
+    def __init__(self, refresh_s: float = REFRESH_S) -> None:
         import queue
 
+        self.refresh_s = refresh_s
         self._lock = threading.Lock()
-        self._ready: dict[Hashable, Timings | None] = {}
+        self._ready: dict[Hashable, tuple[Timings | None, float]] = {}     # key → (timings, when measured)
         self._queued: set[Hashable] = set()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
     def get(self, key: Hashable, measure_fn: Callable[[], Timings]) -> Timings | None:
-        """The timings of ``key``, or ``None`` (``measure_fn`` is queued, once, for the background thread)."""
+        """The timings of ``key``, or ``None`` (``measure_fn`` is queued, once, for the background thread; again
+        once the timings are older than ``refresh_s``)."""
         with self._lock:
-            if key in self._ready:
-                return self._ready[key]
-            if key not in self._queued:
+            timings, when = self._ready.get(key, (None, None))
+            stale = when is None or time.monotonic() - when >= self.refresh_s
+            if stale and key not in self._queued:
                 self._queued.add(key)
                 self._jobs.put((key, measure_fn))
                 if self._worker is None:      # a daemon: a server shutting down never waits for a calibration
                     self._worker = threading.Thread(target=self._work, name="calibration", daemon=True)
                     self._worker.start()
-        return None
+        return timings
 
     def _work(self) -> None:
         while True:
             key, measure_fn = self._jobs.get()
             try:
                 timings = measure_fn()
-            except Exception:  # noqa: BLE001 — logged; the estimate stays rough, the pages keep working
+            except Exception:  # noqa: BLE001 — logged; the estimate stays as it was, the pages keep working
                 log.exception("calibration %s failed", key)
                 timings = None
             with self._lock:
-                self._ready[key] = timings
+                old = self._ready.get(key, (None, 0.0))[0]
+                best = old if timings is None else timings if old is None else old.fastest(timings)
+                self._ready[key] = (best, time.monotonic())
                 self._queued.discard(key)
 
 

@@ -171,3 +171,10 @@ class Timings:
     def seconds(self, cost: Cost, flops: float) -> float:
         """Estimated wall time of ``cost`` where one image pass is ``flops``."""
         return self.at(flops).seconds(cost, flops)
+
+    def fastest(self, other: Timings) -> Timings:
+        """Pass by pass the faster of two measurements of the same ladder (a busy CPU only slows passes down);
+        ``other`` alone when the ladders differ."""
+        if [f for f, _ in self.points] != [f for f, _ in other.points]:
+            return other
+        return Timings(tuple((f, min(a, b)) for (f, a), (_, b) in zip(self.points, other.points)), other.label)
