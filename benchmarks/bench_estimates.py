@@ -1,7 +1,7 @@
 """Are the heavy actions' estimates right? Estimate, measured time and their ratio per action, model and size.
 
 For each model (``--models``, default the demo model and CrossFormer-S with random weights) and input
-(``--sizes``, default 224×224 and 512×768), the cost model (:mod:`pages.common.heavy`) is calibrated exactly as
+(``--sizes``, default 224×224 and 512×768), the cost model (:mod:`pages.common.estimates`) is calibrated exactly as
 the app calibrates it (``calibrate.measure`` once per model for the engine the app picks, and once for the NumPy
 reference: the same timings price every input size), then every heavy action the pages offer is estimated with the
 pages' own cost functions and run with the pages' own code:
@@ -57,7 +57,7 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def calibrate(bundle, numpy_ref: bool) -> tuple[object, object | None]:
+def timings_of(bundle, numpy_ref: bool) -> tuple[object, object | None]:
     """The app's timings of ``bundle`` for its torch engine and (``numpy_ref``) the NumPy reference."""
     import os
 
@@ -121,7 +121,8 @@ def bench(bundle, hw: tuple[int, int], cal, ncal, skip: set[str] = frozenset()) 
                      lambda: heavy_runs.attribution("ig", bundle, pixels, target, steps))
     maps["gradcam"] = run("Grad-CAM", estimates.gradcam_cost(),
                           lambda: heavy_runs.attribution("gradcam", bundle, pixels, target, len(bundle.cfg.depths) - 1))
-    maps["occlusion"] = run("occlusion (32 px)", estimates.occlusion_cost(attribution.occlusion_total(hw, 32, 32), batch),
+    maps["occlusion"] = run("occlusion (32 px)",
+                            estimates.occlusion_cost(attribution.occlusion_total(hw, 32, 32), batch),
                             lambda: heavy_runs.attribution("occlusion", bundle, pixels, target, 32))
     gh, gw = -(-hw[0] // 16), -(-hw[1] // 16)
     steps_f = min(gh * gw, 32)
@@ -133,7 +134,8 @@ def bench(bundle, hw: tuple[int, int], cal, ncal, skip: set[str] = frozenset()) 
                 deletion_insertion(bundle.model, x, amap.values, target, patch=16, steps=steps_f)
 
     n_maps = sum(m is not None for m in maps.values())
-    run(f"deletion/insertion ({n_maps * curve_images} images)", estimates.forward_cost(n_maps * curve_images, 16), curves)
+    run(f"deletion/insertion ({n_maps * curve_images} images)", estimates.forward_cost(n_maps * curve_images, 16),
+        curves)
     if ncal is not None:
         trace = bundle.model.forward_trace(x)
         n_blocks = sum(bundle.cfg.depths)
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     out = []
     for name in args.models:
         bundle = _bundle(name)
-        cal, ncal = calibrate(bundle, not args.no_numpy)
+        cal, ncal = timings_of(bundle, not args.no_numpy)
         for size in args.sizes:
             h, w = (int(v) for v in size.lower().split("x"))
             out += bench(bundle, (h, w), cal, ncal, {a.split(":")[2].lower() for a in args.skip

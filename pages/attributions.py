@@ -152,7 +152,7 @@ def faithfulness_section() -> None:
     faith_steps = min(gh * gw, FAITH_STEPS)
     curve_images = 2 + 4 * (faith_steps - 1)
     faith_cost = estimates.add(*(map_cost(m, p) for m, p in FAITH_PARAMS.items()),
-                           estimates.forward_cost(len(FAITH_PARAMS) * curve_images, 16), unit="images")
+                               estimates.forward_cost(len(FAITH_PARAMS) * curve_images, 16), unit="images")
 
 
     def compare_methods(progress: heavy.Progress) -> tuple[dict, float]:

@@ -62,9 +62,10 @@ with c2:
 request = (ctx.model_id, ctx.image_key, ctx.prep_key, int(target), kind)
 scans: dict = st.session_state.setdefault("int_scans", {})
 n_heads = sum(b.heads for b in trace.all_blocks())
-scan_est = estimates.estimate(estimates.scan_cost(n_heads, 16), estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
-                          heavy_runs.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
-                                                 _bundle=bundle))
+scan_est = estimates.estimate(estimates.scan_cost(n_heads, 16),
+                              estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
+                              heavy_runs.calibration(ctx.model_id, precision.resolve("auto", bundle.device),
+                                                     _bundle=bundle))
 
 
 def scan(progress: heavy.Progress) -> dict:

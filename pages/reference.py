@@ -42,7 +42,8 @@ def _query_from_sliders(layout, stride: int) -> None:
 
 
 calib = heavy_runs.calibration(ctx.model_id, "numpy", _bundle=bundle)       # None while being measured
-est = estimates.estimate(estimates.reference_cost(n_blocks), estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]), calib)
+est = estimates.estimate(estimates.reference_cost(n_blocks), estimates.forward_flops(bundle.cfg, ctx.pixels.shape[:2]),
+                         calib)
 run, _ = heavy.action("ref_run", "Run the NumPy reference on this image", request, est,
                       lambda progress: heavy_runs.reference_run(ctx.model_id, bundle, ctx.pixels, trace, progress,
                                                                 ctx.prepared.padding),

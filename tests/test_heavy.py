@@ -26,6 +26,13 @@ def demo():
     return model, x
 
 
+def _bundle(model):
+    """What :func:`pages.common.calibrate.measure` reads from a model bundle: the model, its config, device, lock."""
+    import threading
+    from types import SimpleNamespace
+    return SimpleNamespace(model=model, cfg=model.cfg, device=torch.device("cpu"), lock=threading.Lock())
+
+
 # ---- the cost model ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["crossformer_demo", "crossformer_t", "crossformer_pp_s"])
 def test_forward_flops_grow_with_the_input_and_the_model(variant):
@@ -94,14 +101,9 @@ def test_timings_interpolate_between_rungs_and_level_off_above():
 def test_measure_times_the_whole_ladder_once(demo):
     """One measurement per model and engine prices every input size: the ladder's passes, in ascending FLOPs,
     with times that never fall as the pass grows (a disturbed small pass is capped by the next one)."""
-    import threading
-
     model, _ = demo
 
-    class Bundle:
-        cfg, device, lock = model.cfg, torch.device("cpu"), threading.Lock()
-
-    Bundle.model = model
+    Bundle = _bundle(model)
     for engine in ("fp32", "numpy"):
         t = calibrate.measure(Bundle, engine)
         ladder = calibrate.NUMPY_SIZES if engine == "numpy" else calibrate.CALIBRATION_SIZES
@@ -119,10 +121,7 @@ def test_measure_does_not_time_waiting_for_the_shared_model(demo):
 
     model, _ = demo
 
-    class Bundle:
-        cfg, device, lock = model.cfg, torch.device("cpu"), threading.Lock()
-
-    Bundle.model = model
+    Bundle = _bundle(model)
     stop = threading.Event()
 
     def other_sessions() -> None:          # passes of 0.3 s with short gaps, as a busy server has
@@ -228,10 +227,7 @@ def test_measured_calibration_predicts_a_larger_pass(demo):
 
     model, _ = demo
 
-    class Bundle:
-        cfg, device, lock = model.cfg, torch.device("cpu"), __import__("threading").Lock()
-
-    Bundle.model = model
+    Bundle = _bundle(model)
     with torch.no_grad():                      # in the app the trace has run before: torch is warm
         model(torch.zeros(1, 3, 64, 64))
     cal = calibrate.measure(Bundle, "fp32")

@@ -1,4 +1,5 @@
-"""Shared look of every figure: colours, colour maps, fonts, layout helpers (images in figures: :mod:`viz.image_traces`).
+"""Shared look of every figure: colours, colour maps, fonts, layout helpers (images inside figures:
+:mod:`viz.image_traces`).
 
 One place for the palette so every page, the gallery and exported slides agree:
 

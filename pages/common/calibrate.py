@@ -58,9 +58,9 @@ def measure(bundle: Any, engine: str, hw: tuple[int, int] | None = None,
     reference at every :data:`NUMPY_SIZES` rung, the first pass of each size (as the page runs it: once per input).
 
     ``engine`` ``"fp32"``/``"bf16"``: the torch forward under that precision, each pass under ``bundle.lock`` (the
-    model is shared; nothing is stored on it), timed from inside the lock. ``"numpy"``: the NumPy reference (with its trace, as the page runs
-    it) on ``weights`` (converted once when not given). Takes a few seconds for CrossFormer-S on 2 cores: the app
-    runs it in the background (:class:`Calibrations`), never in a script run.
+    model is shared; nothing is stored on it), timed from inside the lock. ``"numpy"``: the NumPy reference (with
+    its trace, as the page runs it) on ``weights`` (converted once when not given). Takes a few seconds for
+    CrossFormer-S on 2 cores: the app runs it in the background (:class:`Calibrations`), never in a script run.
     """
     import numpy as np
     import torch
